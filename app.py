@@ -1,0 +1,153 @@
+"""Chalice wiring only: each handler parses, calls one service, and responds."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from chalice.app import Chalice, Response, WebsocketEvent
+
+from chalicelib import auth, bootstrap, views
+from chalicelib.config import settings
+from chalicelib.domain.protocol import ProtocolError
+from chalicelib.logs import log_tick
+
+app = Chalice(app_name="cache-warming")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+app.log.setLevel(logging.INFO)
+
+
+# --- HTTP -----------------------------------------------------------------------------------
+
+
+def _error(error: ProtocolError) -> Response:
+    return Response(
+        status_code=error.http_status,
+        body={"error": {"code": error.code, "message": error.message}},
+        headers={"Content-Type": "application/json"},
+    )
+
+
+def _json_body() -> dict[str, Any]:
+    raw = app.current_request.raw_body if app.current_request else b""
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ProtocolError("bad_json", "the body is not valid JSON") from error
+    if not isinstance(body, dict):
+        raise ProtocolError("bad_json", "the body must be a JSON object")
+    return body
+
+
+def _owner() -> str:
+    headers = dict(app.current_request.headers) if app.current_request else {}
+    return auth.verify(auth.bearer(headers), settings().jwt_secret)
+
+
+def api(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Map ProtocolError to the documented `{"error": {"code", "message"}}` response."""
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except ProtocolError as error:
+            return _error(error)
+
+    return wrapped
+
+
+@app.route("/health", methods=["GET"], cors=True)
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.route("/conversations", methods=["POST"], cors=True)
+@api
+def create_conversation() -> Response:
+    conversation = bootstrap.services().create_conversation(_owner(), _json_body())
+    return Response(status_code=201, body=views.conversation_view(conversation))
+
+
+@app.route("/conversations", methods=["GET"], cors=True)
+@api
+def list_conversations() -> dict[str, Any]:
+    conversations = bootstrap.services().list_conversations(_owner())
+    return {"conversations": [views.conversation_view(c) for c in conversations]}
+
+
+@app.route("/conversations/{conversation_id}", methods=["GET"], cors=True)
+@api
+def get_conversation(conversation_id: str) -> dict[str, Any]:
+    conversation, turns = bootstrap.services().get_conversation(_owner(), conversation_id)
+    return views.conversation_detail(conversation, turns)
+
+
+@app.route("/conversations/{conversation_id}/turns", methods=["POST"], cors=True)
+@api
+def start_turn(conversation_id: str) -> Response:
+    owner = _owner()
+    turn = bootstrap.services().start_turn(owner, conversation_id, _json_body())
+    return Response(status_code=202, body={"turnId": turn.turn_id, "index": turn.index})
+
+
+@app.route("/conversations/{conversation_id}/cancel", methods=["POST"], cors=True)
+@api
+def cancel_turn(conversation_id: str) -> dict[str, Any]:
+    aborting = bootstrap.services().cancel(_owner(), conversation_id)
+    return {"conversationId": conversation_id, "aborting": aborting}
+
+
+@app.route("/conversations/{conversation_id}/close", methods=["POST"], cors=True)
+@api
+def close_conversation(conversation_id: str) -> dict[str, Any]:
+    conversation = bootstrap.services().close(_owner(), conversation_id)
+    return views.conversation_view(conversation)
+
+
+# --- WebSocket ------------------------------------------------------------------------------
+
+
+@app.on_ws_connect()
+def connect(event: WebsocketEvent) -> Response | None:
+    query = event.to_dict().get("queryStringParameters") or {}
+    try:
+        owner = auth.verify(query.get("token"), settings().jwt_secret)
+    except ProtocolError:
+        return Response(status_code=401, body="")
+    bootstrap.services().connect(event.connection_id, owner)
+    return None
+
+
+@app.on_ws_message()
+def message(event: WebsocketEvent) -> None:
+    bootstrap.services().handle_frame(event.connection_id, event.body)
+
+
+@app.on_ws_disconnect()
+def disconnect(event: WebsocketEvent) -> None:
+    bootstrap.services().disconnect(event.connection_id)
+
+
+# --- Lambdas --------------------------------------------------------------------------------
+
+
+@app.lambda_function(name="warm")
+def warm(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """One tick: `{"conversationId", "seq", "target"}` from Scheduler or a direct invoke."""
+    report = bootstrap.services().handle_tick(
+        str(event["conversationId"]), int(event["seq"]), int(event["target"])
+    )
+    log_tick(report)
+    return {"action": report.action}
+
+
+@app.lambda_function(name="generate")
+def generate(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    status = bootstrap.services().generate(str(event["conversationId"]), int(event["turnIndex"]))
+    return {"status": status}

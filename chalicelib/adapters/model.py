@@ -1,0 +1,139 @@
+"""Anthropic's Messages API through the official SDK: the warm call and the streamed turn.
+
+`anthropic` takes ~0.8 s to import, so this module imports it only inside `AnthropicModel`
+construction: the WebSocket and HTTP handlers never pay for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.domain.conversation import Prompt
+from chalicelib.domain.pricing import Usage
+from chalicelib.ports import ModelError, StreamResult
+
+if TYPE_CHECKING:
+    import anthropic
+
+log = logging.getLogger("cache_warming")
+
+ABORT_POLL_S = 0.05
+WARM_TIMEOUT_S = 60.0
+
+
+def usage_from(raw: Any) -> Usage:
+    """The SDK's usage object (or the emulator's dict) as our domain value."""
+
+    def get(obj: Any, name: str) -> int:
+        value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+        return int(value or 0)
+
+    creation = (
+        raw.get("cache_creation") if isinstance(raw, dict) else getattr(raw, "cache_creation", None)
+    )
+    return Usage(
+        input_tokens=get(raw, "input_tokens"),
+        output_tokens=get(raw, "output_tokens"),
+        cache_read_input_tokens=get(raw, "cache_read_input_tokens"),
+        cache_creation_input_tokens=get(raw, "cache_creation_input_tokens"),
+        cache_creation_5m_input_tokens=get(creation, "ephemeral_5m_input_tokens")
+        if creation
+        else 0,
+        cache_creation_1h_input_tokens=get(creation, "ephemeral_1h_input_tokens")
+        if creation
+        else 0,
+    )
+
+
+def error_code(error: Exception) -> str:
+    import anthropic
+
+    if isinstance(error, anthropic.RateLimitError):
+        return "rate_limited"
+    if isinstance(error, anthropic.APITimeoutError):
+        return "timeout"
+    if isinstance(error, anthropic.APIStatusError) and error.status_code == 529:
+        return "overloaded"
+    if isinstance(error, anthropic.APIStatusError) and 400 <= error.status_code < 500:
+        return "model_rejected"
+    return "upstream_error"
+
+
+class AnthropicModel:
+    def __init__(self, client: anthropic.Anthropic) -> None:
+        self.client = client
+        # Some API versions or models refuse max_tokens=0; then 1 is the cheapest warm.
+        self._warm_max_tokens = 0
+
+    @classmethod
+    def from_settings(cls, api_key: str, base_url: str | None) -> AnthropicModel:
+        import anthropic
+
+        return cls(anthropic.Anthropic(api_key=api_key or "unset", base_url=base_url or None))
+
+    def warm(self, prompt: Prompt) -> Usage:
+        import anthropic
+
+        request = {**prompt.request(), "max_tokens": self._warm_max_tokens}
+        client = self.client.with_options(timeout=WARM_TIMEOUT_S)
+        try:
+            message = client.messages.create(**request)
+        except anthropic.BadRequestError as error:
+            if self._warm_max_tokens != 0 or "max_tokens" not in str(error):
+                raise ModelError(error_code(error), str(error)) from error
+            log.warning("max_tokens=0 refused; warming with max_tokens=1 from now on")
+            self._warm_max_tokens = 1
+            return self.warm(prompt)
+        except anthropic.AnthropicError as error:
+            raise ModelError(error_code(error), str(error)) from error
+        return usage_from(message.usage)
+
+    def stream(
+        self,
+        prompt: Prompt,
+        on_text: Callable[[str], None],
+        should_abort: Callable[[], bool],
+    ) -> StreamResult:
+        import anthropic
+
+        parts: list[str] = []
+        aborted = threading.Event()
+        finished = threading.Event()
+        try:
+            with self.client.messages.stream(**prompt.request()) as stream:
+
+                def watch() -> None:
+                    # Polls even while no token arrives, so a stalled stream still stops on time.
+                    while not finished.wait(ABORT_POLL_S):
+                        if should_abort():
+                            aborted.set()
+                            stream.close()
+                            return
+
+                watcher = threading.Thread(target=watch, name="abort-watch", daemon=True)
+                watcher.start()
+                try:
+                    for text in stream.text_stream:
+                        if aborted.is_set():
+                            break
+                        parts.append(text)
+                        on_text(text)
+                    if aborted.is_set():
+                        return StreamResult("".join(parts), None, aborted=True)
+                    final = stream.get_final_message()
+                finally:
+                    finished.set()
+                    watcher.join()
+        except anthropic.AnthropicError as error:
+            if aborted.is_set():
+                return StreamResult("".join(parts), None, aborted=True)
+            raise ModelError(error_code(error), str(error)) from error
+        except Exception as error:
+            # Closing the HTTP stream from the watcher surfaces as a transport error here.
+            if aborted.is_set():
+                return StreamResult("".join(parts), None, aborted=True)
+            raise ModelError("upstream_error", f"the reply stream broke: {error}") from error
+        return StreamResult("".join(parts), usage_from(final.usage), aborted=False)

@@ -1,0 +1,98 @@
+"""Settings from the environment, read once and frozen.
+
+Every variable the Lambdas read is listed here (and only here), so the deployment template can be
+checked against this module: `ENVIRONMENT_VARIABLES` names them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+ENVIRONMENT_VARIABLES: tuple[str, ...] = (
+    "TABLE_NAME",
+    "SCHEDULE_GROUP",
+    "SCHEDULER_ROLE_ARN",
+    "WARM_FUNCTION_ARN",
+    "GENERATE_FUNCTION_ARN",
+    "WARM_DLQ_ARN",
+    "WEBSOCKET_API_ID",
+    "WEBSOCKET_STAGE",
+    "WEBSOCKET_ENDPOINT",
+    "JWT_SECRET",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_API_KEY_SECRET_ID",
+    "ANTHROPIC_BASE_URL",
+    "DEFAULT_MODEL",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_SYSTEM_PROMPT",
+    "AWS_REGION",
+)
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    schedule_group: str
+    scheduler_role_arn: str
+    warm_function_arn: str
+    generate_function_arn: str
+    warm_dlq_arn: str
+    websocket_api_id: str
+    websocket_stage: str
+    # Full management-API URL; overrides api id + stage (the local stack's gateway, custom domains).
+    websocket_endpoint: str
+    jwt_secret: str
+    anthropic_api_key: str
+    anthropic_api_key_secret_id: str
+    anthropic_base_url: str
+    default_model: str
+    default_max_tokens: int
+    default_system_prompt: str
+    region: str
+
+    @property
+    def management_api_url(self) -> str:
+        if self.websocket_endpoint:
+            return self.websocket_endpoint
+        return (
+            f"https://{self.websocket_api_id}.execute-api.{self.region}.amazonaws.com/"
+            f"{self.websocket_stage}"
+        )
+
+
+def settings_from(env: Mapping[str, str]) -> Settings:
+    return Settings(
+        table_name=env.get("TABLE_NAME", "cache-warming"),
+        schedule_group=env.get("SCHEDULE_GROUP", "cache-warming"),
+        scheduler_role_arn=env.get(
+            "SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/cache-warming-scheduler"
+        ),
+        warm_function_arn=env.get(
+            "WARM_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:warm"
+        ),
+        generate_function_arn=env.get(
+            "GENERATE_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:generate"
+        ),
+        warm_dlq_arn=env.get("WARM_DLQ_ARN", ""),
+        websocket_api_id=env.get("WEBSOCKET_API_ID", "local"),
+        websocket_stage=env.get("WEBSOCKET_STAGE", "api"),
+        websocket_endpoint=env.get("WEBSOCKET_ENDPOINT", ""),
+        jwt_secret=env.get("JWT_SECRET", ""),
+        anthropic_api_key=env.get("ANTHROPIC_API_KEY", ""),
+        anthropic_api_key_secret_id=env.get("ANTHROPIC_API_KEY_SECRET_ID", ""),
+        anthropic_base_url=env.get("ANTHROPIC_BASE_URL", ""),
+        default_model=env.get("DEFAULT_MODEL", DEFAULT_MODEL),
+        default_max_tokens=int(env.get("DEFAULT_MAX_TOKENS", "1024")),
+        default_system_prompt=env.get("DEFAULT_SYSTEM_PROMPT", "You are a helpful assistant."),
+        region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
+    )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return settings_from(os.environ)

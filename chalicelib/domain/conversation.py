@@ -1,0 +1,130 @@
+"""Conversations, turns, and prompt assembly with cache breakpoints (pure).
+
+The warm must replay exactly the prefix the next turn will read, or it misses the cache. Both
+prompts are therefore built here from the same pieces: the system prompt (breakpoint 1) and the
+sealed history (breakpoint 2 on its last message). A turn adds the new user message (breakpoint 3).
+Only sealed turns enter the prompt; aborted and failed turns stay in the history the user sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from chalicelib.domain.pricing import Usage
+from chalicelib.domain.warming import Retention, WarmingState
+
+TurnStatus = Literal["generating", "sealed", "aborted", "failed"]
+
+MAX_TEXT_CHARS = 100_000
+MAX_SYSTEM_CHARS = 400_000
+MAX_TITLE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    owner: str
+    created_at: int
+    title: str
+    model: str
+    system: str
+    max_tokens: int
+    retention: Retention = "5m"
+    warming: WarmingState = field(default_factory=WarmingState)
+    turn_count: int = 0
+    active_turn_id: str | None = None
+    # Set by cancel/close; the generating Lambda polls it and stops the stream.
+    abort_reason: str | None = None
+    version: int = 0
+
+    @property
+    def generating(self) -> bool:
+        return self.active_turn_id is not None
+
+
+@dataclass(frozen=True)
+class Turn:
+    conversation_id: str
+    index: int
+    user_text: str
+    started_at: int
+    status: TurnStatus = "generating"
+    assistant_text: str = ""
+    ended_at: int | None = None
+    usage: Usage | None = None
+    error_code: str | None = None
+    abort_reason: str | None = None
+
+    @property
+    def turn_id(self) -> str:
+        return turn_id(self.index)
+
+
+def turn_id(index: int) -> str:
+    return f"t{index:06d}"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    model: str
+    max_tokens: int
+    system: list[dict[str, Any]]
+    messages: list[dict[str, Any]]
+
+    def request(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "system": self.system,
+            "messages": self.messages,
+        }
+
+
+def _breakpoint(retention: str) -> dict[str, str]:
+    if retention == "1h":
+        return {"type": "ephemeral", "ttl": "1h"}
+    return {"type": "ephemeral"}
+
+
+def _text(text: str, cache: dict[str, str] | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "text", "text": text}
+    if cache is not None:
+        block["cache_control"] = cache
+    return block
+
+
+def _prefix(
+    conversation: Conversation, history: list[Turn]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    cache = _breakpoint(conversation.retention)
+    system = [_text(conversation.system, cache)]
+    sealed = [turn for turn in history if turn.status == "sealed"]
+    messages: list[dict[str, Any]] = []
+    for position, turn in enumerate(sealed):
+        last = position == len(sealed) - 1
+        messages.append({"role": "user", "content": [_text(turn.user_text)]})
+        messages.append(
+            {"role": "assistant", "content": [_text(turn.assistant_text, cache if last else None)]}
+        )
+    return system, messages
+
+
+def turn_prompt(conversation: Conversation, history: list[Turn], user_text: str) -> Prompt:
+    system, messages = _prefix(conversation, history)
+    messages.append(
+        {"role": "user", "content": [_text(user_text, _breakpoint(conversation.retention))]}
+    )
+    return Prompt(conversation.model, conversation.max_tokens, system, messages)
+
+
+def warm_prompt(conversation: Conversation, history: list[Turn]) -> Prompt | None:
+    """The prefix the next turn will read, ending on the last sealed reply; None before any."""
+    system, messages = _prefix(conversation, history)
+    if not messages:
+        return None
+    return Prompt(conversation.model, 0, system, messages)
+
+
+def sealed_turn_exists(history: list[Turn]) -> bool:
+    return any(turn.status == "sealed" for turn in history)

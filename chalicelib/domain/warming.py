@@ -1,0 +1,412 @@
+"""Warming state per conversation and the pure transition function `decide`.
+
+All times are epoch milliseconds passed in by the caller: this module never reads a clock.
+
+A *tick* is identified by `(seq, target)`. Every decision that books a new tick increments `seq`,
+so any tick booked earlier — a schedule still in flight, a direct invoke, a duplicate delivery —
+no longer matches the state and is a no-op. `decide` returns the new state and the effects the
+service must apply, in this order: arm timers, write state, cancel replaced timers, push.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from chalicelib.domain.pricing import TTL_SECONDS, Usage, cost_usd, idle_warm_budget
+
+Status = Literal[
+    "off",
+    "waiting-for-first-turn",
+    "scheduled",
+    "warming",
+    "paused-idle",
+    "cache-expired",
+    "error",
+    "closed",
+]
+Retention = Literal["5m", "1h"]
+
+DEFAULT_INTERVAL_SECONDS = 240
+MIN_INTERVAL_SECONDS = 20
+# The warm must start this long before the cache entry expires; covers timer jitter and latency.
+TTL_SAFETY_SECONDS = 30
+MAX_CONSECUTIVE_ERRORS = 3
+# A claimed warm whose Lambda died is re-claimable by a redelivered tick after this long.
+WARM_LEASE_MS = 180_000
+
+
+class InvalidInterval(ValueError):
+    pass
+
+
+def interval_bounds(retention: str) -> tuple[int, int]:
+    return MIN_INTERVAL_SECONDS, TTL_SECONDS[retention] - TTL_SAFETY_SECONDS
+
+
+@dataclass(frozen=True)
+class WarmStats:
+    warms: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    total_cost_usd: float = 0.0
+    last_warm_cost_usd: float | None = None
+    last_warm_tokens: int | None = None
+    # Share of the latest request's prompt (warm or turn) that was read from cache.
+    last_cache_pct: float | None = None
+
+    def with_warm(self, model: str, usage: Usage) -> WarmStats:
+        cost = cost_usd(model, usage)
+        return replace(
+            self,
+            warms=self.warms + 1,
+            input_tokens=self.input_tokens + usage.input_tokens,
+            output_tokens=self.output_tokens + usage.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + usage.cache_read_input_tokens,
+            cache_write_tokens=self.cache_write_tokens + usage.cache_creation_input_tokens,
+            total_cost_usd=round(self.total_cost_usd + cost, 8),
+            last_warm_cost_usd=round(cost, 8),
+            last_warm_tokens=usage.prompt_tokens + usage.output_tokens,
+            last_cache_pct=usage.cache_hit_pct,
+        )
+
+
+@dataclass(frozen=True)
+class WarmingState:
+    retention: Retention = "5m"
+    enabled: bool = False
+    closed: bool = False
+    interval_seconds: int = DEFAULT_INTERVAL_SECONDS
+    status: Status = "off"
+    seq: int = 0
+    next_warm_at: int | None = None
+    # The timer adapter's handle of the live tick (a schedule name), None for a direct invoke.
+    timer_ref: str | None = None
+    last_warm_at: int | None = None
+    # Start of the last request that read or wrote the cache (its TTL counts from there).
+    last_refresh_at: int | None = None
+    has_prefix: bool = False
+    idle_warms: int = 0
+    consecutive_errors: int = 0
+    last_error: str | None = None
+    warm_started_at: int | None = None
+    # The live tick may rebuild an expired cache: the user enabled warming and asked for it.
+    rebuild: bool = False
+    turn_started_at: int | None = None
+    stats: WarmStats = field(default_factory=WarmStats)
+
+    @property
+    def ttl_ms(self) -> int:
+        return TTL_SECONDS[self.retention] * 1000
+
+    @property
+    def cache_expires_at(self) -> int | None:
+        if self.last_refresh_at is None:
+            return None
+        return self.last_refresh_at + self.ttl_ms
+
+    @property
+    def idle_budget(self) -> int:
+        return idle_warm_budget(self.retention)
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConversationCreated:
+    retention: Retention = "5m"
+
+
+@dataclass(frozen=True)
+class Toggle:
+    """`enabled=None` flips the current setting."""
+
+    enabled: bool | None
+
+
+@dataclass(frozen=True)
+class SetInterval:
+    seconds: int
+
+
+@dataclass(frozen=True)
+class TickDue:
+    seq: int
+    target: int
+
+
+@dataclass(frozen=True)
+class WarmFinished:
+    seq: int
+    started_at: int
+    model: str
+    usage: Usage | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    at: int
+
+
+@dataclass(frozen=True)
+class TurnSealed:
+    started_at: int
+    sealed_at: int
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    """A turn that was aborted or failed; `refreshed_at` is its request start if it reached the model."""
+
+    refreshed_at: int | None
+
+
+@dataclass(frozen=True)
+class Close:
+    pass
+
+
+Event = (
+    ConversationCreated
+    | Toggle
+    | SetInterval
+    | TickDue
+    | WarmFinished
+    | TurnStarted
+    | TurnSealed
+    | TurnEnded
+    | Close
+)
+
+# --- effects ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArmTimer:
+    seq: int
+    target: int
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    ref: str
+
+
+@dataclass(frozen=True)
+class Warm:
+    seq: int
+
+
+@dataclass(frozen=True)
+class PushUpdate:
+    pass
+
+
+Effect = ArmTimer | CancelTimer | Warm | PushUpdate
+Decision = tuple[WarmingState, list[Effect]]
+
+_ACTIVE: frozenset[str] = frozenset({"scheduled", "warming", "waiting-for-first-turn"})
+
+
+def decide(state: WarmingState, event: Event, now: int) -> Decision:
+    """The whole warming policy. Returns `(state, [])` unchanged when the event changes nothing."""
+    match event:
+        case ConversationCreated(retention=retention):
+            return WarmingState(retention=retention), []
+        case Toggle(enabled=wanted):
+            return _toggle(state, wanted, now)
+        case SetInterval(seconds=seconds):
+            return _set_interval(state, seconds, now)
+        case TickDue():
+            return _tick_due(state, event, now)
+        case WarmFinished():
+            return _warm_finished(state, event, now)
+        case TurnStarted(at=at):
+            return _turn_started(state, at)
+        case TurnSealed():
+            return _turn_sealed(state, event, now)
+        case TurnEnded(refreshed_at=refreshed_at):
+            return _turn_ended(state, refreshed_at, now)
+        case Close():
+            return _close(state)
+    raise TypeError(f"unknown event {event!r}")
+
+
+def _arm(state: WarmingState, target: int, *, rebuild: bool = False) -> Decision:
+    """Book a new tick, replacing the live one: the replaced timer is cancelled after the write."""
+    effects: list[Effect] = [ArmTimer(state.seq + 1, target)]
+    if state.timer_ref is not None:
+        effects.append(CancelTimer(state.timer_ref))
+    armed = replace(
+        state,
+        seq=state.seq + 1,
+        next_warm_at=target,
+        timer_ref=None,
+        status="scheduled",
+        rebuild=rebuild,
+        warm_started_at=None,
+    )
+    return armed, [*effects, PushUpdate()]
+
+
+def _stop(state: WarmingState, status: Status, **changes: object) -> Decision:
+    """No tick from here on: invalidate the live one (seq) and cancel its timer."""
+    effects: list[Effect] = []
+    if state.timer_ref is not None:
+        effects.append(CancelTimer(state.timer_ref))
+    stopped = replace(
+        state,
+        seq=state.seq + 1,
+        status=status,
+        next_warm_at=None,
+        timer_ref=None,
+        rebuild=False,
+        warm_started_at=None,
+        **changes,  # type: ignore[arg-type]
+    )
+    return stopped, [*effects, PushUpdate()]
+
+
+def _resume(state: WarmingState, now: int) -> Decision:
+    """Warming is (re-)enabled by the user: book the next warm from the cache's last refresh."""
+    state = replace(
+        state, enabled=True, closed=False, idle_warms=0, consecutive_errors=0, last_error=None
+    )
+    if not state.has_prefix:
+        return _stop(state, "waiting-for-first-turn")
+    expires_at = state.cache_expires_at
+    if expires_at is None or now >= expires_at - TTL_SAFETY_SECONDS * 1000:
+        # The cache is gone (or about to be): the user asked for warming, so rebuild it now.
+        return _arm(state, now, rebuild=True)
+    assert state.last_refresh_at is not None
+    return _arm(state, max(now, state.last_refresh_at + state.interval_seconds * 1000))
+
+
+def _toggle(state: WarmingState, wanted: bool | None, now: int) -> Decision:
+    enable = (not state.enabled) if wanted is None else wanted
+    if enable:
+        if state.enabled and state.status in _ACTIVE:
+            return state, []
+        return _resume(state, now)
+    if not state.enabled:
+        return state, []
+    return _stop(state, "off", enabled=False)
+
+
+def _set_interval(state: WarmingState, seconds: int, now: int) -> Decision:
+    low, high = interval_bounds(state.retention)
+    if not low <= seconds <= high:
+        raise InvalidInterval(f"interval must be between {low} and {high} seconds")
+    if seconds == state.interval_seconds:
+        return state, []
+    state = replace(state, interval_seconds=seconds)
+    if state.status == "scheduled" and not state.rebuild and state.last_refresh_at is not None:
+        return _arm(state, max(now, state.last_refresh_at + seconds * 1000))
+    # Off, paused, or a warm in flight (its completion books from the new interval).
+    return state, [PushUpdate()]
+
+
+def _tick_due(state: WarmingState, tick: TickDue, now: int) -> Decision:
+    if tick.seq != state.seq or tick.target != state.next_warm_at:
+        return state, []
+    if not state.enabled or state.closed:
+        return state, []
+    if state.status == "warming":
+        lease_over = (
+            state.warm_started_at is not None and now - state.warm_started_at > WARM_LEASE_MS
+        )
+        if not lease_over:
+            return state, []
+    elif state.status != "scheduled":
+        return state, []
+    # The schedule that delivered this tick deletes itself after completion.
+    state = replace(state, timer_ref=None)
+    if state.turn_started_at is not None:
+        # A turn is generating and refreshes the cache itself; look again one interval later.
+        return _arm(state, now + state.interval_seconds * 1000)
+    expires_at = state.cache_expires_at
+    if not state.rebuild and (expires_at is None or now >= expires_at):
+        return _stop(state, "cache-expired")
+    if state.idle_warms >= state.idle_budget:
+        return _stop(state, "paused-idle")
+    claimed = replace(state, status="warming", warm_started_at=now)
+    return claimed, [Warm(state.seq)]
+
+
+def _warm_finished(state: WarmingState, done: WarmFinished, now: int) -> Decision:
+    current = done.seq == state.seq and state.status == "warming"
+    if done.usage is not None:
+        state = replace(
+            state,
+            last_warm_at=done.started_at,
+            last_refresh_at=max(done.started_at, state.last_refresh_at or 0),
+            stats=state.stats.with_warm(done.model, done.usage),
+        )
+    if not current:
+        # Toggled off, closed or re-armed while the warm ran: keep its stats, book nothing.
+        return state, ([PushUpdate()] if done.usage is not None else [])
+    if done.usage is None:
+        errors = state.consecutive_errors + 1
+        state = replace(state, consecutive_errors=errors, last_error=done.error or "upstream_error")
+        if errors >= MAX_CONSECUTIVE_ERRORS:
+            return _stop(state, "error")
+        retry_at = now + MIN_INTERVAL_SECONDS * 1000 * errors
+        expires_at = state.cache_expires_at
+        if not state.rebuild and (expires_at is None or retry_at >= expires_at):
+            return _stop(state, "cache-expired")
+        return _arm(state, retry_at, rebuild=state.rebuild)
+    state = replace(state, idle_warms=state.idle_warms + 1, consecutive_errors=0, last_error=None)
+    if state.idle_warms >= state.idle_budget:
+        return _stop(state, "paused-idle")
+    return _arm(state, max(now, done.started_at + state.interval_seconds * 1000))
+
+
+def _turn_started(state: WarmingState, at: int) -> Decision:
+    reopened = state.closed
+    state = replace(
+        state,
+        turn_started_at=at,
+        idle_warms=0,
+        closed=False,
+        status="off" if reopened else state.status,
+    )
+    return state, ([PushUpdate()] if reopened else [])
+
+
+def _turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
+    state = replace(
+        state,
+        turn_started_at=None,
+        has_prefix=True,
+        last_refresh_at=max(sealed.started_at, state.last_refresh_at or 0),
+        idle_warms=0,
+        consecutive_errors=0,
+        last_error=None,
+        stats=replace(state.stats, last_cache_pct=sealed.usage.cache_hit_pct),
+    )
+    if not state.enabled or state.closed:
+        return state, [PushUpdate()]
+    # The turn refreshed the cache at its start; a long turn must not push the warm past expiry.
+    latest = sealed.started_at + state.ttl_ms - TTL_SAFETY_SECONDS * 1000
+    target = max(now, min(sealed.sealed_at + state.interval_seconds * 1000, latest))
+    return _arm(state, target)
+
+
+def _turn_ended(state: WarmingState, refreshed_at: int | None, now: int) -> Decision:
+    state = replace(state, turn_started_at=None)
+    if refreshed_at is not None and state.has_prefix:
+        state = replace(state, last_refresh_at=max(refreshed_at, state.last_refresh_at or 0))
+    if state.enabled and not state.closed and state.status not in _ACTIVE:
+        return _resume(state, now)
+    return state, [PushUpdate()]
+
+
+def _close(state: WarmingState) -> Decision:
+    if state.closed:
+        return state, []
+    return _stop(state, "closed", enabled=False, closed=True)

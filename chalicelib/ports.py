@@ -1,0 +1,126 @@
+"""The small interfaces the services need from the outside world.
+
+Each has one real adapter in `chalicelib/adapters/` and an in-memory fake in `tests/fakes.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from chalicelib.domain.conversation import Conversation, Prompt, Turn
+from chalicelib.domain.pricing import Usage
+
+Channel = Literal["surface", "chat"]
+
+
+class VersionConflict(Exception):
+    """The item changed since it was read: re-read and decide again."""
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Connection:
+    connection_id: str
+    owner: str
+    connected_at: int
+    # Epoch seconds; DynamoDB TTL removes the item (and readers skip it) after this.
+    expires_at: int
+
+
+class Store(Protocol):
+    def create_conversation(self, conversation: Conversation) -> None:
+        """Raises AlreadyExists if the id is taken."""
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    def list_conversations(self, owner: str) -> list[Conversation]:
+        """The owner's conversations, newest first."""
+
+    def save_conversation(
+        self, conversation: Conversation, turn: Turn | None = None
+    ) -> Conversation:
+        """Write `conversation` if the stored version still equals `conversation.version`.
+
+        Returns the stored copy (version + 1). With `turn`, the turn item is written in the same
+        transaction. Raises VersionConflict otherwise, writing nothing.
+        """
+
+    def get_turns(self, conversation_id: str) -> list[Turn]:
+        """All turns in order."""
+
+    def put_connection(self, connection: Connection) -> None: ...
+
+    def get_connection(self, connection_id: str) -> Connection | None: ...
+
+    def delete_connection(self, connection_id: str) -> None:
+        """Forget the connection and every subscription it holds."""
+
+    def subscribe(
+        self, connection_id: str, conversation_id: str, channel: Channel, expires_at: int
+    ) -> None: ...
+
+    def unsubscribe(self, connection_id: str, conversation_id: str, channel: Channel) -> None: ...
+
+    def subscribers(self, conversation_id: str, channel: Channel, now_s: int) -> list[str]:
+        """Connection ids subscribed to the conversation's channel, skipping expired ones."""
+
+
+class Timer(Protocol):
+    def arm(self, conversation_id: str, seq: int, target_ms: int, now_ms: int) -> str | None:
+        """Book a tick delivering `(conversation_id, seq, target_ms)` no later than the target.
+
+        Returns a handle for `cancel`, or None when the tick cannot be cancelled (a direct invoke).
+        """
+
+    def cancel(self, ref: str) -> None:
+        """Best effort and idempotent: a tick that already fired or is gone is fine."""
+
+
+class Sockets(Protocol):
+    def post(self, connection_id: str, frame: dict[str, Any]) -> bool:
+        """Send one frame; False when the connection is gone."""
+
+
+class ModelError(Exception):
+    """An upstream failure, after the SDK's own retries, with a stable code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    text: str
+    usage: Usage | None
+    aborted: bool
+
+
+class Model(Protocol):
+    def warm(self, prompt: Prompt) -> Usage:
+        """Replay the prefix without generating; raises ModelError."""
+
+    def stream(
+        self,
+        prompt: Prompt,
+        on_text: Callable[[str], None],
+        should_abort: Callable[[], bool],
+    ) -> StreamResult:
+        """Stream a reply. `should_abort` is polled often; when it answers True the stream is closed
+        and the partial text returned with `aborted=True`. Raises ModelError."""
+
+
+class Invoker(Protocol):
+    def generate(self, conversation_id: str, turn_index: int) -> None:
+        """Start the generate function asynchronously."""
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int: ...
+
+    def sleep(self, seconds: float) -> None: ...
