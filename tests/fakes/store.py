@@ -1,0 +1,85 @@
+"""In-memory `Store` with the DynamoDB adapter's semantics (the contract tests run over both)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.ports import AlreadyExists, Channel, Connection, VersionConflict
+
+
+class InMemoryStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conversations: dict[str, Conversation] = {}
+        self._turns: dict[str, dict[int, Turn]] = {}
+        self._connections: dict[str, Connection] = {}
+        # (conversation id, channel) -> connection id -> expires_at
+        self._subscriptions: dict[tuple[str, str], dict[str, int]] = {}
+
+    def create_conversation(self, conversation: Conversation) -> None:
+        with self._lock:
+            if conversation.id in self._conversations:
+                raise AlreadyExists(conversation.id)
+            self._conversations[conversation.id] = conversation
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        with self._lock:
+            return self._conversations.get(conversation_id)
+
+    def list_conversations(self, owner: str) -> list[Conversation]:
+        with self._lock:
+            mine = [c for c in self._conversations.values() if c.owner == owner]
+        # The GSI sort key is `<created_at>#<id>`, read newest first.
+        return sorted(mine, key=lambda c: (c.created_at, c.id), reverse=True)
+
+    def save_conversation(
+        self, conversation: Conversation, turn: Turn | None = None
+    ) -> Conversation:
+        with self._lock:
+            stored = self._conversations.get(conversation.id)
+            if stored is None or stored.version != conversation.version:
+                raise VersionConflict(conversation.id)
+            saved = dataclasses.replace(conversation, version=conversation.version + 1)
+            self._conversations[conversation.id] = saved
+            if turn is not None:
+                self._turns.setdefault(turn.conversation_id, {})[turn.index] = turn
+            return saved
+
+    def get_turns(self, conversation_id: str) -> list[Turn]:
+        with self._lock:
+            turns = self._turns.get(conversation_id, {})
+            return [turns[index] for index in sorted(turns)]
+
+    def put_connection(self, connection: Connection) -> None:
+        with self._lock:
+            self._connections[connection.connection_id] = connection
+
+    def get_connection(self, connection_id: str) -> Connection | None:
+        with self._lock:
+            return self._connections.get(connection_id)
+
+    def delete_connection(self, connection_id: str) -> None:
+        with self._lock:
+            self._connections.pop(connection_id, None)
+            for subscribed in self._subscriptions.values():
+                subscribed.pop(connection_id, None)
+
+    def subscribe(
+        self, connection_id: str, conversation_id: str, channel: Channel, expires_at: int
+    ) -> None:
+        with self._lock:
+            self._subscriptions.setdefault((conversation_id, channel), {})[connection_id] = (
+                expires_at
+            )
+
+    def unsubscribe(self, connection_id: str, conversation_id: str, channel: Channel) -> None:
+        with self._lock:
+            self._subscriptions.get((conversation_id, channel), {}).pop(connection_id, None)
+
+    def subscribers(self, conversation_id: str, channel: Channel, now_s: int) -> list[str]:
+        with self._lock:
+            subscribed = self._subscriptions.get((conversation_id, channel), {})
+            # Sort-key order, as a DynamoDB Query returns them.
+            return sorted(conn for conn, expires_at in subscribed.items() if expires_at > now_s)

@@ -1,0 +1,387 @@
+"""One contract for the `Store` port, run over the in-memory fake and the DynamoDB adapter."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from moto.dynamodb.models import DynamoDBBackend
+
+from chalicelib.adapters.store import DynamoStore, create_table
+from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.pricing import Usage
+from chalicelib.domain.warming import WarmingState, WarmStats
+from chalicelib.ports import AlreadyExists, Channel, Connection, Store, VersionConflict
+from tests.conftest import SESSION, TABLE_NAME
+from tests.fakes.store import InMemoryStore
+
+NOW_S = 1_800_000_000
+CHANNELS: tuple[Channel, ...] = ("surface", "chat")
+
+
+@pytest.fixture(params=["memory", "dynamo"])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    if request.param == "memory":
+        yield InMemoryStore()
+        return
+    request.getfixturevalue("aws")
+    create_table(SESSION.client("dynamodb"), TABLE_NAME)
+    yield DynamoStore(TABLE_NAME, client_factory=lambda: SESSION.client("dynamodb"))
+
+
+def conversation(
+    conversation_id: str = "c1",
+    owner: str = "alice",
+    created_at: int = 1_700_000_000_000,
+    **changes: Any,
+) -> Conversation:
+    base = Conversation(
+        id=conversation_id,
+        owner=owner,
+        created_at=created_at,
+        title="A chat",
+        model="claude-sonnet-4-5",
+        system="You are terse.",
+        max_tokens=1024,
+    )
+    return replace(base, **changes)
+
+
+def turn(index: int, conversation_id: str = "c1", **changes: Any) -> Turn:
+    base = Turn(
+        conversation_id=conversation_id,
+        index=index,
+        user_text=f"question {index}",
+        started_at=1000 + index,
+    )
+    return replace(base, **changes)
+
+
+def connection(connection_id: str = "conn-1", owner: str = "alice") -> Connection:
+    return Connection(
+        connection_id=connection_id, owner=owner, connected_at=NOW_S - 10, expires_at=NOW_S + 7200
+    )
+
+
+# --- conversations --------------------------------------------------------------------------
+
+
+def test_create_then_get_roundtrips_every_field(store: Store) -> None:
+    warming = WarmingState(
+        retention="1h",
+        enabled=True,
+        interval_seconds=300,
+        status="scheduled",
+        seq=7,
+        next_warm_at=1_700_000_300_000,
+        timer_ref="warm-c1-7",
+        last_refresh_at=1_700_000_000_123,
+        has_prefix=True,
+        idle_warms=2,
+        last_error=None,
+        rebuild=True,
+        stats=WarmStats(
+            warms=3,
+            input_tokens=12,
+            cache_read_tokens=40_000,
+            total_cost_usd=0.01234567,
+            last_warm_cost_usd=0.0041,
+            last_warm_tokens=None,
+            last_cache_pct=99.5,
+        ),
+    )
+    created = conversation(
+        title="Ünïcode ✓ title",
+        retention="1h",
+        warming=warming,
+        turn_count=4,
+        active_turn_id="t000004",
+    )
+    store.create_conversation(created)
+    assert store.get_conversation("c1") == created
+
+
+def test_create_keeps_the_given_version(store: Store) -> None:
+    store.create_conversation(conversation())
+    stored = store.get_conversation("c1")
+    assert stored is not None and stored.version == 0
+
+
+def test_create_existing_id_raises_already_exists_and_keeps_the_original(store: Store) -> None:
+    original = conversation(title="first")
+    store.create_conversation(original)
+    with pytest.raises(AlreadyExists):
+        store.create_conversation(conversation(title="second", owner="mallory"))
+    assert store.get_conversation("c1") == original
+    assert store.list_conversations("mallory") == []
+
+
+def test_get_missing_conversation_is_none(store: Store) -> None:
+    assert store.get_conversation("nope") is None
+
+
+def test_save_increments_the_version(store: Store) -> None:
+    store.create_conversation(conversation())
+    first = store.save_conversation(conversation(title="renamed"))
+    assert first.version == 1 and first.title == "renamed"
+    second = store.save_conversation(replace(first, abort_reason="cancelled"))
+    assert second.version == 2
+    assert store.get_conversation("c1") == second
+
+
+def test_stale_save_raises_version_conflict_and_writes_nothing(store: Store) -> None:
+    store.create_conversation(conversation())
+    read = store.get_conversation("c1")
+    assert read is not None
+    current = store.save_conversation(replace(read, title="winner"))
+    with pytest.raises(VersionConflict):
+        store.save_conversation(replace(read, title="loser"))
+    assert store.get_conversation("c1") == current
+
+
+def test_save_of_missing_conversation_raises_version_conflict(store: Store) -> None:
+    with pytest.raises(VersionConflict):
+        store.save_conversation(conversation("ghost"))
+    assert store.get_conversation("ghost") is None
+
+
+def test_save_with_turn_writes_both(store: Store) -> None:
+    store.create_conversation(conversation())
+    started = turn(0)
+    saved = store.save_conversation(conversation(turn_count=1, active_turn_id="t000000"), started)
+    assert saved.version == 1
+    assert store.get_conversation("c1") == saved
+    assert store.get_turns("c1") == [started]
+
+
+def test_conflicting_save_with_turn_writes_neither(store: Store) -> None:
+    store.create_conversation(conversation())
+    current = store.save_conversation(conversation(title="moved on"))
+    with pytest.raises(VersionConflict):
+        store.save_conversation(conversation(turn_count=1), turn(0))
+    assert store.get_conversation("c1") == current
+    assert store.get_turns("c1") == []
+
+
+def test_saving_a_turn_again_replaces_it(store: Store) -> None:
+    store.create_conversation(conversation())
+    saved = store.save_conversation(conversation(turn_count=1), turn(0))
+    sealed = turn(
+        0,
+        status="sealed",
+        assistant_text="answer",
+        ended_at=2000,
+        usage=Usage(input_tokens=5, output_tokens=7, cache_read_input_tokens=900),
+    )
+    store.save_conversation(saved, sealed)
+    assert store.get_turns("c1") == [sealed]
+
+
+def test_turns_come_back_in_index_order(store: Store) -> None:
+    store.create_conversation(conversation())
+    current = store.get_conversation("c1")
+    assert current is not None
+    order = [7, 0, 11, 3, 9, 1, 10, 4, 2, 8, 6, 5]
+    for index in order:
+        current = store.save_conversation(
+            current, turn(index, status="sealed", assistant_text=f"a{index}")
+        )
+    assert [t.index for t in store.get_turns("c1")] == list(range(12))
+    assert store.get_turns("c1")[11] == turn(11, status="sealed", assistant_text="a11")
+
+
+def test_turns_larger_than_one_query_page_all_come_back(store: Store) -> None:
+    store.create_conversation(conversation())
+    current = store.get_conversation("c1")
+    assert current is not None
+    big = "x" * 100_000
+    for index in range(12):
+        current = store.save_conversation(current, turn(index, user_text=big, assistant_text=big))
+    turns = store.get_turns("c1")
+    assert [t.index for t in turns] == list(range(12))
+    assert all(len(t.assistant_text) == 100_000 for t in turns)
+
+
+def test_turns_are_per_conversation(store: Store) -> None:
+    store.create_conversation(conversation("c1"))
+    store.create_conversation(conversation("c2"))
+    store.save_conversation(conversation("c1"), turn(0, "c1"))
+    assert store.get_turns("c2") == []
+    assert store.get_turns("missing") == []
+
+
+def test_list_conversations_per_owner_newest_first(store: Store) -> None:
+    created = [
+        conversation("a", created_at=1_000),
+        conversation("b", created_at=3_000),
+        conversation("c", created_at=2_000),
+        conversation("d", created_at=10_000_000_000_000 - 1),
+        conversation("x", owner="bob", created_at=5_000),
+        conversation("y", owner="alice2", created_at=6_000),
+    ]
+    for item in created:
+        store.create_conversation(item)
+    assert [c.id for c in store.list_conversations("alice")] == ["d", "b", "c", "a"]
+    assert [c.id for c in store.list_conversations("bob")] == ["x"]
+    assert store.list_conversations("nobody") == []
+
+
+def test_list_conversations_breaks_created_at_ties_by_id_descending(store: Store) -> None:
+    for conversation_id in ["m", "z", "a"]:
+        store.create_conversation(conversation(conversation_id, created_at=1_000))
+    assert [c.id for c in store.list_conversations("alice")] == ["z", "m", "a"]
+
+
+def test_list_conversations_returns_current_versions(store: Store) -> None:
+    store.create_conversation(conversation("c1"))
+    saved = store.save_conversation(conversation("c1", title="renamed"))
+    assert store.list_conversations("alice") == [saved]
+
+
+def test_list_conversations_larger_than_one_query_page(store: Store) -> None:
+    system = "s" * 300_000
+    for index in range(5):
+        store.create_conversation(
+            conversation(f"c{index}", created_at=1_000 + index, system=system)
+        )
+    listed = store.list_conversations("alice")
+    assert [c.id for c in listed] == ["c4", "c3", "c2", "c1", "c0"]
+
+
+def _serialize_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB checks a condition and writes atomically; moto's backend does not (no lock), so
+    racing threads both pass the check. Give moto that atomicity, as the real service has it."""
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+def test_concurrent_read_modify_save_loses_no_update(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if isinstance(store, DynamoStore):
+        _serialize_moto_writes(monkeypatch)
+    store.create_conversation(conversation())
+    threads, per_thread = 8, 10
+    start = threading.Barrier(threads)
+
+    def worker() -> int:
+        start.wait()
+        conflicts = 0
+        done = 0
+        while done < per_thread:
+            current = store.get_conversation("c1")
+            assert current is not None
+            try:
+                store.save_conversation(replace(current, turn_count=current.turn_count + 1))
+            except VersionConflict:
+                conflicts += 1
+                continue
+            done += 1
+        return conflicts
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = [pool.submit(worker) for _ in range(threads)]
+        for future in futures:
+            future.result()
+    final = store.get_conversation("c1")
+    assert final is not None
+    assert final.version == threads * per_thread
+    assert final.turn_count == threads * per_thread
+
+
+# --- connections and subscriptions --------------------------------------------------------
+
+
+def test_connection_put_get_delete(store: Store) -> None:
+    conn = connection()
+    store.put_connection(conn)
+    assert store.get_connection("conn-1") == conn
+    store.delete_connection("conn-1")
+    assert store.get_connection("conn-1") is None
+
+
+def test_put_connection_again_replaces_it(store: Store) -> None:
+    store.put_connection(connection())
+    moved = replace(connection(), owner="bob", expires_at=NOW_S + 9000)
+    store.put_connection(moved)
+    assert store.get_connection("conn-1") == moved
+
+
+def test_get_missing_connection_is_none_and_delete_is_a_no_op(store: Store) -> None:
+    assert store.get_connection("nope") is None
+    store.delete_connection("nope")
+    assert store.get_connection("nope") is None
+
+
+def test_subscribe_per_channel_independently(store: Store) -> None:
+    store.subscribe("conn-1", "c1", "surface", NOW_S + 60)
+    store.subscribe("conn-2", "c1", "chat", NOW_S + 60)
+    store.subscribe("conn-3", "c1", "chat", NOW_S + 60)
+    assert store.subscribers("c1", "surface", NOW_S) == ["conn-1"]
+    assert store.subscribers("c1", "chat", NOW_S) == ["conn-2", "conn-3"]
+    store.unsubscribe("conn-1", "c1", "chat")
+    assert store.subscribers("c1", "surface", NOW_S) == ["conn-1"]
+    store.unsubscribe("conn-1", "c1", "surface")
+    assert store.subscribers("c1", "surface", NOW_S) == []
+    assert store.subscribers("c1", "chat", NOW_S) == ["conn-2", "conn-3"]
+    assert store.subscribers("c2", "chat", NOW_S) == []
+
+
+def test_subscribing_twice_keeps_one_entry_with_the_later_expiry(store: Store) -> None:
+    store.subscribe("conn-1", "c1", "chat", NOW_S + 5)
+    store.subscribe("conn-1", "c1", "chat", NOW_S + 500)
+    assert store.subscribers("c1", "chat", NOW_S) == ["conn-1"]
+    assert store.subscribers("c1", "chat", NOW_S + 100) == ["conn-1"]
+
+
+def test_subscribers_skip_expired_entries(store: Store) -> None:
+    store.subscribe("gone", "c1", "chat", NOW_S - 1)
+    store.subscribe("edge", "c1", "chat", NOW_S)
+    store.subscribe("live", "c1", "chat", NOW_S + 1)
+    assert store.subscribers("c1", "chat", NOW_S) == ["live"]
+    assert store.subscribers("c1", "chat", NOW_S - 2) == ["edge", "gone", "live"]
+
+
+def test_delete_connection_removes_all_its_subscriptions_only(store: Store) -> None:
+    store.put_connection(connection("conn-1"))
+    store.put_connection(connection("conn-2"))
+    for conversation_id in ["c1", "c2"]:
+        for channel in CHANNELS:
+            store.subscribe("conn-1", conversation_id, channel, NOW_S + 60)
+            store.subscribe("conn-2", conversation_id, channel, NOW_S + 60)
+    store.delete_connection("conn-1")
+    for conversation_id in ["c1", "c2"]:
+        for channel in CHANNELS:
+            assert store.subscribers(conversation_id, channel, NOW_S) == ["conn-2"]
+    assert store.get_connection("conn-2") == connection("conn-2")
+
+
+def test_delete_connection_with_many_subscriptions(store: Store) -> None:
+    store.put_connection(connection("conn-1"))
+    for index in range(30):
+        store.subscribe("conn-1", f"c{index}", "chat", NOW_S + 60)
+        store.subscribe("conn-1", f"c{index}", "surface", NOW_S + 60)
+    store.delete_connection("conn-1")
+    assert all(store.subscribers(f"c{index}", "chat", NOW_S) == [] for index in range(30))
+    assert all(store.subscribers(f"c{index}", "surface", NOW_S) == [] for index in range(30))
+    assert store.get_connection("conn-1") is None
+
+
+def test_conversation_ids_with_separators_do_not_collide(store: Store) -> None:
+    store.subscribe("conn-1", "a#chat", "surface", NOW_S + 60)
+    store.subscribe("conn-2", "a", "chat", NOW_S + 60)
+    assert store.subscribers("a", "chat", NOW_S) == ["conn-2"]
+    store.delete_connection("conn-1")
+    assert store.subscribers("a#chat", "surface", NOW_S) == []
+    assert store.subscribers("a", "chat", NOW_S) == ["conn-2"]
