@@ -1,6 +1,6 @@
 """The small interfaces the services need from the outside world.
 
-Each has one real adapter in `chalicelib/adapters/` and an in-memory fake in `tests/fakes.py`.
+Each has one real adapter in `chalicelib/adapters/` and an in-memory fake in `tests/fakes/`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from chalicelib.domain.warming import Retention, WarmingState
 TurnStatus = Literal["generating", "sealed", "aborted", "failed"]
 
 MAX_TEXT_CHARS = 100_000
-MAX_SYSTEM_CHARS = 400_000
+MAX_SYSTEM_CHARS = 200_000  # the conversation item (one DynamoDB item) must stay under 400 KB
 MAX_TITLE_CHARS = 200
 
 

@@ -1,0 +1,194 @@
+"""Fakes for the timer, sockets, model, invoker and clock ports, plus a `world` that wires them."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.domain.conversation import Prompt
+from chalicelib.domain.pricing import Usage
+from chalicelib.ports import ModelError, StreamResult
+from chalicelib.services import Ports, Services
+from tests.fakes.store import InMemoryStore
+
+START_MS = 1_800_000_000_000
+
+
+class FakeClock:
+    """Time moves only when a test (or a sleeping handler) moves it."""
+
+    def __init__(self, now_ms: int = START_MS) -> None:
+        self.now = now_ms
+        self.slept: list[float] = []
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += int(seconds * 1000)
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1000)
+
+
+@dataclass
+class Tick:
+    conversation_id: str
+    seq: int
+    target: int
+    ref: str | None
+
+
+class FakeTimer:
+    """Every tick is cancellable here (the real adapter's direct invokes are not)."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, Tick] = {}
+        self.armed: list[Tick] = []
+        self.cancelled: list[str] = []
+        self.fail_next_arm: Exception | None = None
+        self._ids = itertools.count(1)
+
+    def arm(self, conversation_id: str, seq: int, target_ms: int, now_ms: int) -> str | None:
+        if self.fail_next_arm is not None:
+            error, self.fail_next_arm = self.fail_next_arm, None
+            raise error
+        ref = f"tick-{next(self._ids)}"
+        tick = Tick(conversation_id, seq, target_ms, ref)
+        self.live[ref] = tick
+        self.armed.append(tick)
+        return ref
+
+    def cancel(self, ref: str) -> None:
+        self.cancelled.append(ref)
+        self.live.pop(ref, None)
+
+    def live_for(self, conversation_id: str) -> list[Tick]:
+        return [t for t in self.live.values() if t.conversation_id == conversation_id]
+
+    def pop_due(self, conversation_id: str) -> Tick:
+        """The one live tick, removed as a delivered one-shot schedule is."""
+        (tick,) = self.live_for(conversation_id)
+        assert tick.ref is not None
+        del self.live[tick.ref]
+        return tick
+
+
+class FakeSockets:
+    def __init__(self) -> None:
+        self.frames: dict[str, list[dict[str, Any]]] = {}
+        self.gone: set[str] = set()
+        self._lock = threading.Lock()
+
+    def post(self, connection_id: str, frame: dict[str, Any]) -> bool:
+        with self._lock:
+            if connection_id in self.gone:
+                return False
+            self.frames.setdefault(connection_id, []).append(frame)
+            return True
+
+    def of(self, connection_id: str, frame_type: str | None = None) -> list[dict[str, Any]]:
+        frames = self.frames.get(connection_id, [])
+        return [f for f in frames if frame_type is None or f["type"] == frame_type]
+
+    def last(self, connection_id: str) -> dict[str, Any]:
+        return self.frames[connection_id][-1]
+
+
+def field_value(frame: dict[str, Any], field_id: str) -> Any:
+    fields = frame["spec"]["fields"] if frame["type"] == "surface" else frame["fields"]
+    return next(f["value"] for f in fields if f["id"] == field_id)
+
+
+@dataclass
+class FakeModel:
+    """Answers warms with `warm_usage` and streams `reply` in `chunks`, advancing the clock."""
+
+    clock: FakeClock
+    warm_usage: Usage = field(
+        default_factory=lambda: Usage(cache_read_input_tokens=5000, input_tokens=0)
+    )
+    warm_errors: list[ModelError] = field(default_factory=list)
+    reply: str = "Hello there, this is a streamed reply."
+    chunks: int = 5
+    chunk_seconds: float = 0.05
+    stream_error: ModelError | None = None
+    turn_usage: Usage = field(
+        default_factory=lambda: Usage(input_tokens=20, output_tokens=40, cache_read_input_tokens=4000)
+    )
+    on_chunk: Callable[[int], None] | None = None
+    warms: list[Prompt] = field(default_factory=list)
+    streams: list[Prompt] = field(default_factory=list)
+
+    def warm(self, prompt: Prompt) -> Usage:
+        self.warms.append(prompt)
+        if self.warm_errors:
+            raise self.warm_errors.pop(0)
+        return self.warm_usage
+
+    def stream(
+        self, prompt: Prompt, on_text: Callable[[str], None], should_abort: Callable[[], bool]
+    ) -> StreamResult:
+        self.streams.append(prompt)
+        size = max(1, len(self.reply) // self.chunks)
+        pieces = [self.reply[i : i + size] for i in range(0, len(self.reply), size)]
+        sent = ""
+        for number, piece in enumerate(pieces):
+            if self.on_chunk is not None:
+                self.on_chunk(number)
+            if should_abort():
+                return StreamResult(sent, None, aborted=True)
+            if self.stream_error is not None and number == 1:
+                raise self.stream_error
+            self.clock.advance(self.chunk_seconds)
+            sent += piece
+            on_text(piece)
+        return StreamResult(sent, self.turn_usage, aborted=False)
+
+
+class FakeInvoker:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.fail: Exception | None = None
+
+    def generate(self, conversation_id: str, turn_index: int) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.calls.append((conversation_id, turn_index))
+
+
+@dataclass
+class World:
+    services: Services
+    store: InMemoryStore
+    timer: FakeTimer
+    sockets: FakeSockets
+    clock: FakeClock
+    model: FakeModel
+    invoker: FakeInvoker
+
+
+def world(store: Any = None, timer: Any = None, clock: FakeClock | None = None) -> World:
+    clock = clock or FakeClock()
+    store = store if store is not None else InMemoryStore()
+    timer = timer if timer is not None else FakeTimer()
+    sockets = FakeSockets()
+    model = FakeModel(clock)
+    invoker = FakeInvoker()
+    ids = itertools.count(1)
+    services = Services(
+        Ports(
+            store=store,
+            timer=timer,
+            sockets=sockets,
+            clock=clock,
+            model=lambda: model,
+            invoker=lambda: invoker,
+            new_id=lambda: f"c{next(ids):04d}",
+        )
+    )
+    return World(services, store, timer, sockets, clock, model, invoker)

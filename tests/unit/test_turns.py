@@ -1,0 +1,235 @@
+"""Turns, streaming chat frames, cancel and close over in-memory fakes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib.domain.protocol import ProtocolError
+from chalicelib.ports import ModelError
+from tests.fakes.ports import World, field_value, world
+from tests.unit.test_services import OWNER, conversation_with_turn, invoke, subscribe
+
+
+def chat_subscribe(w: World, connection_id: str, conversation_id: str) -> None:
+    if w.store.get_connection(connection_id) is None:
+        w.services.connect(connection_id, OWNER)
+    w.services.handle_frame(
+        connection_id, json.dumps({"type": "chat.subscribe", "conversationId": conversation_id})
+    )
+
+
+def events(w: World, connection_id: str) -> list[str]:
+    return [f["event"] for f in w.sockets.of(connection_id, "chat")]
+
+
+def test_a_turn_streams_batched_deltas_and_seals() -> None:
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {})
+    chat_subscribe(w, "ws1", conversation.id)
+    w.model.chunks, w.model.chunk_seconds = 40, 0.02  # 40 tokens, one every 20 ms
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "hi"})
+    assert w.invoker.calls == [(conversation.id, turn.index)]
+    assert w.services.generate(conversation.id, turn.index) == "sealed"
+    names = events(w, "ws1")
+    assert names[0] == "turn-started" and names[-1] == "turn-sealed"
+    deltas = [f for f in w.sockets.of("ws1", "chat") if f["event"] == "delta"]
+    assert 1 < len(deltas) <= 40 * 0.02 / 0.1 + 2  # at most one push per ~100 ms
+    assert "".join(d["text"] for d in deltas) == w.model.reply
+    sealed = w.sockets.of("ws1", "chat")[-1]
+    assert sealed["text"] == w.model.reply and sealed["usage"]["output_tokens"] == 40
+    stored = w.store.get_turns(conversation.id)[0]
+    assert stored.status == "sealed" and stored.assistant_text == w.model.reply
+
+
+def test_a_second_turn_while_generating_is_refused() -> None:
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {})
+    w.services.start_turn(OWNER, conversation.id, {"text": "one"})
+    with pytest.raises(ProtocolError) as caught:
+        w.services.start_turn(OWNER, conversation.id, {"text": "two"})
+    assert caught.value.code == "turn_in_progress" and caught.value.http_status == 409
+    assert len(w.store.get_turns(conversation.id)) == 1
+
+
+@pytest.mark.parametrize("body", [{}, {"text": ""}, {"text": "   "}, {"text": 5}, {"text": "x" * 100_001}])
+def test_bad_turn_text_is_refused_and_changes_nothing(body: dict[str, object]) -> None:
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {})
+    with pytest.raises(ProtocolError) as caught:
+        w.services.start_turn(OWNER, conversation.id, body)
+    assert caught.value.code == "invalid_text"
+    assert w.store.get_turns(conversation.id) == [] and w.invoker.calls == []
+
+
+def test_close_during_a_stream_aborts_it_and_stops_warming() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    chat_subscribe(w, "ws1", conversation.id)
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "tell me more"})
+    w.model.chunks = 10
+    w.model.on_chunk = lambda n: n == 4 and w.services.close(OWNER, conversation.id)  # type: ignore[func-returns-value]
+    assert w.services.generate(conversation.id, turn.index) == "aborted"
+    names = events(w, "ws1")
+    assert "turn-aborted" in names and "turn-sealed" not in names
+    assert names[-1] == "turn-aborted"
+    aborted = w.sockets.of("ws1", "chat")[-1]
+    assert aborted["reason"] == "closed" and aborted["text"]
+    stored = w.store.get_turns(conversation.id)[1]
+    assert stored.status == "aborted" and stored.assistant_text == aborted["text"]
+    assert w.timer.live_for(conversation.id) == []
+    last = w.sockets.of("ws1", "update")[-1]
+    assert field_value(last, "status") == "closed" and field_value(last, "enabled") is False
+    assert w.store.get_conversation(conversation.id).active_turn_id is None  # type: ignore[union-attr]
+
+
+def test_cancel_aborts_the_turn_only() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    chat_subscribe(w, "ws1", conversation.id)
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "more"})
+    w.model.on_chunk = lambda n: n == 2 and w.services.cancel(OWNER, conversation.id)  # type: ignore[func-returns-value]
+    assert w.services.generate(conversation.id, turn.index) == "aborted"
+    assert w.sockets.of("ws1", "chat")[-1]["reason"] == "cancelled"
+    state = w.store.get_conversation(conversation.id).warming  # type: ignore[union-attr]
+    assert state.enabled and state.status == "scheduled"
+    assert len(w.timer.live_for(conversation.id)) == 1
+
+
+def test_cancel_with_nothing_in_flight_is_harmless() -> None:
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {})
+    assert w.services.cancel(OWNER, conversation.id) is False
+    assert w.store.get_conversation(conversation.id).version == 0  # type: ignore[union-attr]
+
+
+def test_close_is_idempotent_and_a_new_turn_reopens_with_warming_off() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    w.services.close(OWNER, conversation.id)
+    version = w.store.get_conversation(conversation.id).version  # type: ignore[union-attr]
+    w.services.close(OWNER, conversation.id)
+    assert w.store.get_conversation(conversation.id).version == version  # type: ignore[union-attr]
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "back again"})
+    w.services.generate(conversation.id, turn.index)
+    state = w.store.get_conversation(conversation.id).warming  # type: ignore[union-attr]
+    assert (state.closed, state.enabled, state.status) == (False, False, "off")
+    assert w.timer.live_for(conversation.id) == []
+
+
+def test_the_ws_close_frame_does_what_http_close_does() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    w.services.handle_frame(
+        "ws1", json.dumps({"type": "close", "conversationId": conversation.id, "requestId": "z"})
+    )
+    assert w.sockets.last("ws1") == {
+        "type": "ack", "of": "close", "conversationId": conversation.id, "requestId": "z",
+    }
+    assert field_value(w.sockets.of("ws1", "update")[-1], "status") == "closed"
+    assert w.timer.live_for(conversation.id) == []
+
+
+def test_disconnect_and_unsubscribes_during_a_stream_stop_nothing() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    chat_subscribe(w, "ws1", conversation.id)
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "keep going"})
+
+    def leave(n: int) -> None:
+        if n == 1:
+            w.services.handle_frame(
+                "ws1", json.dumps({"type": "chat.unsubscribe", "conversationId": conversation.id})
+            )
+            w.services.disconnect("ws1")
+
+    w.model.on_chunk = leave
+    assert w.services.generate(conversation.id, turn.index) == "sealed"
+    assert w.store.get_turns(conversation.id)[1].status == "sealed"
+    assert len(w.timer.live_for(conversation.id)) == 1
+
+
+def test_two_chat_subscribers_get_the_same_frames_and_a_gone_one_is_forgotten() -> None:
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {})
+    for connection_id in ("a", "b", "c"):
+        chat_subscribe(w, connection_id, conversation.id)
+    w.sockets.gone.add("c")
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "hi"})
+    w.services.generate(conversation.id, turn.index)
+    assert w.sockets.of("a", "chat") == w.sockets.of("b", "chat")
+    assert events(w, "a")[-1] == "turn-sealed"
+    assert w.store.get_connection("c") is None
+
+
+@pytest.mark.parametrize("code", ["rate_limited", "overloaded", "upstream_error", "timeout"])
+def test_an_upstream_failure_ends_the_turn_and_keeps_the_conversation_usable(code: str) -> None:
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {})
+    chat_subscribe(w, "ws1", conversation.id)
+    w.model.stream_error = ModelError(code, "boom")
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "hi"})
+    assert w.services.generate(conversation.id, turn.index) == "failed"
+    failed = w.sockets.of("ws1", "chat")[-1]
+    assert (failed["event"], failed["code"]) == ("turn-failed", code)
+    stored = w.store.get_turns(conversation.id)[0]
+    assert (stored.status, stored.user_text, stored.error_code) == ("failed", "hi", code)
+    w.model.stream_error = None
+    again = w.services.start_turn(OWNER, conversation.id, {"text": "retry"})
+    assert w.services.generate(conversation.id, again.index) == "sealed"
+    # The failed turn stays in the history but not in the prompt.
+    assert [m["role"] for m in w.model.streams[-1].messages] == ["user"]
+
+
+def test_a_failed_generate_invoke_fails_the_turn() -> None:
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {})
+    w.invoker.fail = RuntimeError("lambda throttled")
+    with pytest.raises(ProtocolError) as caught:
+        w.services.start_turn(OWNER, conversation.id, {"text": "hi"})
+    assert caught.value.code == "upstream_error"
+    assert w.store.get_turns(conversation.id)[0].status == "failed"
+    assert w.store.get_conversation(conversation.id).active_turn_id is None  # type: ignore[union-attr]
+
+
+def test_a_duplicate_generate_invoke_does_nothing() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    assert w.services.generate(conversation.id, 0) == "stale"
+    assert len(w.model.streams) == 1
+
+
+def test_history_lists_every_turn_in_order_with_its_status() -> None:
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {})
+    statuses = []
+    for number, error in enumerate([None, ModelError("overloaded", "x"), None]):
+        w.model.stream_error = error
+        turn = w.services.start_turn(OWNER, conversation.id, {"text": f"q{number}"})
+        statuses.append(w.services.generate(conversation.id, turn.index))
+    _, turns = w.services.get_conversation(OWNER, conversation.id)
+    assert [t.user_text for t in turns] == ["q0", "q1", "q2"]
+    assert [t.status for t in turns] == statuses == ["sealed", "failed", "sealed"]
+
+
+def test_a_tick_while_a_turn_generates_sends_no_warm_and_rearms() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    w.services.start_turn(OWNER, conversation.id, {"text": "long question"})
+    tick = w.timer.pop_due(conversation.id)
+    report = w.services.handle_tick(conversation.id, tick.seq, tick.target)
+    assert report.action == "scheduled" and w.model.warms == []
+    assert len(w.timer.live_for(conversation.id)) == 1

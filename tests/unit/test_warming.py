@@ -1,0 +1,269 @@
+"""The pure warming policy: decide(state, event, now) -> (state, effects)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from chalicelib.domain.pricing import Usage, idle_warm_budget
+from chalicelib.domain.warming import (
+    ArmTimer,
+    CancelTimer,
+    Close,
+    ConversationCreated,
+    InvalidInterval,
+    PushUpdate,
+    SetInterval,
+    TickDue,
+    Toggle,
+    TurnEnded,
+    TurnSealed,
+    TurnStarted,
+    Warm,
+    WarmFinished,
+    WarmingState,
+    decide,
+)
+
+T0 = 1_800_000_000_000
+S = 1000
+READ = Usage(cache_read_input_tokens=5000)
+
+
+def sealed_state(at: int = T0, **changes: object) -> WarmingState:
+    """A conversation with one sealed turn that refreshed the cache at `at`."""
+    state, _ = decide(WarmingState(), TurnSealed(at, at + 2 * S, Usage(input_tokens=5000)), at + 2 * S)
+    return replace(state, **changes)  # type: ignore[arg-type]
+
+
+def enabled_state(at: int = T0) -> WarmingState:
+    state, _ = decide(sealed_state(at), Toggle(True), at + 2 * S)
+    return replace(state, timer_ref="ref-1")
+
+
+def arms(effects: list[object]) -> list[ArmTimer]:
+    return [e for e in effects if isinstance(e, ArmTimer)]
+
+
+def test_a_new_conversation_is_off_with_nothing_booked() -> None:
+    state, effects = decide(WarmingState(enabled=True), ConversationCreated(), T0)
+    assert (state.enabled, state.status, state.next_warm_at) == (False, "off", None)
+    assert state.interval_seconds == 240
+    assert effects == []
+
+
+def test_enabling_before_any_turn_waits_for_the_first_turn() -> None:
+    state, effects = decide(WarmingState(), Toggle(True), T0)
+    assert state.enabled and state.status == "waiting-for-first-turn"
+    assert arms(effects) == [] and PushUpdate() in effects
+
+
+def test_the_first_sealed_turn_books_the_first_warm_one_interval_later() -> None:
+    waiting, _ = decide(WarmingState(), Toggle(True), T0)
+    state, effects = decide(waiting, TurnSealed(T0, T0 + 3 * S, Usage(input_tokens=9)), T0 + 3 * S)
+    assert state.status == "scheduled"
+    assert arms(effects) == [ArmTimer(state.seq, T0 + 3 * S + 240 * S)]
+
+
+def test_a_long_turn_never_books_the_warm_past_the_cache_expiry() -> None:
+    waiting, _ = decide(WarmingState(), Toggle(True), T0)
+    state, _ = decide(waiting, TurnSealed(T0, T0 + 90 * S, Usage()), T0 + 90 * S)
+    assert state.next_warm_at == T0 + 270 * S  # started_at + TTL - safety, not sealed + 240 s
+
+
+def test_enabling_with_a_live_cache_books_from_the_last_refresh() -> None:
+    state, effects = decide(sealed_state(), Toggle(True), T0 + 10 * S)
+    assert arms(effects) == [ArmTimer(state.seq, T0 + 240 * S)]
+    assert not state.rebuild
+
+
+def test_enabling_after_the_cache_expired_rebuilds_it_at_once() -> None:
+    state, effects = decide(sealed_state(), Toggle(True), T0 + 400 * S)
+    assert arms(effects) == [ArmTimer(state.seq, T0 + 400 * S)]
+    assert state.rebuild
+    claimed, effects = decide(state, TickDue(state.seq, T0 + 400 * S), T0 + 400 * S)
+    assert effects == [Warm(state.seq)] and claimed.status == "warming"
+
+
+@pytest.mark.parametrize("payload", [True, False])
+def test_explicit_toggle_is_idempotent(payload: bool) -> None:
+    once, _ = decide(sealed_state(), Toggle(payload), T0 + S)
+    twice, effects = decide(once, Toggle(payload), T0 + 2 * S)
+    assert twice == once and effects == []
+
+
+def test_toggle_without_payload_flips() -> None:
+    on, _ = decide(sealed_state(), Toggle(None), T0 + S)
+    off, effects = decide(replace(on, timer_ref="ref-9"), Toggle(None), T0 + 2 * S)
+    assert on.enabled and not off.enabled
+    assert off.status == "off" and off.next_warm_at is None
+    assert CancelTimer("ref-9") in effects and off.seq == on.seq + 1
+
+
+def test_set_interval_reschedules_from_the_last_refresh() -> None:
+    state = enabled_state()
+    updated, effects = decide(state, SetInterval(60), T0 + 10 * S)
+    assert arms(effects) == [ArmTimer(state.seq + 1, T0 + 60 * S)]
+    assert CancelTimer("ref-1") in effects
+    assert updated.interval_seconds == 60
+
+
+def test_set_interval_shorter_than_time_already_idle_warms_now() -> None:
+    updated, effects = decide(enabled_state(), SetInterval(20), T0 + 100 * S)
+    assert arms(effects) == [ArmTimer(updated.seq, T0 + 100 * S)]
+
+
+@pytest.mark.parametrize("seconds", [19, 271, 0, -5, 10**12])
+def test_set_interval_outside_bounds_is_refused(seconds: int) -> None:
+    with pytest.raises(InvalidInterval):
+        decide(enabled_state(), SetInterval(seconds), T0)
+
+
+def test_interval_bounds_follow_the_retention() -> None:
+    state = replace(enabled_state(), retention="1h")
+    updated, _ = decide(state, SetInterval(3570), T0 + S)
+    assert updated.interval_seconds == 3570
+
+
+def test_a_due_tick_claims_the_warm_and_a_duplicate_does_nothing() -> None:
+    state = enabled_state()
+    tick = TickDue(state.seq, state.next_warm_at or 0)
+    claimed, effects = decide(state, tick, tick.target)
+    assert effects == [Warm(state.seq)] and claimed.status == "warming"
+    again, effects = decide(claimed, tick, tick.target + 500)
+    assert again == claimed and effects == []
+
+
+def test_a_claim_whose_lambda_died_can_be_reclaimed_after_the_lease() -> None:
+    state, _ = decide(enabled_state(), SetInterval(20), T0 + 10 * S)
+    tick = TickDue(state.seq, state.next_warm_at or 0)
+    claimed, _ = decide(state, tick, tick.target)
+    assert decide(claimed, tick, tick.target + 170 * S) == (claimed, [])
+    _, effects = decide(claimed, tick, tick.target + 181 * S)
+    assert effects == [Warm(state.seq)]
+
+
+@pytest.mark.parametrize("delta_seq,delta_target", [(-1, 0), (1, 0), (0, 1000)])
+def test_stale_ticks_do_nothing(delta_seq: int, delta_target: int) -> None:
+    state = enabled_state()
+    tick = TickDue(state.seq + delta_seq, (state.next_warm_at or 0) + delta_target)
+    assert decide(state, tick, T0 + 300 * S) == (state, [])
+
+
+def test_a_tick_after_toggle_off_or_close_does_nothing() -> None:
+    state = enabled_state()
+    tick = TickDue(state.seq, state.next_warm_at or 0)
+    for stop in (Toggle(False), Close()):
+        stopped, _ = decide(state, stop, T0 + 10 * S)
+        assert decide(stopped, tick, tick.target) == (stopped, [])
+
+
+def test_after_a_warm_the_next_is_booked_one_interval_after_its_start() -> None:
+    state = enabled_state()
+    target = state.next_warm_at or 0
+    claimed, _ = decide(state, TickDue(state.seq, target), target)
+    done, effects = decide(claimed, WarmFinished(state.seq, target, "m", READ), target + 800)
+    assert done.last_warm_at == target and done.last_refresh_at == target
+    assert arms(effects) == [ArmTimer(state.seq + 1, target + 240 * S)]
+    assert done.next_warm_at is not None and done.next_warm_at > done.last_warm_at
+    assert PushUpdate() in effects
+    assert done.stats.warms == 1 and done.stats.last_cache_pct == 100.0
+
+
+def run_warms(state: WarmingState, count: int) -> WarmingState:
+    for _ in range(count):
+        target = state.next_warm_at
+        assert target is not None
+        state, _ = decide(state, TickDue(state.seq, target), target)
+        state, _ = decide(state, WarmFinished(state.seq, target, "m", READ), target + 500)
+    return state
+
+
+def test_idle_budget_pauses_after_eleven_warms_without_a_turn() -> None:
+    assert idle_warm_budget("5m") == 11 and idle_warm_budget("1h") == 19
+    state = run_warms(enabled_state(), 10)
+    assert state.status == "scheduled"
+    target = state.next_warm_at or 0
+    state, _ = decide(state, TickDue(state.seq, target), target)
+    state, effects = decide(state, WarmFinished(state.seq, target, "m", READ), target + 500)
+    assert state.status == "paused-idle" and state.next_warm_at is None
+    assert arms(effects) == [] and state.stats.warms == 11
+
+
+def test_a_new_turn_resumes_a_paused_conversation() -> None:
+    paused = run_warms(enabled_state(), 11)
+    at = (paused.last_warm_at or 0) + 60 * S
+    state, _ = decide(paused, TurnStarted(at), at)
+    state, effects = decide(state, TurnSealed(at, at + 2 * S, Usage()), at + 2 * S)
+    assert state.status == "scheduled" and state.idle_warms == 0
+    assert arms(effects) == [ArmTimer(state.seq, at + 242 * S)]
+
+
+def test_a_tick_that_would_start_after_expiry_shows_cache_expired_and_sends_no_warm() -> None:
+    state = enabled_state()
+    target = state.next_warm_at or 0
+    late = T0 + 301 * S  # last refresh + TTL has passed
+    expired, effects = decide(state, TickDue(state.seq, target), late)
+    assert expired.status == "cache-expired" and expired.next_warm_at is None
+    assert not any(isinstance(e, Warm) for e in effects) and arms(effects) == []
+
+
+def test_a_tick_during_a_generating_turn_sends_no_warm_and_rearms() -> None:
+    state = enabled_state()
+    target = state.next_warm_at or 0
+    busy, _ = decide(state, TurnStarted(target - 5 * S), target - 5 * S)
+    rearmed, effects = decide(busy, TickDue(busy.seq, target), target)
+    assert not any(isinstance(e, Warm) for e in effects)
+    assert arms(effects) == [ArmTimer(busy.seq + 1, target + 240 * S)]
+
+
+def test_warm_errors_retry_then_stop_in_error_and_a_turn_recovers() -> None:
+    state = enabled_state(T0)
+    state = replace(state, interval_seconds=20, next_warm_at=T0 + 20 * S)
+    for attempt in range(1, 4):
+        target = state.next_warm_at or 0
+        state, _ = decide(state, TickDue(state.seq, target), target)
+        state, effects = decide(
+            state, WarmFinished(state.seq, target, "m", None, "overloaded"), target + S
+        )
+        if attempt < 3:
+            assert state.status == "scheduled"
+            assert arms(effects)[0].target == target + S + 20 * S * attempt
+    assert state.status == "error" and state.last_error == "overloaded"
+    state, _ = decide(state, TurnStarted(T0 + 200 * S), T0 + 200 * S)
+    state, _ = decide(state, TurnSealed(T0 + 200 * S, T0 + 201 * S, Usage()), T0 + 201 * S)
+    assert state.status == "scheduled" and state.consecutive_errors == 0
+
+
+def test_a_warm_finishing_after_toggle_off_records_stats_and_books_nothing() -> None:
+    state = enabled_state()
+    target = state.next_warm_at or 0
+    claimed, _ = decide(state, TickDue(state.seq, target), target)
+    off, _ = decide(claimed, Toggle(False), target + 100)
+    done, effects = decide(off, WarmFinished(state.seq, target, "m", READ), target + 900)
+    assert done.status == "off" and arms(effects) == []
+    assert done.stats.warms == 1 and done.last_refresh_at == target
+
+
+def test_close_stops_everything_and_is_idempotent() -> None:
+    closed, effects = decide(enabled_state(), Close(), T0 + 5 * S)
+    assert (closed.enabled, closed.closed, closed.status) == (False, True, "closed")
+    assert CancelTimer("ref-1") in effects and closed.next_warm_at is None
+    assert decide(closed, Close(), T0 + 6 * S) == (closed, [])
+
+
+def test_a_new_turn_reopens_a_closed_conversation_with_warming_off() -> None:
+    closed, _ = decide(enabled_state(), Close(), T0 + 5 * S)
+    reopened, _ = decide(closed, TurnStarted(T0 + 9 * S), T0 + 9 * S)
+    assert not reopened.closed and not reopened.enabled and reopened.status == "off"
+    sealed, effects = decide(reopened, TurnSealed(T0 + 9 * S, T0 + 10 * S, Usage()), T0 + 10 * S)
+    assert arms(effects) == [] and sealed.status == "off"
+
+
+def test_an_aborted_turn_refreshes_and_resumes_an_expired_enabled_conversation() -> None:
+    state = replace(enabled_state(), status="cache-expired", next_warm_at=None, timer_ref=None)
+    state, _ = decide(state, TurnStarted(T0 + 900 * S), T0 + 900 * S)
+    ended, effects = decide(state, TurnEnded(T0 + 900 * S), T0 + 905 * S)
+    assert ended.status == "scheduled" and ended.last_refresh_at == T0 + 900 * S
+    assert arms(effects) == [ArmTimer(ended.seq, T0 + 1140 * S)]
