@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain.protocol import ProtocolError
 from chalicelib.domain.conversation import Conversation
+from chalicelib.domain.protocol import ProtocolError
 from chalicelib.domain.warming import Toggle
 from chalicelib.ports import ModelError, VersionConflict
 from tests.fakes.ports import World, field_value, world
@@ -21,7 +21,14 @@ def send(w: World, connection_id: str, **frame: Any) -> dict[str, Any]:
     return w.sockets.last(connection_id)
 
 
-def invoke(w: World, connection_id: str, conversation_id: str, action: str, payload: Any = None, **extra: Any) -> dict[str, Any]:
+def invoke(
+    w: World,
+    connection_id: str,
+    conversation_id: str,
+    action: str,
+    payload: Any = None,
+    **extra: Any,
+) -> dict[str, Any]:
     frame: dict[str, Any] = {
         "type": "invoke",
         "surfaceId": "cache-warming",
@@ -34,11 +41,17 @@ def invoke(w: World, connection_id: str, conversation_id: str, action: str, payl
     return send(w, connection_id, **frame)
 
 
-def subscribe(w: World, connection_id: str, conversation_id: str, owner: str = OWNER) -> dict[str, Any]:
+def subscribe(
+    w: World, connection_id: str, conversation_id: str, owner: str = OWNER
+) -> dict[str, Any]:
     if w.store.get_connection(connection_id) is None:
         w.services.connect(connection_id, owner)
     return send(
-        w, connection_id, type="subscribe", surfaceId="cache-warming", conversationId=conversation_id
+        w,
+        connection_id,
+        type="subscribe",
+        surfaceId="cache-warming",
+        conversationId=conversation_id,
     )
 
 
@@ -98,18 +111,27 @@ def test_cr4d_frames_echo_conversation_id_and_request_id() -> None:
     conversation = w.services.create_conversation(OWNER, {})
     w.services.connect("ws1", OWNER)
     surface = send(
-        w, "ws1", type="subscribe", surfaceId="cache-warming", conversationId=conversation.id,
+        w,
+        "ws1",
+        type="subscribe",
+        surfaceId="cache-warming",
+        conversationId=conversation.id,
         requestId="r-1",
     )
     assert (surface["conversationId"], surface["requestId"]) == (conversation.id, "r-1")
     update = invoke(w, "ws1", conversation.id, "toggle", True, requestId="r-2")
     assert (update["type"], update["conversationId"], update["requestId"]) == (
-        "update", conversation.id, "r-2",
+        "update",
+        conversation.id,
+        "r-2",
     )
     error = invoke(w, "ws1", conversation.id, "set-interval", 5, requestId="r-3")
     assert error == {
-        "type": "error", "code": "invalid_interval", "message": error["message"],
-        "requestId": "r-3", "conversationId": conversation.id,
+        "type": "error",
+        "code": "invalid_interval",
+        "message": error["message"],
+        "requestId": "r-3",
+        "conversationId": conversation.id,
     }
     pong = send(w, "ws1", type="ping", requestId="r-4")
     assert pong == {"type": "pong", "requestId": "r-4"}
@@ -245,7 +267,9 @@ def test_unsubscribe_stops_pushes_but_not_warming() -> None:
     conversation = conversation_with_turn(w)
     subscribe(w, "ws1", conversation.id)
     invoke(w, "ws1", conversation.id, "toggle", True)
-    ack = send(w, "ws1", type="unsubscribe", surfaceId="cache-warming", conversationId=conversation.id)
+    ack = send(
+        w, "ws1", type="unsubscribe", surfaceId="cache-warming", conversationId=conversation.id
+    )
     assert ack["type"] == "ack"
     frames = len(w.sockets.of("ws1"))
     assert fire(w, conversation.id).action == "warmed"

@@ -53,7 +53,9 @@ def test_a_second_turn_while_generating_is_refused() -> None:
     assert len(w.store.get_turns(conversation.id)) == 1
 
 
-@pytest.mark.parametrize("body", [{}, {"text": ""}, {"text": "   "}, {"text": 5}, {"text": "x" * 100_001}])
+@pytest.mark.parametrize(
+    "body", [{}, {"text": ""}, {"text": "   "}, {"text": 5}, {"text": "x" * 100_001}]
+)
 def test_bad_turn_text_is_refused_and_changes_nothing(body: dict[str, object]) -> None:
     w = world()
     conversation = w.services.create_conversation(OWNER, {})
@@ -133,7 +135,10 @@ def test_the_ws_close_frame_does_what_http_close_does() -> None:
         "ws1", json.dumps({"type": "close", "conversationId": conversation.id, "requestId": "z"})
     )
     assert w.sockets.last("ws1") == {
-        "type": "ack", "of": "close", "conversationId": conversation.id, "requestId": "z",
+        "type": "ack",
+        "of": "close",
+        "conversationId": conversation.id,
+        "requestId": "z",
     }
     assert field_value(w.sockets.of("ws1", "update")[-1], "status") == "closed"
     assert w.timer.live_for(conversation.id) == []

@@ -33,7 +33,9 @@ READ = Usage(cache_read_input_tokens=5000)
 
 def sealed_state(at: int = T0, **changes: object) -> WarmingState:
     """A conversation with one sealed turn that refreshed the cache at `at`."""
-    state, _ = decide(WarmingState(), TurnSealed(at, at + 2 * S, Usage(input_tokens=5000)), at + 2 * S)
+    state, _ = decide(
+        WarmingState(), TurnSealed(at, at + 2 * S, Usage(input_tokens=5000)), at + 2 * S
+    )
     return replace(state, **changes)  # type: ignore[arg-type]
 
 
@@ -213,7 +215,7 @@ def test_a_tick_during_a_generating_turn_sends_no_warm_and_rearms() -> None:
     state = enabled_state()
     target = state.next_warm_at or 0
     busy, _ = decide(state, TurnStarted(target - 5 * S), target - 5 * S)
-    rearmed, effects = decide(busy, TickDue(busy.seq, target), target)
+    _, effects = decide(busy, TickDue(busy.seq, target), target)
     assert not any(isinstance(e, Warm) for e in effects)
     assert arms(effects) == [ArmTimer(busy.seq + 1, target + 240 * S)]
 

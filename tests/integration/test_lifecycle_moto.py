@@ -1,0 +1,324 @@
+"""The warming lifecycle end to end under moto: Chalice handlers, DynamoDB, Scheduler, sockets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib import bootstrap
+from chalicelib.adapters.store import create_table
+from chalicelib.adapters.timer import SCHEDULER_WINDOW_MS
+from tests.conftest import SESSION
+from tests.fakes.ports import field_value
+from tests.moto_stack import ENV, WARM_ARN, MotoStack, build, patch_gone
+
+OWNER = "alice"
+
+
+@pytest.fixture
+def stack(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoStack]:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    bootstrap.reset()
+    yield build()
+    bootstrap.reset()
+
+
+def create(stack: MotoStack, owner: str = OWNER, **body: Any) -> str:
+    response = stack.http.http.post(
+        "/conversations", headers=stack.headers(owner), body=json.dumps(body)
+    )
+    assert response.status_code == 201, response.body
+    return str(response.json_body["conversationId"])
+
+
+def sealed_turn(stack: MotoStack, conversation_id: str, text: str = "hello") -> None:
+    response = stack.http.http.post(
+        f"/conversations/{conversation_id}/turns",
+        headers=stack.headers(OWNER),
+        body=json.dumps({"text": text}),
+    )
+    assert response.status_code == 202, response.body
+    index = response.json_body["index"]
+    result = stack.http.lambda_.invoke(
+        "generate", {"conversationId": conversation_id, "turnIndex": index}
+    )
+    assert result.payload == {"status": "sealed"}
+
+
+def join(stack: MotoStack, connection_id: str, conversation_id: str, owner: str = OWNER) -> None:
+    assert stack.connect(connection_id, stack.token(owner))["statusCode"] == 200
+    stack.send(
+        connection_id,
+        {"type": "subscribe", "surfaceId": "cache-warming", "conversationId": conversation_id},
+    )
+
+
+def invoke(
+    stack: MotoStack, connection_id: str, conversation_id: str, action: str, payload: Any
+) -> None:
+    stack.send(
+        connection_id,
+        {
+            "type": "invoke",
+            "surfaceId": "cache-warming",
+            "conversationId": conversation_id,
+            "action": f"cache-warming/{action}",
+            "payload": payload,
+        },
+    )
+
+
+def test_cr4a_new_conversation_surface_is_off_and_no_schedule_exists(stack: MotoStack) -> None:
+    conversation_id = create(stack)
+    join(stack, "ws-1", conversation_id)
+    (surface,) = stack.frames("ws-1", "surface")
+    assert surface["conversationId"] == conversation_id
+    assert field_value(surface, "enabled") is False
+    assert field_value(surface, "status") == "off"
+    assert field_value(surface, "timer")["nextWarmAt"] is None
+    assert stack.live_schedules() == [] and stack.invoker.calls == []
+
+
+def test_cr4b_three_scheduled_warms_each_push_a_future_next_warm(stack: MotoStack) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    (schedule,) = stack.live_schedules(conversation_id)
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert schedule["ActionAfterCompletion"] == "DELETE"
+    assert schedule["ScheduleExpressionTimezone"] == "UTC"
+    assert schedule["Target"]["Arn"] == WARM_ARN
+    for number in range(3):
+        announced = field_value(stack.frames("ws-1", "update")[-1], "timer")["nextWarmAt"]
+        (schedule,) = stack.live_schedules(conversation_id)
+        payload = json.loads(schedule["Target"]["Input"])
+        assert payload == {
+            "conversationId": conversation_id,
+            "seq": payload["seq"],
+            "target": announced,
+        }
+        result = stack.fire_due(jitter_s=59 if number == 0 else None)
+        assert result == {"action": "warmed"}
+        update = stack.frames("ws-1", "update")[-1]
+        timer = field_value(update, "timer")
+        assert timer["lastWarmAt"] == announced  # the warm started exactly at the promise
+        assert timer["nextWarmAt"] > timer["lastWarmAt"]
+        assert timer["nextWarmAt"] > stack.clock.now
+        assert len(stack.live_schedules(conversation_id)) == 1
+        assert field_value(update, "warm-cost")["warms"] == number + 1
+
+
+def test_short_intervals_go_by_direct_invoke_with_one_pending_tick(stack: MotoStack) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    invoke(stack, "ws-1", conversation_id, "set-interval", 20)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    for _ in range(3):
+        assert stack.live_schedules() == []
+        pending = [p for f, p in stack.invoker.calls if f == WARM_ARN]
+        assert len(pending) == 1
+        announced = field_value(stack.frames("ws-1", "update")[-1], "timer")["nextWarmAt"]
+        assert pending[0]["target"] == announced
+        assert stack.fire_due() == {"action": "warmed"}
+        timer = field_value(stack.frames("ws-1", "update")[-1], "timer")
+        assert timer["lastWarmAt"] == announced and timer["nextWarmAt"] == announced + 20_000
+
+
+def test_schedule_at_fires_no_later_than_the_target(stack: MotoStack) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    (schedule,) = stack.live_schedules(conversation_id)
+    target = json.loads(schedule["Target"]["Input"])["target"]
+    stack.fire_due(jitter_s=59)  # the latest AWS may fire
+    assert stack.clock.now <= target
+    assert target - stack.clock.now < 2 * SCHEDULER_WINDOW_MS
+
+
+def test_toggle_off_deletes_the_schedule_and_a_late_tick_does_nothing(stack: MotoStack) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    (schedule,) = stack.live_schedules(conversation_id)
+    payload = json.loads(schedule["Target"]["Input"])
+    invoke(stack, "ws-1", conversation_id, "toggle", False)
+    assert stack.live_schedules() == []
+    frames = len(stack.frames("ws-1"))
+    assert stack.http.lambda_.invoke("warm", payload).payload == {"action": "noop"}
+    assert len(stack.frames("ws-1")) == frames and stack.model.warms == []
+
+
+def test_a_duplicate_delivery_warms_once(stack: MotoStack) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    (schedule,) = stack.live_schedules(conversation_id)
+    payload = json.loads(schedule["Target"]["Input"])
+    assert stack.fire_due() == {"action": "warmed"}
+    assert stack.http.lambda_.invoke("warm", payload).payload == {"action": "noop"}
+    assert len(stack.model.warms) == 1 and len(stack.live_schedules(conversation_id)) == 1
+
+
+def test_a_gone_socket_is_forgotten_and_the_others_still_get_pushes(
+    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    for connection_id in ("ws-1", "ws-2", "ws-3"):
+        join(stack, connection_id, conversation_id)
+    patch_gone(monkeypatch, {"ws-2"})
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    stack.fire_due()
+    assert len(stack.frames("ws-3", "update")) == 2
+    table = SESSION.resource("dynamodb").Table(ENV["TABLE_NAME"])
+    assert "Item" not in table.get_item(Key={"pk": "CONN#ws-2", "sk": "META"})
+    store = stack.services.store
+    assert store.subscribers(conversation_id, "surface", stack.clock.now // 1000) == [
+        "ws-1",
+        "ws-3",
+    ]
+
+
+def test_disconnect_leaves_warming_running(stack: MotoStack) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    stack.disconnect("ws-1")
+    assert stack.services.store.get_connection("ws-1") is None
+    for _ in range(2):
+        assert stack.fire_due() == {"action": "warmed"}
+    assert len(stack.live_schedules(conversation_id)) == 1
+
+
+def test_connect_without_a_valid_token_is_refused_and_records_nothing(stack: MotoStack) -> None:
+    for token in (None, "", "not-a-jwt", stack.token(OWNER)[:-3] + "abc"):
+        assert stack.connect("ws-x", token)["statusCode"] == 401
+    assert stack.services.store.get_connection("ws-x") is None
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}]
+)
+def test_http_without_a_valid_token_is_401(stack: MotoStack, headers: dict[str, str]) -> None:
+    response = stack.http.http.post("/conversations", headers=headers, body="{}")
+    assert response.status_code == 401
+    assert response.json_body["error"]["code"] == "unauthorized"
+
+
+def test_another_owners_conversation_is_not_found_over_http(stack: MotoStack) -> None:
+    conversation_id = create(stack)
+    for method, path in [
+        ("get", f"/conversations/{conversation_id}"),
+        ("post", f"/conversations/{conversation_id}/turns"),
+        ("post", f"/conversations/{conversation_id}/cancel"),
+        ("post", f"/conversations/{conversation_id}/close"),
+    ]:
+        response = getattr(stack.http.http, method)(
+            path, headers=stack.headers("mallory"), body=json.dumps({"text": "hi"})
+        )
+        assert response.status_code == 404, path
+        assert response.json_body["error"]["code"] == "not_found"
+    listing = stack.http.http.get("/conversations", headers=stack.headers("mallory"))
+    assert listing.json_body == {"conversations": []}
+
+
+def test_http_routes_create_list_get_and_health(stack: MotoStack) -> None:
+    first = create(stack, title="First")
+    stack.clock.advance(1)
+    second = create(stack, title="Second", cacheRetention="1h")
+    listing = stack.http.http.get("/conversations", headers=stack.headers(OWNER)).json_body
+    assert [c["conversationId"] for c in listing["conversations"]] == [second, first]
+    detail = stack.http.http.get(f"/conversations/{second}", headers=stack.headers(OWNER)).json_body
+    assert detail["cacheRetention"] == "1h" and detail["turns"] == []
+    assert detail["warming"]["enabled"] is False
+    assert stack.http.http.get("/health").json_body == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "body,code",
+    [
+        ("not json", "bad_json"),
+        ("[1]", "bad_json"),
+        ('{"maxTokens": "many"}', "invalid_field"),
+        ('{"cacheRetention": "2h"}', "invalid_field"),
+        ('{"title": 5}', "invalid_field"),
+    ],
+)
+def test_bad_create_requests_get_400_and_write_nothing(
+    stack: MotoStack, body: str, code: str
+) -> None:
+    response = stack.http.http.post("/conversations", headers=stack.headers(OWNER), body=body)
+    assert response.status_code == 400 and response.json_body["error"]["code"] == code
+    assert stack.http.http.get("/conversations", headers=stack.headers(OWNER)).json_body == {
+        "conversations": []
+    }
+
+
+def test_a_second_turn_while_generating_is_409(stack: MotoStack) -> None:
+    conversation_id = create(stack)
+    path = f"/conversations/{conversation_id}/turns"
+    first = stack.http.http.post(path, headers=stack.headers(OWNER), body='{"text": "one"}')
+    second = stack.http.http.post(path, headers=stack.headers(OWNER), body='{"text": "two"}')
+    assert (first.status_code, second.status_code) == (202, 409)
+    assert second.json_body["error"]["code"] == "turn_in_progress"
+
+
+def test_ws_errors_for_bad_frames_echo_ids(stack: MotoStack) -> None:
+    conversation_id = create(stack)
+    join(stack, "ws-1", conversation_id)
+    stack.send("ws-1", "{not json")
+    stack.send(
+        "ws-1",
+        {
+            "type": "invoke",
+            "surfaceId": "cache-warming",
+            "conversationId": conversation_id,
+            "action": "cache-warming/set-interval",
+            "payload": 1,
+            "requestId": "r7",
+        },
+    )
+    errors = stack.frames("ws-1", "error")
+    assert [e["code"] for e in errors] == ["bad_json", "invalid_interval"]
+    assert errors[1]["requestId"] == "r7" and errors[1]["conversationId"] == conversation_id
+
+
+def test_the_real_composition_root_works_under_moto(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    # chalice.test.Client applies the app's config.json environment over ours.
+    config = json.loads(Path(".chalice/config.json").read_text())
+    SESSION.client("dynamodb")
+    bootstrap.reset()
+    try:
+        stack = build()
+        table = config.get("environment_variables", {}).get("TABLE_NAME", ENV["TABLE_NAME"])
+        if table != ENV["TABLE_NAME"]:
+            create_table(SESSION.client("dynamodb"), table)
+        bootstrap.reset()  # drop the test wiring: handlers now build the real adapters lazily
+        conversation_id = create(stack)
+        join(stack, "ws-real", conversation_id)
+        (surface,) = stack.frames("ws-real", "surface")
+        assert surface["conversationId"] == conversation_id
+    finally:
+        bootstrap.reset()
+
+
+def test_the_http_and_websocket_handlers_never_import_anthropic() -> None:
+    code = "import sys, app; assert 'anthropic' not in sys.modules, 'anthropic imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
