@@ -542,8 +542,8 @@ class Services:
         report = TickReport(conversation_id, seq, target, action="noop")
         try:
             claim = self.transition(conversation_id, TickDue(seq, target))
-        except ProtocolError as error:
-            report.action, report.error = "noop", error.code
+        except ProtocolError as refused:
+            report.error = refused.code
             return report
         if not claim.changed:
             return report
@@ -557,19 +557,19 @@ class Services:
         started_at = self.clock.now_ms()
         report.lateness_ms = started_at - target
         usage: Usage | None = None
-        error: str | None = None
+        failure: str | None = None
         if prompt is None:
-            error = "nothing_to_warm"
+            failure = "nothing_to_warm"
         else:
             try:
                 usage = self.ports.model().warm(prompt)
-            except ModelError as failure:
-                error = failure.code
+            except ModelError as error:
+                failure = error.code
         done = self.transition(
-            conversation_id, WarmFinished(seq, started_at, conversation.model, usage, error)
+            conversation_id, WarmFinished(seq, started_at, conversation.model, usage, failure)
         )
         report.action = "warmed" if usage is not None else "warm-failed"
-        report.usage, report.error = usage, error
+        report.usage, report.error = usage, failure
         if usage is not None:
             report.cost_usd = cost_usd(conversation.model, usage)
         report.extra = {

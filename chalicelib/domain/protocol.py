@@ -116,6 +116,13 @@ Frame = (
 )
 
 
+_CONVERSATION_FRAMES: dict[str, type[ChatSubscribe | ChatUnsubscribe | CloseConversation]] = {
+    "chat.subscribe": ChatSubscribe,
+    "chat.unsubscribe": ChatUnsubscribe,
+    "close": CloseConversation,
+}
+
+
 def parse_frame(raw: str | bytes) -> Frame:
     """Validate one client frame; raises ProtocolError with the first problem found."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
@@ -143,14 +150,10 @@ def parse_frame(raw: str | bytes) -> Frame:
         if frame_type == "unsubscribe":
             return Unsubscribe(conversation_id, request_id)
         return _invoke(obj, conversation_id, request_id)
-    simple = {
-        "chat.subscribe": ChatSubscribe,
-        "chat.unsubscribe": ChatUnsubscribe,
-        "close": CloseConversation,
-    }.get(frame_type)
-    if simple is None:
+    if frame_type not in _CONVERSATION_FRAMES:
         raise ProtocolError("unknown_type", f"unknown frame type {frame_type[:64]!r}", request_id)
-    return simple(conversation_id_of(obj.get("conversationId"), request_id), request_id)
+    conversation_id = conversation_id_of(obj.get("conversationId"), request_id)
+    return _CONVERSATION_FRAMES[frame_type](conversation_id, request_id)
 
 
 def conversation_id_of(value: Any, request_id: str | None = None) -> str:
