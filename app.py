@@ -12,7 +12,7 @@ from chalice.app import Chalice, Response, WebsocketEvent
 
 from chalicelib import auth, bootstrap, views
 from chalicelib.config import settings
-from chalicelib.domain.protocol import ProtocolError
+from chalicelib.domain.protocol import ProtocolError, unexpected
 from chalicelib.logs import log_tick
 
 app = Chalice(app_name="cache-warming")
@@ -58,6 +58,9 @@ def api(handler: Callable[..., Any]) -> Callable[..., Any]:
             return handler(*args, **kwargs)
         except ProtocolError as error:
             return _error(error)
+        except Exception as error:  # noqa: BLE001 - the client gets a stable code, the log the trace
+            app.log.exception("request failed")
+            return _error(unexpected(error))
 
     return wrapped
 

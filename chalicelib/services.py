@@ -238,7 +238,12 @@ class Services:
                     "unauthorized", "this connection is not authenticated", request_id
                 )
             self._dispatch(connection, frame)
-        except ProtocolError as error:
+        except Exception as failure:  # noqa: BLE001 - every frame gets exactly one reply
+            if isinstance(failure, ProtocolError):
+                error = failure
+            else:
+                log.exception("frame failed")
+                error = protocol.unexpected(failure)
             request_id = error.request_id or request_id
             if conversation_id is not None:
                 reply = protocol.conversation_error_frame(

@@ -172,7 +172,8 @@ def _cancelled_by_condition(error: ClientError) -> bool:
     # A racing transaction on the same item wrote nothing either: both mean "re-read and retry".
     reasons = cast(list[dict[str, Any]], error.response.get("CancellationReasons") or [])
     return any(
-        reason.get("Code") in ("ConditionalCheckFailed", "TransactionConflict") for reason in reasons
+        reason.get("Code") in ("ConditionalCheckFailed", "TransactionConflict")
+        for reason in reasons
     )
 
 

@@ -55,6 +55,13 @@ class ProtocolError(Exception):
         return ERROR_STATUS[self.code]
 
 
+def unexpected(error: Exception) -> ProtocolError:
+    """The stable error for a failure that is not the client's: an AWS call or a bug."""
+    if type(error).__module__.startswith("botocore"):
+        return ProtocolError("upstream_error", "a backing service failed; try again")
+    return ProtocolError("internal_error", "something went wrong on our side")
+
+
 @dataclass(frozen=True)
 class Subscribe:
     conversation_id: str
