@@ -58,7 +58,7 @@ def api(handler: Callable[..., Any]) -> Callable[..., Any]:
             return handler(*args, **kwargs)
         except ProtocolError as error:
             return _error(error)
-        except Exception as error:  # noqa: BLE001 - the client gets a stable code, the log the trace
+        except Exception as error:  # the client gets a stable code, the log the trace
             app.log.exception("request failed")
             return _error(unexpected(error))
 

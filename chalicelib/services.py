@@ -238,7 +238,7 @@ class Services:
                     "unauthorized", "this connection is not authenticated", request_id
                 )
             self._dispatch(connection, frame)
-        except Exception as failure:  # noqa: BLE001 - every frame gets exactly one reply
+        except Exception as failure:  # every frame gets exactly one reply
             if isinstance(failure, ProtocolError):
                 error = failure
             else:
