@@ -11,7 +11,6 @@ from typing import Any
 from chalice.app import Chalice, Response, WebsocketEvent
 
 from chalicelib import auth, bootstrap, views
-from chalicelib.config import settings
 from chalicelib.domain.protocol import ProtocolError, unexpected
 from chalicelib.logs import log_tick
 
@@ -46,7 +45,7 @@ def _json_body() -> dict[str, Any]:
 
 def _owner() -> str:
     headers = dict(app.current_request.headers) if app.current_request else {}
-    return auth.verify(auth.bearer(headers), settings().jwt_secret)
+    return bootstrap.verifier().verify(auth.bearer(headers))
 
 
 def api(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -120,7 +119,7 @@ def close_conversation(conversation_id: str) -> dict[str, Any]:
 def connect(event: WebsocketEvent) -> Response | None:
     query = event.to_dict().get("queryStringParameters") or {}
     try:
-        owner = auth.verify(query.get("token"), settings().jwt_secret)
+        owner = bootstrap.verifier().verify(query.get("token"))
     except ProtocolError:
         return Response(status_code=401, body="")
     bootstrap.services().connect(event.connection_id, owner)

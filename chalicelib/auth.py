@@ -1,32 +1,89 @@
-"""Identity: HS256 bearer tokens (PyJWT). A token's `sub` owns the conversations it creates."""
+"""Identity: bearer JWTs verified with PyJWT. A token's `sub` owns the conversations it creates.
+
+Two verifiers: HS256 with a shared secret (the local stack and tests), and RS256 against an
+identity provider's JWKS (production; Cognito-compatible `iss`/`aud`/`exp`/`sub` checks).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any, Protocol
 
 import jwt
 
 from chalicelib.domain.protocol import ProtocolError
 
-ALGORITHM = "HS256"
+HS256 = "HS256"
 DEV_TOKEN_LIFETIME_S = 7 * 24 * 3600
+# Tolerated clock skew between the identity provider and Lambda.
+LEEWAY_S = 30
 
 
-def verify(token: str | None, secret: str) -> str:
-    """The token's subject; ProtocolError('unauthorized') for a missing, expired or forged token."""
-    if not token or not secret:
-        raise ProtocolError("unauthorized", "a valid bearer token is required")
-    try:
-        claims = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]}
-        )
-    except jwt.PyJWTError as error:
-        raise ProtocolError("unauthorized", "a valid bearer token is required") from error
+class TokenVerifier(Protocol):
+    def verify(self, token: str | None) -> str:
+        """The token's subject; ProtocolError('unauthorized') for anything else."""
+
+
+def _refuse(reason: str = "a valid bearer token is required") -> ProtocolError:
+    return ProtocolError("unauthorized", reason)
+
+
+def _subject(claims: dict[str, Any]) -> str:
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject:
-        raise ProtocolError("unauthorized", "the token has no subject")
+    if not isinstance(subject, str) or not subject or len(subject) > 256:
+        raise _refuse("the token has no subject")
     return subject
+
+
+class SharedSecretVerifier:
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    def verify(self, token: str | None) -> str:
+        if not token or not self.secret:
+            raise _refuse()
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[HS256],
+                options={"require": ["sub", "exp"]},
+                leeway=LEEWAY_S,
+            )
+        except jwt.PyJWTError as error:
+            raise _refuse() from error
+        return _subject(claims)
+
+
+class JwksVerifier:
+    """RS256 tokens signed by a key from the provider's JWKS (fetched, then cached per container)."""
+
+    def __init__(self, jwks_url: str, issuer: str, audience: str | None) -> None:
+        self.client = jwt.PyJWKClient(jwks_url, lifespan=3600, timeout=5)
+        self.issuer = issuer
+        self.audience = audience
+
+    def verify(self, token: str | None) -> str:
+        if not token:
+            raise _refuse()
+        try:
+            key = self.client.get_signing_key_from_jwt(token)
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=["RS256"],
+                issuer=self.issuer,
+                audience=self.audience,
+                options={
+                    "require": ["sub", "exp", "iss"],
+                    "verify_aud": self.audience is not None,
+                },
+                leeway=LEEWAY_S,
+            )
+        except jwt.PyJWTError as error:
+            raise _refuse() from error
+        return _subject(claims)
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:
@@ -36,5 +93,6 @@ def bearer(headers: Mapping[str, str]) -> str | None:
 
 
 def mint(subject: str, secret: str, lifetime_s: int = DEV_TOKEN_LIFETIME_S) -> str:
+    """A dev token for the local stack and tests."""
     now = int(time.time())
-    return jwt.encode({"sub": subject, "iat": now, "exp": now + lifetime_s}, secret, ALGORITHM)
+    return jwt.encode({"sub": subject, "iat": now, "exp": now + lifetime_s}, secret, HS256)

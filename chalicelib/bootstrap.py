@@ -15,6 +15,7 @@ from chalicelib.adapters.lambdas import AsyncInvoker
 from chalicelib.adapters.sockets import ManagementApiSockets
 from chalicelib.adapters.store import DynamoStore
 from chalicelib.adapters.timer import PreciseTimer
+from chalicelib.auth import JwksVerifier, SharedSecretVerifier, TokenVerifier
 from chalicelib.config import Settings, settings
 from chalicelib.ports import Model
 from chalicelib.services import Ports, Services
@@ -31,11 +32,21 @@ def reset() -> None:
     global _override
     _override = None
     _real.cache_clear()
+    verifier.cache_clear()
+    _models.clear()
     settings.cache_clear()
 
 
 def services() -> Services:
     return _override or _real()
+
+
+@lru_cache(maxsize=1)
+def verifier() -> TokenVerifier:
+    config = settings()
+    if config.jwt_jwks_url:
+        return JwksVerifier(config.jwt_jwks_url, config.jwt_issuer, config.jwt_audience or None)
+    return SharedSecretVerifier(config.jwt_secret)
 
 
 @lru_cache(maxsize=1)

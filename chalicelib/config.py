@@ -22,6 +22,9 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "WEBSOCKET_STAGE",
     "WEBSOCKET_ENDPOINT",
     "JWT_SECRET",
+    "JWT_JWKS_URL",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_API_KEY_SECRET_ID",
     "ANTHROPIC_BASE_URL",
@@ -47,6 +50,10 @@ class Settings:
     # Full management-API URL; overrides api id + stage (the local stack's gateway, custom domains).
     websocket_endpoint: str
     jwt_secret: str
+    # Production identity: RS256 tokens from this JWKS (e.g. a Cognito user pool); wins over the secret.
+    jwt_jwks_url: str
+    jwt_issuer: str
+    jwt_audience: str
     anthropic_api_key: str
     anthropic_api_key_secret_id: str
     anthropic_base_url: str
@@ -83,6 +90,9 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         websocket_stage=env.get("WEBSOCKET_STAGE", "api"),
         websocket_endpoint=env.get("WEBSOCKET_ENDPOINT", ""),
         jwt_secret=env.get("JWT_SECRET", ""),
+        jwt_jwks_url=env.get("JWT_JWKS_URL", ""),
+        jwt_issuer=env.get("JWT_ISSUER", ""),
+        jwt_audience=env.get("JWT_AUDIENCE", ""),
         anthropic_api_key=env.get("ANTHROPIC_API_KEY", ""),
         anthropic_api_key_secret_id=env.get("ANTHROPIC_API_KEY_SECRET_ID", ""),
         anthropic_base_url=env.get("ANTHROPIC_BASE_URL", ""),
