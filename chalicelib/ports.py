@@ -69,6 +69,9 @@ class Store(Protocol):
     def subscribers(self, conversation_id: str, channel: Channel, now_s: int) -> list[str]:
         """Connection ids subscribed to the conversation's channel, skipping expired ones."""
 
+    def consume(self, bucket: str, window: int, limit: int, expires_at: int) -> bool:
+        """Count one hit in `bucket`'s fixed `window`; False (counting nothing) once `limit` is reached."""
+
 
 class Timer(Protocol):
     def arm(self, conversation_id: str, seq: int, target_ms: int, now_ms: int) -> str | None:

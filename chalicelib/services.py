@@ -81,6 +81,15 @@ class Outcome:
         return any(isinstance(effect, PushUpdate) for effect in self.effects)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Per-user caps, so one user cannot run up another's bill or the account's quotas."""
+
+    frames_per_second: int = 20  # per connection
+    turns_per_minute: int = 10  # per user
+    warming_conversations: int = 10  # per user, enabled at the same time
+
+
 @dataclass
 class Ports:
     store: Store
@@ -93,6 +102,7 @@ class Ports:
     default_model: str = "claude-sonnet-4-5"
     default_system: str = "You are a helpful assistant."
     default_max_tokens: int = 1024
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass
@@ -237,6 +247,11 @@ class Services:
                 raise ProtocolError(
                     "unauthorized", "this connection is not authenticated", request_id
                 )
+            now_s = self.clock.now_ms() // 1000
+            if not self.store.consume(
+                f"frames#{connection_id}", now_s, self.ports.limits.frames_per_second, now_s + 60
+            ):
+                raise ProtocolError("rate_limited", "too many frames; slow down", request_id)
             self._dispatch(connection, frame)
         except Exception as failure:  # every frame gets exactly one reply
             if isinstance(failure, ProtocolError):
@@ -273,6 +288,7 @@ class Services:
                     self.store.unsubscribe(cid, conversation_id, "surface")
                     self.reply(cid, protocol.ack_frame("unsubscribe", conversation_id, request_id))
                 case protocol.InvokeToggle(conversation_id=conversation_id, enabled=enabled):
+                    self._check_warming_cap(owner, conversation_id, enabled)
                     self._invoke(cid, owner, conversation_id, Toggle(enabled), request_id)
                 case protocol.InvokeSetInterval(conversation_id=conversation_id, seconds=seconds):
                     self._invoke(cid, owner, conversation_id, SetInterval(seconds), request_id)
@@ -294,6 +310,21 @@ class Services:
         except ProtocolError as error:
             error.request_id = error.request_id or request_id
             raise
+
+    def _check_warming_cap(self, owner: str, conversation_id: str, enabled: bool | None) -> None:
+        conversation = self.get_owned(conversation_id, owner)
+        if conversation.warming.enabled or enabled is False:
+            return
+        warming = [
+            c
+            for c in self.store.list_conversations(owner)
+            if c.warming.enabled and c.id != conversation_id
+        ]
+        cap = self.ports.limits.warming_conversations
+        if len(warming) >= cap:
+            raise ProtocolError(
+                "limit_reached", f"at most {cap} conversations can warm at the same time"
+            )
 
     def _invoke(
         self,
@@ -361,7 +392,13 @@ class Services:
         if len(text) > MAX_TEXT_CHARS:
             raise ProtocolError("invalid_text", f"'text' is limited to {MAX_TEXT_CHARS} characters")
         conversation_id = protocol.conversation_id_of(conversation_id)
+        self.get_owned(conversation_id, owner)
         started_at = self.clock.now_ms()
+        minute = started_at // 60_000
+        if not self.store.consume(
+            f"turns#{owner}", minute, self.ports.limits.turns_per_minute, minute * 60 + 120
+        ):
+            raise ProtocolError("rate_limited", "too many turns this minute; wait a moment")
         turn = Turn(conversation_id, 0, text, started_at)
 
         def begin(conversation: Conversation) -> Conversation:

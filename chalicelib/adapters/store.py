@@ -383,6 +383,28 @@ class DynamoStore:
 
     # --- plumbing --------------------------------------------------------------------------
 
+    # --- rate limits ------------------------------------------------------------------------
+
+    def consume(self, bucket: str, window: int, limit: int, expires_at: int) -> bool:
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"pk": _s(f"RATE#{bucket}"), "sk": _s(str(window))},
+                UpdateExpression="ADD hits :one SET #ttl = :expires",
+                ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
+                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":one": _n(1),
+                    ":limit": _n(limit),
+                    ":expires": _n(expires_at),
+                },
+            )
+        except ClientError as error:
+            if _error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def _query(self, request: QueryInputTypeDef) -> Iterator[Item]:
         while True:
             page = self.client.query(**request)

@@ -35,6 +35,7 @@ ERROR_STATUS: dict[str, int] = {
     "no_turn_in_progress": 409,
     "conflict": 409,
     "rate_limited": 429,
+    "limit_reached": 429,
     "upstream_error": 502,
     "internal_error": 500,
 }

@@ -15,6 +15,7 @@ class InMemoryStore:
         self._conversations: dict[str, Conversation] = {}
         self._turns: dict[str, dict[int, Turn]] = {}
         self._connections: dict[str, Connection] = {}
+        self._hits: dict[tuple[str, int], int] = {}
         # (conversation id, channel) -> connection id -> expires_at
         self._subscriptions: dict[tuple[str, str], dict[str, int]] = {}
 
@@ -83,3 +84,11 @@ class InMemoryStore:
             subscribed = self._subscriptions.get((conversation_id, channel), {})
             # Sort-key order, as a DynamoDB Query returns them.
             return sorted(conn for conn, expires_at in subscribed.items() if expires_at > now_s)
+
+    def consume(self, bucket: str, window: int, limit: int, expires_at: int) -> bool:
+        with self._lock:
+            hits = self._hits.get((bucket, window), 0)
+            if hits >= limit:
+                return False
+            self._hits[(bucket, window)] = hits + 1
+            return True

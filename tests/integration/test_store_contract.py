@@ -385,3 +385,15 @@ def test_conversation_ids_with_separators_do_not_collide(store: Store) -> None:
     store.delete_connection("conn-1")
     assert store.subscribers("a#chat", "surface", NOW_S) == []
     assert store.subscribers("a", "chat", NOW_S) == ["conn-2"]
+
+
+def test_consume_counts_up_to_the_limit_per_bucket_and_window(store: Store) -> None:
+    assert [store.consume("frames#conn-1", 100, 3, NOW_S + 60) for _ in range(5)] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert store.consume("frames#conn-1", 101, 3, NOW_S + 60)  # a new window
+    assert store.consume("frames#conn-2", 100, 3, NOW_S + 60)  # another bucket
