@@ -1,0 +1,204 @@
+"""AWS failure paths under moto: every one ends in a clear reply and a consistent state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from chalicelib import bootstrap
+from chalicelib.ports import VersionConflict
+from tests.fakes.ports import field_value
+from tests.integration.test_lifecycle_moto import OWNER, create, invoke, join, sealed_turn
+from tests.moto_stack import ENV, MotoStack, build
+
+
+@pytest.fixture
+def stack(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoStack]:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    bootstrap.reset()
+    yield build()
+    bootstrap.reset()
+
+
+def client_error(code: str, status: int, operation: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        operation,
+    )
+
+
+def stored(stack: MotoStack, conversation_id: str) -> Any:
+    return stack.services.store.get_conversation(conversation_id)
+
+
+def test_a_scheduler_failure_refuses_the_toggle_and_claims_no_tick(
+    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    before = stored(stack, conversation_id)
+    scheduler = stack.services.timer.scheduler  # type: ignore[attr-defined]
+
+    def refuse(**_: Any) -> None:
+        raise client_error("ThrottlingException", 429, "CreateSchedule")
+
+    monkeypatch.setattr(scheduler, "create_schedule", refuse)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    error = stack.frames("ws-1", "error")[-1]
+    assert (error["code"], error["conversationId"]) == ("upstream_error", conversation_id)
+    after = stored(stack, conversation_id)
+    assert after.version == before.version and not after.warming.enabled
+    assert stack.live_schedules() == []
+
+
+def test_a_scheduler_failure_after_a_warm_leaves_the_claim_to_be_retried(
+    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    scheduler = stack.services.timer.scheduler  # type: ignore[attr-defined]
+    real_create = scheduler.create_schedule
+
+    def refuse(**_: Any) -> None:
+        raise client_error("InternalServerException", 500, "CreateSchedule")
+
+    monkeypatch.setattr(scheduler, "create_schedule", refuse)
+    (schedule,) = stack.live_schedules(conversation_id)
+    with pytest.raises(ClientError):
+        stack.fire_due()  # the Lambda fails: Scheduler/Lambda retry the same tick
+    state = stored(stack, conversation_id).warming
+    assert state.status == "warming" and stack.live_schedules() == []
+    # The retried delivery after the claim's lease finishes the job once Scheduler recovers.
+    monkeypatch.setattr(scheduler, "create_schedule", real_create)
+    stack.clock.advance(181)
+    payload = json.loads(schedule["Target"]["Input"])
+    result = stack.http.lambda_.invoke("warm", payload).payload
+    assert result["action"] in ("warmed", "cache-expired")
+
+
+def test_a_crash_between_arming_and_the_write_leaves_a_harmless_orphan(
+    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    store = stack.services.store
+
+    def crash(*_: Any, **__: Any) -> None:
+        raise RuntimeError("Lambda killed")
+
+    monkeypatch.setattr(store, "save_conversation", crash)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    assert stack.frames("ws-1", "error")[-1]["code"] == "internal_error"
+    monkeypatch.undo()
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    assert len(stack.live_schedules(conversation_id)) == 1  # the orphan
+    before = stored(stack, conversation_id)
+    assert not before.warming.enabled
+    assert stack.fire_due() == {"action": "noop"}
+    assert stored(stack, conversation_id).version == before.version
+    assert stack.model.warms == []
+
+
+def test_a_conditional_check_storm_gives_up_cleanly_without_orphans(
+    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    store = stack.services.store
+
+    def always_conflict(conversation: Any, turn: Any = None) -> Any:
+        raise VersionConflict(conversation.id)
+
+    monkeypatch.setattr(store, "save_conversation", always_conflict)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    assert stack.frames("ws-1", "error")[-1]["code"] == "conflict"
+    assert stack.live_schedules() == []  # every schedule armed in a losing attempt was cancelled
+
+
+def test_a_dynamodb_outage_answers_upstream_error_on_both_apis(
+    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id = create(stack)
+    join(stack, "ws-1", conversation_id)
+    client = stack.services.store.client  # type: ignore[attr-defined]
+
+    def down(**_: Any) -> None:
+        raise client_error("ProvisionedThroughputExceededException", 400, "GetItem")
+
+    monkeypatch.setattr(client, "get_item", down)
+    stack.send(
+        "ws-1",
+        {
+            "type": "subscribe",
+            "surfaceId": "cache-warming",
+            "conversationId": conversation_id,
+            "requestId": "q",
+        },
+    )
+    error = stack.frames("ws-1", "error")[-1]
+    assert (error["code"], error["requestId"]) == ("upstream_error", "q")
+    response = stack.http.http.get(
+        f"/conversations/{conversation_id}", headers=stack.headers(OWNER)
+    )
+    assert response.status_code == 502
+    assert response.json_body["error"]["code"] == "upstream_error"
+
+
+def test_an_undelivered_disconnect_expires_with_the_connection_lifetime(stack: MotoStack) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-old", conversation_id)
+    join(stack, "ws-new", conversation_id)
+    invoke(stack, "ws-new", conversation_id, "set-interval", 200)
+    invoke(stack, "ws-new", conversation_id, "toggle", True)
+    # ws-old vanished without $disconnect; two hours later only its subscription's TTL remains.
+    stack.clock.advance(2 * 3600 + 1)
+    stack.connect("ws-new", stack.token(OWNER))
+    stack.send(
+        "ws-new",
+        {"type": "subscribe", "surfaceId": "cache-warming", "conversationId": conversation_id},
+    )
+    pushed_before = len(stack.frames("ws-old"))
+    stack.send(
+        "ws-new",
+        {
+            "type": "invoke",
+            "surfaceId": "cache-warming",
+            "conversationId": conversation_id,
+            "action": "cache-warming/set-interval",
+            "payload": 100,
+        },
+    )
+    assert len(stack.frames("ws-old")) == pushed_before
+    assert field_value(stack.frames("ws-new", "update")[-1], "interval") == 100
+
+
+def test_a_failed_generate_invoke_fails_the_turn_with_502(
+    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id = create(stack)
+
+    def throttled(*_: Any, **__: Any) -> None:
+        raise client_error("TooManyRequestsException", 429, "Invoke")
+
+    monkeypatch.setattr(stack.invoker, "generate", throttled)
+    response = stack.http.http.post(
+        f"/conversations/{conversation_id}/turns",
+        headers=stack.headers(OWNER),
+        body='{"text": "hi"}',
+    )
+    assert response.status_code == 502 and response.json_body["error"]["code"] == "upstream_error"
+    detail = stack.http.http.get(f"/conversations/{conversation_id}", headers=stack.headers(OWNER))
+    assert [t["status"] for t in detail.json_body["turns"]] == ["failed"]
+    assert detail.json_body["activeTurnId"] is None
