@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from chalicelib.domain.surface import SET_INTERVAL_ACTION, SURFACE_ID, TOGGLE_ACTION
 
@@ -137,8 +138,10 @@ def parse_frame(raw: str | bytes) -> Frame:
     if len(data) > MAX_FRAME_BYTES:
         raise ProtocolError("frame_too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
     try:
-        obj = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # msgspec also refuses NaN/Infinity, out-of-range floats and lone surrogate escapes,
+        # which json.loads would let through into frames we later fail to encode.
+        obj = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:
         raise ProtocolError("bad_json", "the frame is not valid UTF-8 JSON") from exc
     if not isinstance(obj, dict):
         raise ProtocolError("bad_json", "a frame must be a JSON object")
@@ -172,10 +175,6 @@ def conversation_id_of(value: Any, request_id: str | None = None) -> str:
             "invalid_field", "'conversationId' must be 1-64 letters, digits, - or _", request_id
         )
     return value
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _request_id(obj: dict[str, Any]) -> str | None:
