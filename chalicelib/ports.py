@@ -32,6 +32,15 @@ class Connection:
     expires_at: int
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything under one conversation, read at once: the warm path's single query."""
+
+    conversation: Conversation
+    turns: list[Turn]
+    subscribers: dict[str, list[str]]
+
+
 class Store(Protocol):
     def create_conversation(self, conversation: Conversation) -> None:
         """Raises AlreadyExists if the id is taken."""
@@ -52,6 +61,9 @@ class Store(Protocol):
 
     def get_turns(self, conversation_id: str) -> list[Turn]:
         """All turns in order."""
+
+    def load(self, conversation_id: str, now_s: int) -> Snapshot | None:
+        """Conversation, turns and live subscribers per channel in one consistent read."""
 
     def put_connection(self, connection: Connection) -> None: ...
 

@@ -141,15 +141,18 @@ class Services:
         owner: str | None = None,
         change: ConversationChange | None = None,
         turn: Callable[[Conversation], Turn | None] | None = None,
+        current: Conversation | None = None,
     ) -> Outcome:
         """Decide `event` against a fresh read and apply it; bounded retries on conflicts.
 
         `event` may be a function of the fresh read (e.g. of its abort flag); `change` applies
         conversation-level edits (turn bookkeeping, abort flag) in the same write; `turn` returns a
-        turn item to write in the same transaction.
+        turn item to write in the same transaction. `current`, when the caller just read it, saves
+        the first read; a conflict always re-reads.
         """
         for _ in range(MAX_ATTEMPTS):
-            current = self.get_owned(conversation_id, owner)
+            if current is None:
+                current = self.get_owned(conversation_id, owner)
             now = self.clock.now_ms()
             chosen = event(current) if callable(event) else event
             updated = change(current) if change else current
@@ -174,6 +177,7 @@ class Services:
             except VersionConflict:
                 for ref in armed:
                     self.timer.cancel(ref)
+                current = None
                 continue
             for effect in effects:
                 if isinstance(effect, CancelTimer):
@@ -214,9 +218,17 @@ class Services:
                 self.store.delete_connection(connection_id)
         return delivered
 
-    def push_update(self, conversation: Conversation, *, exclude: str | None = None) -> None:
+    def push_update(
+        self,
+        conversation: Conversation,
+        *,
+        exclude: str | None = None,
+        connection_ids: list[str] | None = None,
+    ) -> None:
         frame = surface.update_frame(conversation.id, conversation.warming)
-        self.fan_out(conversation.id, "surface", frame, exclude=exclude)
+        self.fan_out(
+            conversation.id, "surface", frame, exclude=exclude, connection_ids=connection_ids
+        )
 
     def reply(self, connection_id: str, frame: dict[str, Any]) -> None:
         if not self.sockets.post(connection_id, frame):
@@ -582,8 +594,15 @@ class Services:
         if wait_s > 0:
             self.clock.sleep(min(wait_s, MAX_WAIT_BEFORE_TARGET_S))
         report = TickReport(conversation_id, seq, target, action="noop")
+        # One query reads the state, the prompt's turns and the subscribers for the push.
+        snapshot = self.store.load(conversation_id, self.clock.now_ms() // 1000)
+        if snapshot is None:
+            return report
+        listeners = snapshot.subscribers.get("surface", [])
         try:
-            claim = self.transition(conversation_id, TickDue(seq, target))
+            claim = self.transition(
+                conversation_id, TickDue(seq, target), current=snapshot.conversation
+            )
         except ProtocolError as refused:
             report.error = refused.code
             return report
@@ -592,10 +611,10 @@ class Services:
         if not any(isinstance(effect, Warm) for effect in claim.effects):
             report.action = claim.conversation.warming.status
             if claim.pushes_update:
-                self.push_update(claim.conversation)
+                self.push_update(claim.conversation, connection_ids=listeners)
             return report
         conversation = claim.conversation
-        prompt = warm_prompt(conversation, self.store.get_turns(conversation_id))
+        prompt = warm_prompt(conversation, snapshot.turns)
         started_at = self.clock.now_ms()
         report.lateness_ms = started_at - target
         usage: Usage | None = None
@@ -608,7 +627,9 @@ class Services:
             except ModelError as error:
                 failure = error.code
         done = self.transition(
-            conversation_id, WarmFinished(seq, started_at, conversation.model, usage, failure)
+            conversation_id,
+            WarmFinished(seq, started_at, conversation.model, usage, failure),
+            current=conversation,
         )
         report.action = "warmed" if usage is not None else "warm-failed"
         report.usage, report.error = usage, failure
@@ -619,7 +640,7 @@ class Services:
             "nextWarmAt": done.conversation.warming.next_warm_at,
         }
         if done.pushes_update:
-            self.push_update(done.conversation)
+            self.push_update(done.conversation, connection_ids=listeners)
         return report
 
 

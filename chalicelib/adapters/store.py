@@ -24,7 +24,7 @@ import msgspec
 from botocore.exceptions import ClientError
 
 from chalicelib.domain.conversation import Conversation, Turn
-from chalicelib.ports import AlreadyExists, Channel, Connection, VersionConflict
+from chalicelib.ports import AlreadyExists, Channel, Connection, Snapshot, VersionConflict
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -381,7 +381,30 @@ class DynamoStore:
         )
         return [_str(item, "connectionId") for item in items if _int(item, TTL_ATTRIBUTE) > now_s]
 
-    # --- plumbing --------------------------------------------------------------------------
+    def load(self, conversation_id: str, now_s: int) -> Snapshot | None:
+        items = self._query(
+            {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": _s(f"CONV#{conversation_id}")},
+                "ConsistentRead": True,
+            }
+        )
+        conversation: Conversation | None = None
+        turns: list[Turn] = []
+        subscribers: dict[str, list[str]] = {"surface": [], "chat": []}
+        for item in items:
+            sort_key = _str(item, "sk")
+            if sort_key == META:
+                conversation = decode_conversation(_str(item, "body"), _int(item, "version"))
+            elif sort_key.startswith("TURN#"):
+                turns.append(decode_turn(_str(item, "body")))
+            elif sort_key.startswith("SUB#") and _int(item, TTL_ATTRIBUTE) > now_s:
+                channel = sort_key.split("#", 2)[1]
+                subscribers.setdefault(channel, []).append(_str(item, "connectionId"))
+        if conversation is None:
+            return None
+        return Snapshot(conversation, turns, subscribers)
 
     # --- rate limits ------------------------------------------------------------------------
 
@@ -404,6 +427,8 @@ class DynamoStore:
                 return False
             raise
         return True
+
+    # --- plumbing --------------------------------------------------------------------------
 
     def _query(self, request: QueryInputTypeDef) -> Iterator[Item]:
         while True:

@@ -6,7 +6,7 @@ import dataclasses
 import threading
 
 from chalicelib.domain.conversation import Conversation, Turn
-from chalicelib.ports import AlreadyExists, Channel, Connection, VersionConflict
+from chalicelib.ports import AlreadyExists, Channel, Connection, Snapshot, VersionConflict
 
 
 class InMemoryStore:
@@ -92,3 +92,16 @@ class InMemoryStore:
                 return False
             self._hits[(bucket, window)] = hits + 1
             return True
+
+    def load(self, conversation_id: str, now_s: int) -> Snapshot | None:
+        conversation = self.get_conversation(conversation_id)
+        if conversation is None:
+            return None
+        return Snapshot(
+            conversation,
+            self.get_turns(conversation_id),
+            {
+                channel: self.subscribers(conversation_id, channel, now_s)
+                for channel in ("surface", "chat")
+            },
+        )

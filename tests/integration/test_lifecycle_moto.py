@@ -322,3 +322,32 @@ def test_the_real_composition_root_works_under_moto(
 def test_the_http_and_websocket_handlers_never_import_anthropic() -> None:
     code = "import sys, app; assert 'anthropic' not in sys.modules, 'anthropic imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_a_warm_costs_four_aws_calls_plus_one_post_per_subscriber(stack: MotoStack) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    for connection_id in ("ws-1", "ws-2", "ws-3"):
+        join(stack, connection_id, conversation_id)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    calls: list[str] = []
+    services = stack.services
+    for client in (
+        services.store.client,  # type: ignore[attr-defined]
+        services.timer.scheduler,  # type: ignore[attr-defined]
+        services.sockets.client,  # type: ignore[attr-defined]
+    ):
+        client.meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
+    (schedule,) = stack.live_schedules(conversation_id)
+    payload = json.loads(schedule["Target"]["Input"])
+    stack.scheduler.delete_schedule(Name=schedule["Name"], GroupName=ENV["SCHEDULE_GROUP"])
+    calls.clear()
+    assert stack.http.lambda_.invoke("warm", payload).payload == {"action": "warmed"}
+    posts = [c for c in calls if c == "PostToConnection"]
+    assert len(posts) == 3
+    assert sorted(c for c in calls if c != "PostToConnection") == [
+        "CreateSchedule",
+        "PutItem",
+        "PutItem",
+        "Query",
+    ]

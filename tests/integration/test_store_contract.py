@@ -397,3 +397,19 @@ def test_consume_counts_up_to_the_limit_per_bucket_and_window(store: Store) -> N
     ]
     assert store.consume("frames#conn-1", 101, 3, NOW_S + 60)  # a new window
     assert store.consume("frames#conn-2", 100, 3, NOW_S + 60)  # another bucket
+
+
+def test_load_reads_conversation_turns_and_live_subscribers_at_once(store: Store) -> None:
+    store.create_conversation(conversation("c1"))
+    saved = store.save_conversation(conversation("c1"), turn(0))
+    store.save_conversation(saved, turn(1))
+    store.subscribe("conn-1", "c1", "surface", NOW_S + 60)
+    store.subscribe("conn-2", "c1", "chat", NOW_S + 60)
+    store.subscribe("conn-3", "c1", "surface", NOW_S - 1)
+    store.subscribe("conn-4", "c2", "surface", NOW_S + 60)
+    snapshot = store.load("c1", NOW_S)
+    assert snapshot is not None
+    assert snapshot.conversation == store.get_conversation("c1")
+    assert [t.index for t in snapshot.turns] == [0, 1]
+    assert snapshot.subscribers == {"surface": ["conn-1"], "chat": ["conn-2"]}
+    assert store.load("missing", NOW_S) is None
