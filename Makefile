@@ -31,5 +31,11 @@ up: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+package: $(STAMP)
+	BIN=$(BIN) infra/package.sh $(or $(STAGE),dev)
+
+deploy: package
+	infra/deploy.sh $(or $(STAGE),dev)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .devstack

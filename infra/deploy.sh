@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Deploy a packaged stage (run infra/package.sh first, or `make deploy STAGE=...` which does both):
+#   aws cloudformation package  (uploads deployment.zip to S3)  ->  $OUT_DIR/packaged.yaml
+#   aws cloudformation deploy   (creates or updates the stack; CloudFormation rolls back on failure)
+#   prints the WebSocket and HTTP URLs.
+# Usage: infra/deploy.sh [STAGE]
+# Environment:
+#   ANTHROPIC_API_KEY_SECRET_ARN  full ARN of the Secrets Manager secret holding the Anthropic key;
+#                                 required on the first deploy, later deploys keep the stack's value
+#   ALARM_TOPIC_ARN               optional SNS topic for the dead-letter-queue alarm
+#   JWT_JWKS_URL, JWT_ISSUER, JWT_AUDIENCE
+#                                 optional identity provider for bearer tokens (RS256 via JWKS);
+#                                 unset keeps the stack's value, empty switches back to the
+#                                 generated HS256 secret
+#   STACK_NAME                    default cache-warming-<stage>
+#   ARTIFACT_BUCKET               S3 bucket for the code; default cache-warming-artifacts-<account>-<region>
+#                                 (created, private and encrypted by default, if it does not exist)
+#   AWS_REGION / AWS_PROFILE      as for the AWS CLI
+#   OUT_DIR                       the package directory, default build/<stage>
+#   AWS_CLI                       the aws executable, default aws
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STAGE="${1:-${STAGE:-dev}}"
+STACK_NAME="${STACK_NAME:-cache-warming-$STAGE}"
+OUT_DIR="${OUT_DIR:-$ROOT/build/$STAGE}"
+AWS="${AWS_CLI:-aws}"
+TEMPLATE="$OUT_DIR/sam.yaml"
+PACKAGED="$OUT_DIR/packaged.yaml"
+
+if [[ ! -s "$TEMPLATE" ]]; then
+    echo "error: $TEMPLATE not found; run 'make package STAGE=$STAGE' first" >&2
+    exit 1
+fi
+if [[ ! "$STACK_NAME" =~ ^[a-zA-Z][-a-zA-Z0-9]{0,39}$ ]]; then
+    # Function names are "<stack>-ws-disconnect" (64 characters at most) and the schedule group is
+    # named after the stack.
+    echo "error: STACK_NAME must be letters, digits and '-', at most 40 characters" >&2
+    exit 1
+fi
+
+REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-$("$AWS" configure get region || true)}}"
+if [[ -z "$REGION" ]]; then
+    echo "error: no AWS region; set AWS_REGION" >&2
+    exit 1
+fi
+export AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION"
+
+if [[ -z "${ARTIFACT_BUCKET:-}" ]]; then
+    ACCOUNT="$("$AWS" sts get-caller-identity --query Account --output text)"
+    ARTIFACT_BUCKET="cache-warming-artifacts-$ACCOUNT-$REGION"
+    if ! "$AWS" s3api head-bucket --bucket "$ARTIFACT_BUCKET" >/dev/null 2>&1; then
+        echo "==> creating artifact bucket s3://$ARTIFACT_BUCKET"
+        "$AWS" s3 mb "s3://$ARTIFACT_BUCKET" --region "$REGION"
+        "$AWS" s3api put-public-access-block --bucket "$ARTIFACT_BUCKET" \
+            --public-access-block-configuration \
+            BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+    fi
+fi
+
+stack_exists() {
+    "$AWS" cloudformation describe-stacks --stack-name "$STACK_NAME" >/dev/null 2>&1
+}
+
+PARAMS=()
+if [[ -n "${ANTHROPIC_API_KEY_SECRET_ARN:-}" ]]; then
+    PARAMS+=("AnthropicApiKeySecretArn=$ANTHROPIC_API_KEY_SECRET_ARN")
+elif ! stack_exists; then
+    echo "error: first deploy of $STACK_NAME: set ANTHROPIC_API_KEY_SECRET_ARN (docs/operations.md)" >&2
+    exit 1
+fi
+# Optional parameters: passed when the variable is set (even to ""), otherwise the stack keeps its
+# current value.
+[[ -n "${ALARM_TOPIC_ARN+set}" ]] && PARAMS+=("AlarmTopicArn=$ALARM_TOPIC_ARN")
+[[ -n "${JWT_JWKS_URL+set}" ]] && PARAMS+=("JwtJwksUrl=$JWT_JWKS_URL")
+[[ -n "${JWT_ISSUER+set}" ]] && PARAMS+=("JwtIssuer=$JWT_ISSUER")
+[[ -n "${JWT_AUDIENCE+set}" ]] && PARAMS+=("JwtAudience=$JWT_AUDIENCE")
+
+echo "==> aws cloudformation package -> $PACKAGED (s3://$ARTIFACT_BUCKET/$STACK_NAME)"
+"$AWS" cloudformation package \
+    --template-file "$TEMPLATE" \
+    --s3-bucket "$ARTIFACT_BUCKET" \
+    --s3-prefix "$STACK_NAME" \
+    --output-template-file "$PACKAGED"
+
+# Keep every deployed template: a rollback is a redeploy of an earlier one (docs/operations.md).
+RELEASES="$(dirname "$OUT_DIR")/releases/$STACK_NAME"
+mkdir -p "$RELEASES"
+REVISION="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+cp "$PACKAGED" "$RELEASES/$(date -u +%Y%m%dT%H%M%SZ)-$REVISION.yaml"
+
+echo "==> aws cloudformation deploy --stack-name $STACK_NAME"
+"$AWS" cloudformation deploy \
+    --template-file "$PACKAGED" \
+    --stack-name "$STACK_NAME" \
+    --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
+    --no-fail-on-empty-changeset \
+    --tags "app=cache-warming" "stage=$STAGE" \
+    ${PARAMS[@]+--parameter-overrides "${PARAMS[@]}"}
+
+output() {
+    "$AWS" cloudformation describe-stacks --stack-name "$STACK_NAME" \
+        --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text
+}
+echo "WebSocket URL: $(output WebsocketConnectEndpointURL)"
+echo "HTTP URL:      $(output EndpointURL)"

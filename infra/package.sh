@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Build the deployable CloudFormation template for one stage, offline:
+#   chalice package (+ infra/template.yaml merged in)  ->  $OUT_DIR/sam.yaml + deployment.zip
+#   cfn-lint on the merged template.
+# Usage: infra/package.sh [STAGE]        (or `make package STAGE=dev`)
+# Environment (all optional):
+#   STAGE        chalice stage, default dev
+#   OUT_DIR      output directory, default <project>/build/<stage> (emptied first)
+#   PROJECT_DIR  the Chalice project to package, default the repository root
+#   BIN          directory holding chalice and cfn-lint, default <repo>/.venv/bin
+#   SKIP_LINT=1  package only
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STAGE="${1:-${STAGE:-dev}}"
+PROJECT_DIR="$(cd "${PROJECT_DIR:-$ROOT}" && pwd)"
+OUT_DIR="${OUT_DIR:-$PROJECT_DIR/build/$STAGE}"
+BIN="$(cd "${BIN:-$ROOT/.venv/bin}" && pwd)"
+MERGE_TEMPLATE="$ROOT/infra/template.yaml"
+
+# `chalice package` insists on a region although the template only uses ${AWS::Region}.
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}"
+
+mkdir -p "$(dirname "$OUT_DIR")"
+OUT_DIR="$(cd "$(dirname "$OUT_DIR")" && pwd)/$(basename "$OUT_DIR")"
+rm -rf "$OUT_DIR"
+
+echo "==> chalice package --stage $STAGE -> $OUT_DIR"
+(cd "$PROJECT_DIR" && "$BIN/chalice" package --stage "$STAGE" \
+    --merge-template "$MERGE_TEMPLATE" "$OUT_DIR")
+
+TEMPLATE="$OUT_DIR/sam.yaml"
+test -s "$TEMPLATE" || { echo "error: $TEMPLATE was not written" >&2; exit 1; }
+
+# Chalice's YAML writer emits aliases (&id001/*id001) for objects it shares; CloudFormation refuses
+# YAML aliases. Rewrite the template with every alias expanded.
+"$BIN/python" - "$TEMPLATE" <<'PY'
+import sys
+
+import yaml
+
+
+class NoAliasDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data):
+        return True
+
+
+path = sys.argv[1]
+with open(path, encoding="utf-8") as handle:
+    template = yaml.safe_load(handle)
+with open(path, "w", encoding="utf-8") as handle:
+    yaml.dump(template, handle, Dumper=NoAliasDumper, allow_unicode=True, sort_keys=False)
+PY
+
+if [[ "${SKIP_LINT:-0}" != "1" ]]; then
+    echo "==> cfn-lint $TEMPLATE"
+    "$BIN/cfn-lint" -- "$TEMPLATE"
+fi
+echo "==> packaged: $TEMPLATE and $OUT_DIR/deployment.zip"

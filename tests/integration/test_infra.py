@@ -1,0 +1,940 @@
+"""The deployment: `infra/package.sh` (chalice package + infra/template.yaml + cfn-lint), the merged
+template's resources, environment wiring and IAM, `.chalice/config.json`, and `infra/deploy.sh`
+against a fake `aws` CLI. Offline: no AWS account, no network.
+
+The package is built once per module, from a copy of the project with an EMPTY requirements.txt:
+the template does not depend on the vendored wheels, and this keeps the build offline, fast and
+away from the checkout's `.chalice/deployments` cache (xdist workers each build their own copy).
+`make package` packages the real requirements.
+
+Template values are checked by resolving the intrinsic functions (Ref, GetAtt, Sub, ...) with fixed
+pseudo parameters into the strings the functions would see, then asking a small IAM evaluator
+whether the function role allows each call the adapters make with those values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from chalicelib.adapters import store
+from chalicelib.adapters.timer import PreciseTimer
+from chalicelib.config import ENVIRONMENT_VARIABLES, settings_from
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+FUNCTIONS = (
+    "APIHandler",
+    "WebsocketConnect",
+    "WebsocketMessage",
+    "WebsocketDisconnect",
+    "Warm",
+    "Generate",
+)
+# Chalice's per-function config keys for the logical ids above.
+CONFIG_NAMES = {
+    "APIHandler": "api_handler",
+    "WebsocketConnect": "websocket_connect",
+    "WebsocketMessage": "websocket_message",
+    "WebsocketDisconnect": "websocket_disconnect",
+    "Warm": "warm",
+    "Generate": "generate",
+}
+# Read by the code but never set by the template: AWS_REGION is set by the Lambda runtime (and is a
+# reserved name Lambda refuses); ANTHROPIC_API_KEY (the key is read from Secrets Manager),
+# ANTHROPIC_BASE_URL and WEBSOCKET_ENDPOINT are for the local stack only.
+NOT_DEPLOYED = frozenset(
+    {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "WEBSOCKET_ENDPOINT", "AWS_REGION"}
+)
+
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+STACK = "cw-test"
+SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:cache-warming/anthropic-AbCdEf"
+PSEUDO = {
+    "AWS::AccountId": ACCOUNT,
+    "AWS::Region": REGION,
+    "AWS::Partition": "aws",
+    "AWS::StackName": STACK,
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}/0000",
+}
+NOW_MS = 1_800_000_000_000
+
+
+# --- build once ------------------------------------------------------------------------------
+
+
+class Packaged:
+    def __init__(self, out_dir: Path, run: subprocess.CompletedProcess[str], seconds: float):
+        self.out_dir = out_dir
+        self.run = run
+        self.seconds = seconds
+        self.path = out_dir / "sam.yaml"
+        self.text = self.path.read_text() if self.path.exists() else ""
+        self.template: dict[str, Any] = yaml.safe_load(self.text) if self.text else {}
+
+
+def _copy_project(destination: Path) -> None:
+    shutil.copy2(ROOT / "app.py", destination / "app.py")
+    shutil.copytree(
+        ROOT / "chalicelib",
+        destination / "chalicelib",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    (destination / ".chalice").mkdir()
+    shutil.copy2(ROOT / ".chalice" / "config.json", destination / ".chalice" / "config.json")
+    (destination / "requirements.txt").write_text("")
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Packaged:
+    work = tmp_path_factory.mktemp("infra-package")
+    project = work / "project"
+    project.mkdir()
+    _copy_project(project)
+    out_dir = work / "out"
+    # cfn-lint runs in its own test (below); make package runs both.
+    env = {
+        **os.environ,
+        "PROJECT_DIR": str(project),
+        "OUT_DIR": str(out_dir),
+        "BIN": str(BIN),
+        "SKIP_LINT": "1",
+    }
+    started = time.monotonic()
+    run = subprocess.run(
+        ["bash", str(ROOT / "infra" / "package.sh"), "dev"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return Packaged(out_dir, run, time.monotonic() - started)
+
+
+@pytest.fixture(scope="module")
+def template(packaged: Packaged) -> dict[str, Any]:
+    if not packaged.template:
+        pytest.fail(f"package.sh wrote no template:\n{packaged.run.stdout}\n{packaged.run.stderr}")
+    return packaged.template
+
+
+@pytest.fixture(scope="module")
+def resolver(template: dict[str, Any]) -> Resolver:
+    return Resolver(template, {"AnthropicApiKeySecretArn": SECRET_ARN})
+
+
+# --- a small CloudFormation resolver ---------------------------------------------------------
+
+
+class Resolver:
+    """Evaluates intrinsic functions to the strings CloudFormation would produce, with made-up
+    physical ids: `<stack>-<LogicalId>-GEN` unless the template names the resource."""
+
+    NO_VALUE = object()
+
+    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, str]) -> None:
+        self.template = template
+        self.resources: Mapping[str, Any] = template["Resources"]
+        self.parameters = {
+            name: spec.get("Default") for name, spec in (template.get("Parameters") or {}).items()
+        }
+        self.parameters.update(parameters)
+        missing = [name for name, value in self.parameters.items() if value is None]
+        assert not missing, f"parameters without a value: {missing}"
+
+    # physical names and attributes
+
+    def _type(self, logical: str) -> str:
+        assert logical in self.resources, f"no resource {logical}"
+        return str(self.resources[logical]["Type"])
+
+    def _named(self, logical: str, prop: str) -> str:
+        value = self.resources[logical].get("Properties", {}).get(prop)
+        return str(self.resolve(value)) if value is not None else f"{STACK}-{logical}-GEN"
+
+    def name(self, logical: str) -> str:
+        kind = self._type(logical)
+        prop = {
+            "AWS::Serverless::Function": "FunctionName",
+            "AWS::Lambda::Function": "FunctionName",
+            "AWS::DynamoDB::Table": "TableName",
+            "AWS::Scheduler::ScheduleGroup": "Name",
+            "AWS::IAM::Role": "RoleName",
+            "AWS::SQS::Queue": "QueueName",
+            "AWS::SecretsManager::Secret": "Name",
+            "AWS::Logs::LogGroup": "LogGroupName",
+        }.get(kind, "")
+        return self._named(logical, prop)
+
+    def ref(self, logical: str) -> str:
+        if logical in PSEUDO:
+            return PSEUDO[logical]
+        if logical in self.parameters:
+            return str(self.parameters[logical])
+        kind = self._type(logical)
+        if kind == "AWS::SQS::Queue":
+            return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{self.name(logical)}"
+        if kind == "AWS::SecretsManager::Secret":
+            return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{self.name(logical)}-XyZ123"
+        if kind.startswith("AWS::ApiGateway"):
+            return logical.lower()[:10]
+        return self.name(logical)
+
+    def getatt(self, logical: str, attribute: str) -> str:
+        kind = self._type(logical)
+        name = self.name(logical)
+        arns = {
+            "AWS::Serverless::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
+            "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{name}",
+            "AWS::SQS::Queue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
+            "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}",
+            "AWS::Scheduler::ScheduleGroup": f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/{name}",
+            "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
+        }
+        if attribute == "Arn" and kind in arns:
+            return arns[kind]
+        if (kind, attribute) == ("AWS::SQS::Queue", "QueueName"):
+            return name
+        raise AssertionError(f"the resolver does not know {logical}.{attribute} ({kind})")
+
+    # intrinsic functions
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template["Conditions"][name]))
+
+    def _sub(self, text: str, variables: Mapping[str, Any]) -> str:
+        def replace(match: re.Match[str]) -> str:
+            token = match.group(1)
+            if token.startswith("!"):
+                return "${" + token[1:] + "}"
+            if token in variables:
+                return str(self.resolve(variables[token]))
+            if "." in token:
+                logical, attribute = token.split(".", 1)
+                return self.getatt(logical, attribute)
+            return self.ref(token)
+
+        return re.sub(r"\$\{([^}]+)\}", replace, text)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            items = [self.resolve(item) for item in value]
+            return [item for item in items if item is not self.NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                return self.NO_VALUE if argument == "AWS::NoValue" else self.ref(argument)
+            if key == "Fn::GetAtt":
+                logical, attribute = (
+                    argument.split(".", 1) if isinstance(argument, str) else argument
+                )
+                return self.getatt(logical, attribute)
+            if key == "Fn::Sub":
+                if isinstance(argument, str):
+                    return self._sub(argument, {})
+                return self._sub(argument[0], argument[1])
+            if key == "Fn::Join":
+                return str(argument[0]).join(str(self.resolve(part)) for part in argument[1])
+            if key == "Fn::If":
+                name, when_true, when_false = argument
+                return self.resolve(when_true if self.condition(name) else when_false)
+            if key == "Fn::Equals":
+                left, right = (self.resolve(part) for part in argument)
+                return left == right
+            if key == "Fn::Not":
+                return not self.resolve(argument[0])
+            if key == "Condition":
+                return self.condition(argument)
+            assert not key.startswith("Fn::"), f"the resolver does not know {key}"
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not self.NO_VALUE}
+
+    # conveniences
+
+    def env(self, function: str) -> dict[str, str]:
+        variables = self.resources[function]["Properties"]["Environment"]["Variables"]
+        return {name: str(value) for name, value in self.resolve(variables).items()}
+
+    def output(self, name: str) -> str:
+        return str(self.resolve(self.template["Outputs"][name]["Value"]))
+
+
+# --- a small IAM evaluator -------------------------------------------------------------------
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _condition_holds(condition: Mapping[str, Any], context: Mapping[str, str]) -> bool:
+    for operator, tests in condition.items():
+        for key, expected in tests.items():
+            actual = context.get(key)
+            if actual is None:
+                return False
+            patterns = [str(item) for item in _as_list(expected)]
+            if operator in ("StringEquals", "ArnEquals"):
+                ok = actual in patterns
+            elif operator in ("StringLike", "ArnLike"):
+                ok = any(fnmatchcase(actual, pattern) for pattern in patterns)
+            else:
+                raise AssertionError(f"the evaluator does not know {operator}")
+            if not ok:
+                return False
+    return True
+
+
+def allowed(
+    statements: list[dict[str, Any]],
+    action: str,
+    resource: str,
+    context: Mapping[str, str] | None = None,
+) -> bool:
+    """Identity-policy check: some Allow statement matches (no Deny statements are used here)."""
+    for statement in statements:
+        assert statement["Effect"] == "Allow", statement
+        actions = [str(item).lower() for item in _as_list(statement["Action"])]
+        if not any(fnmatchcase(action.lower(), pattern) for pattern in actions):
+            continue
+        if not any(fnmatchcase(resource, str(item)) for item in _as_list(statement["Resource"])):
+            continue
+        if _condition_holds(statement.get("Condition", {}), context or {}):
+            return True
+    return False
+
+
+def role_of(template: Mapping[str, Any], function: str) -> str:
+    role = template["Resources"][function]["Properties"]["Role"]
+    assert isinstance(role, dict) and "Fn::GetAtt" in role, f"{function} has no managed role"
+    return str(role["Fn::GetAtt"][0])
+
+
+def role_statements(resolver: Resolver, role: str) -> list[dict[str, Any]]:
+    """Every statement of the role's inline policies and of the AWS::IAM::Policy attached to it."""
+    documents = [
+        policy["PolicyDocument"]
+        for policy in resolver.resources[role].get("Properties", {}).get("Policies", [])
+    ]
+    assert not resolver.resources[role]["Properties"].get("ManagedPolicyArns")
+    for resource in resolver.resources.values():
+        if (
+            resource["Type"] == "AWS::IAM::Policy"
+            and {"Ref": role} in resource["Properties"]["Roles"]
+        ):
+            documents.append(resource["Properties"]["PolicyDocument"])
+    return [
+        statement for document in documents for statement in resolver.resolve(document)["Statement"]
+    ]
+
+
+def function_statements(resolver: Resolver, function: str) -> list[dict[str, Any]]:
+    return role_statements(resolver, role_of(resolver.template, function))
+
+
+def all_policy_documents(template: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in properties.get("Policies", []):
+                yield logical, policy["PolicyDocument"]
+        elif resource["Type"] in (
+            "AWS::IAM::Policy",
+            "AWS::IAM::ManagedPolicy",
+            "AWS::SQS::QueuePolicy",
+            "AWS::SNS::TopicPolicy",
+        ):
+            yield logical, properties["PolicyDocument"]
+        elif resource["Type"] == "AWS::Serverless::Function":
+            assert "Policies" not in properties, f"{logical}: SAM policies bypass FunctionPolicy"
+
+
+# --- the package -----------------------------------------------------------------------------
+
+
+def test_package_builds(packaged: Packaged) -> None:
+    assert packaged.run.returncode == 0, packaged.run.stdout + packaged.run.stderr
+    assert (packaged.out_dir / "deployment.zip").stat().st_size > 0
+    assert packaged.template["Resources"], "empty template"
+    # CloudFormation refuses YAML aliases; Chalice's writer emits them unless package.sh expands them.
+    assert not re.search(r"[&*]id\d{3}", packaged.text)
+    assert packaged.seconds < 60
+
+
+def test_cfn_lint_is_clean(packaged: Packaged) -> None:
+    lint = subprocess.run(
+        [str(BIN / "cfn-lint"), "--", str(packaged.path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert lint.stdout.strip() == ""
+
+
+def test_functions_use_a_supported_runtime_and_arm64(template: dict[str, Any]) -> None:
+    for function in FUNCTIONS:
+        properties = template["Resources"][function]["Properties"]
+        assert template["Resources"][function]["Type"] == "AWS::Serverless::Function"
+        assert properties["Runtime"] in ("python3.11", "python3.12"), function
+        assert properties["Architectures"] == ["arm64"], function
+
+
+# --- resources -------------------------------------------------------------------------------
+
+
+def test_table_matches_the_store(template: dict[str, Any]) -> None:
+    table = template["Resources"]["Table"]
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+    properties = table["Properties"]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["TimeToLiveSpecification"] == {
+        "AttributeName": store.TTL_ATTRIBUTE,
+        "Enabled": True,
+    }
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    (index,) = properties["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == store.GSI_NAME
+    assert index["KeySchema"] == [
+        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+
+
+def test_scheduler_group_role_and_dead_letter_queue(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    resources = template["Resources"]
+    assert resources["ScheduleGroup"]["Type"] == "AWS::Scheduler::ScheduleGroup"
+    assert resources["WarmDLQ"]["Type"] == "AWS::SQS::Queue"
+    assert not resources["WarmDLQ"]["Properties"].get("FifoQueue"), (
+        "Scheduler needs a standard queue"
+    )
+
+    role = resources["SchedulerRole"]
+    assert role["Type"] == "AWS::IAM::Role"
+    trust = resolver.resolve(role["Properties"]["AssumeRolePolicyDocument"])["Statement"]
+    assume = [dict(statement, Resource="*") for statement in trust]
+    service = {"aws:SourceAccount": ACCOUNT}
+    for statement in assume:
+        assert statement["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert allowed(assume, "sts:AssumeRole", "*", service)
+    assert not allowed(assume, "sts:AssumeRole", "*", {"aws:SourceAccount": "999999999999"})
+    assert not allowed(assume, "sts:AssumeRole", "*", {})
+
+    # The execution role may invoke the warm function only (and dead-letter a tick).
+    statements = role_statements(resolver, "SchedulerRole")
+    invocable = {
+        function
+        for function in FUNCTIONS
+        if allowed(statements, "lambda:InvokeFunction", resolver.getatt(function, "Arn"))
+    }
+    assert invocable == {"Warm"}
+    assert allowed(statements, "sqs:SendMessage", resolver.getatt("WarmDLQ", "Arn"))
+    granted = {str(action) for s in statements for action in _as_list(s["Action"])}
+    assert granted == {"lambda:InvokeFunction", "sqs:SendMessage"}
+
+
+def test_dead_letter_queue_depth_alarm(template: dict[str, Any], resolver: Resolver) -> None:
+    alarm = template["Resources"]["WarmDLQDepthAlarm"]
+    assert alarm["Type"] == "AWS::CloudWatch::Alarm"
+    properties = alarm["Properties"]
+    assert (properties["Namespace"], properties["MetricName"]) == (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+    )
+    assert properties["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["WarmDLQ", "QueueName"]}}
+    ]
+    assert properties["ComparisonOperator"] == "GreaterThanThreshold"
+    assert properties["Threshold"] == 0
+    # No topic by default; the AlarmTopicArn parameter wires one in.
+    assert "AlarmActions" not in resolver.resolve(properties)
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:ops"
+    with_topic = Resolver(
+        template, {"AnthropicApiKeySecretArn": SECRET_ARN, "AlarmTopicArn": topic}
+    )
+    assert with_topic.resolve(properties)["AlarmActions"] == [topic]
+
+
+def test_failed_warm_invocations_go_to_the_dead_letter_queue(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    config = resolver.resolve(template["Resources"]["Warm"]["Properties"]["EventInvokeConfig"])
+    assert config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": resolver.getatt("WarmDLQ", "Arn"),
+    }
+    assert config["MaximumEventAgeInSeconds"] <= 300
+
+
+def test_the_anthropic_key_is_a_secrets_manager_reference(
+    packaged: Packaged, template: dict[str, Any], resolver: Resolver
+) -> None:
+    parameter = template["Parameters"]["AnthropicApiKeySecretArn"]
+    assert "Default" not in parameter, "the deployer must name the secret"
+    assert re.match(parameter["AllowedPattern"], SECRET_ARN)
+    assert not re.match(parameter["AllowedPattern"], "sk-ant-api03-plaintext")
+    assert "sk-ant" not in packaged.text
+    for function in FUNCTIONS:
+        assert resolver.env(function)["ANTHROPIC_API_KEY_SECRET_ID"] == SECRET_ARN
+    # The JWT signing key is generated by Secrets Manager and handed over by dynamic reference.
+    secret = template["Resources"]["JwtSigningSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert "SecretString" not in secret["Properties"]
+    assert "GenerateSecretString" in secret["Properties"]
+
+
+# --- environment -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_variable_the_code_reads_is_set(template: dict[str, Any], function: str) -> None:
+    variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+    expected = set(ENVIRONMENT_VARIABLES) - NOT_DEPLOYED
+    assert sorted(expected - variables.keys()) == []
+    assert sorted(NOT_DEPLOYED & variables.keys()) == []
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_variables_point_at_this_stacks_resources(
+    template: dict[str, Any], resolver: Resolver, function: str
+) -> None:
+    env = resolver.env(function)
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    assert env["TABLE_NAME"] == resolver.ref("Table")
+    assert env["SCHEDULE_GROUP"] == resolver.ref("ScheduleGroup")
+    assert env["SCHEDULER_ROLE_ARN"] == resolver.getatt("SchedulerRole", "Arn")
+    assert env["WARM_FUNCTION_ARN"] == resolver.getatt("Warm", "Arn")
+    assert env["GENERATE_FUNCTION_ARN"] == resolver.getatt("Generate", "Arn")
+    assert env["WARM_DLQ_ARN"] == resolver.getatt("WarmDLQ", "Arn")
+    assert env["WEBSOCKET_API_ID"] == resolver.ref("WebsocketAPI")
+    stage = template["Resources"]["WebsocketAPIStage"]["Properties"]["StageName"]
+    assert env["WEBSOCKET_STAGE"] == stage
+    assert {s["websocket_api_stage"] for s in config["stages"].values()} == {stage}
+    assert env["JWT_SECRET"] == (
+        "{{resolve:secretsmanager:" + resolver.ref("JwtSigningSecret") + ":SecretString}}"
+    )
+    for name in ("DEFAULT_MODEL", "DEFAULT_MAX_TOKENS", "DEFAULT_SYSTEM_PROMPT"):
+        assert env[name] == config["environment_variables"][name]
+    settings = settings_from({**env, "AWS_REGION": REGION})
+    assert settings.management_api_url == (
+        f"https://{resolver.ref('WebsocketAPI')}.execute-api.{REGION}.amazonaws.com/{stage}"
+    )
+
+
+def test_outputs_name_the_same_resources(resolver: Resolver) -> None:
+    env = resolver.env("Warm")
+    assert resolver.output("WarmFunctionArn") == env["WARM_FUNCTION_ARN"]
+    assert resolver.output("GenerateFunctionArn") == env["GENERATE_FUNCTION_ARN"]
+    assert resolver.output("SchedulerRoleArn") == env["SCHEDULER_ROLE_ARN"]
+    assert resolver.output("WarmDLQArn") == env["WARM_DLQ_ARN"]
+    assert resolver.output("TableName") == env["TABLE_NAME"]
+    assert resolver.output("ScheduleGroupName") == env["SCHEDULE_GROUP"]
+    assert resolver.output("WebsocketConnectEndpointURL").startswith("wss://")
+    assert resolver.output("EndpointURL").startswith("https://")
+
+
+# --- IAM -------------------------------------------------------------------------------------
+
+
+def test_no_statement_grants_every_resource(template: dict[str, Any], resolver: Resolver) -> None:
+    documents = list(all_policy_documents(template))
+    assert {logical for logical, _ in documents} >= {
+        "DefaultRole",
+        "FunctionPolicy",
+        "SchedulerRole",
+    }
+    for logical, document in documents:
+        for statement in resolver.resolve(document)["Statement"]:
+            for action in _as_list(statement["Action"]):
+                assert action != "*" and not str(action).endswith(":*"), (logical, action)
+            resource = statement.get("Resource")
+            assert resource is not None, (logical, statement)
+            for arn in _as_list(resource):
+                assert arn != "*", (logical, statement)
+                parts = str(arn).split(":")
+                assert parts[0] == "arn" and "*" not in parts[1:5], (logical, arn)
+    # Chalice's autogen grants (arn:*:logs:*:*:*, */@connections/*) were replaced, not added to.
+    (policy,) = template["Resources"]["DefaultRole"]["Properties"]["Policies"]
+    assert policy["PolicyName"] == "function-logs"
+
+
+def test_every_function_role_carries_the_app_policy(template: dict[str, Any]) -> None:
+    roles = {role_of(template, function) for function in FUNCTIONS}
+    policy = template["Resources"]["FunctionPolicy"]
+    assert policy["Type"] == "AWS::IAM::Policy"
+    assert {ref["Ref"] for ref in policy["Properties"]["Roles"]} == roles
+
+
+@pytest.mark.parametrize("function", ["Warm", "WebsocketMessage", "APIHandler", "Generate"])
+def test_the_timers_schedule_resolves_to_template_resources(
+    resolver: Resolver, function: str
+) -> None:
+    """Build the timer the way bootstrap does, from the function's resolved environment, and check
+    every ARN it hands Scheduler against the template and the IAM that must allow it."""
+    settings = settings_from({**resolver.env(function), "AWS_REGION": REGION})
+    created: list[dict[str, Any]] = []
+    deleted: list[dict[str, Any]] = []
+    invoked: list[str] = []
+
+    class RecordingScheduler:
+        def create_schedule(self, **kwargs: Any) -> dict[str, Any]:
+            created.append(kwargs)
+            return {"ScheduleArn": "x"}
+
+        def delete_schedule(self, **kwargs: Any) -> dict[str, Any]:
+            deleted.append(kwargs)
+            return {}
+
+    class RecordingInvoker:
+        def invoke(self, target: str, payload: dict[str, Any]) -> None:
+            invoked.append(target)
+
+    timer = PreciseTimer(
+        RecordingScheduler,  # type: ignore[arg-type]
+        RecordingInvoker(),  # type: ignore[arg-type]
+        group=settings.schedule_group,
+        warm_function_arn=settings.warm_function_arn,
+        role_arn=settings.scheduler_role_arn,
+        dead_letter_arn=settings.warm_dlq_arn,
+    )
+    name = timer.arm("conv-1", 7, NOW_MS + 240_000, NOW_MS)
+    assert name is not None
+    timer.cancel(name)
+    assert timer.arm("conv-1", 8, NOW_MS + 20_000, NOW_MS) is None  # near: direct invoke
+
+    (schedule,) = created
+    target = schedule["Target"]
+    assert (
+        schedule["GroupName"]
+        == resolver.ref("ScheduleGroup")
+        == resolver.output("ScheduleGroupName")
+    )
+    assert target["Arn"] == resolver.getatt("Warm", "Arn") == resolver.output("WarmFunctionArn")
+    assert target["RoleArn"] == resolver.getatt("SchedulerRole", "Arn")
+    assert target["RoleArn"] == resolver.output("SchedulerRoleArn")
+    assert target["DeadLetterConfig"]["Arn"] == resolver.getatt("WarmDLQ", "Arn")
+    assert target["DeadLetterConfig"]["Arn"] == resolver.output("WarmDLQArn")
+    assert invoked == [resolver.getatt("Warm", "Arn")]
+
+    mine = function_statements(resolver, function)
+    schedule_arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{schedule['GroupName']}/{name}"
+    assert allowed(mine, "scheduler:CreateSchedule", schedule_arn)
+    assert allowed(mine, "scheduler:GetSchedule", schedule_arn)
+    assert [d["GroupName"] for d in deleted] == [schedule["GroupName"]]
+    assert allowed(mine, "scheduler:DeleteSchedule", schedule_arn)
+    other_group = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/default/{name}"
+    assert not allowed(mine, "scheduler:CreateSchedule", other_group)
+    to_scheduler = {"iam:PassedToService": "scheduler.amazonaws.com"}
+    assert allowed(mine, "iam:PassRole", target["RoleArn"], to_scheduler)
+    assert not allowed(
+        mine, "iam:PassRole", target["RoleArn"], {"iam:PassedToService": "ec2.amazonaws.com"}
+    )
+    assert allowed(mine, "lambda:InvokeFunction", invoked[0])
+
+    scheduler = role_statements(resolver, "SchedulerRole")
+    assert allowed(scheduler, "lambda:InvokeFunction", target["Arn"])
+    assert allowed(scheduler, "sqs:SendMessage", target["DeadLetterConfig"]["Arn"])
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_the_function_role_allows_what_the_adapters_call(
+    template: dict[str, Any], resolver: Resolver, function: str
+) -> None:
+    settings = settings_from({**resolver.env(function), "AWS_REGION": REGION})
+    mine = function_statements(resolver, function)
+
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{settings.table_name}"
+    for action in (
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "ConditionCheckItem",
+        "BatchWriteItem",
+        "Query",
+    ):
+        assert allowed(mine, f"dynamodb:{action}", table), action
+    assert allowed(mine, "dynamodb:Query", f"{table}/index/{store.GSI_NAME}")
+    for action in ("Scan", "DeleteTable", "UpdateTable", "CreateTable"):
+        assert not allowed(mine, f"dynamodb:{action}", table), action
+    other_table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/someone-else"
+    assert not allowed(mine, "dynamodb:GetItem", other_table)
+
+    match = re.fullmatch(
+        r"https://([^.]+)\.execute-api\.([^.]+)\.amazonaws\.com/([^/]+)",
+        settings.management_api_url,
+    )
+    assert match, settings.management_api_url
+    api, region, stage = match.groups()
+    for method in ("POST", "GET", "DELETE"):
+        connection = (
+            f"arn:aws:execute-api:{region}:{ACCOUNT}:{api}/{stage}/{method}/@connections/Abc="
+        )
+        assert allowed(mine, "execute-api:ManageConnections", connection)
+    other_api = f"arn:aws:execute-api:{region}:{ACCOUNT}:otherapi/{stage}/POST/@connections/Abc="
+    assert not allowed(mine, "execute-api:ManageConnections", other_api)
+
+    assert allowed(mine, "lambda:InvokeFunction", settings.generate_function_arn)
+    assert allowed(mine, "lambda:InvokeFunction", settings.warm_function_arn)
+    for other in ("APIHandler", "WebsocketConnect", "WebsocketMessage", "WebsocketDisconnect"):
+        assert not allowed(mine, "lambda:InvokeFunction", resolver.getatt(other, "Arn"))
+
+    assert allowed(mine, "secretsmanager:GetSecretValue", settings.anthropic_api_key_secret_id)
+    assert not allowed(mine, "secretsmanager:GetSecretValue", resolver.ref("JwtSigningSecret"))
+    assert allowed(mine, "sqs:SendMessage", settings.warm_dlq_arn)
+
+    for logical in FUNCTIONS:
+        log_group = resolver.name(f"{_log_group_id(template, logical)}")
+        stream = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{log_group}:log-stream:2026/01/01/x"
+        assert allowed(mine, "logs:CreateLogStream", stream), log_group
+        assert allowed(mine, "logs:PutLogEvents", stream), log_group
+    foreign = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/other:log-stream:x"
+    assert not allowed(mine, "logs:PutLogEvents", foreign)
+
+
+def _log_group_id(template: Mapping[str, Any], function: str) -> str:
+    """The LogGroup resource whose name refers to the function (Chalice names the REST handler's
+    `ApiHandlerLogGroup`)."""
+    found = [
+        logical
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Logs::LogGroup"
+        and resource["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{function}}}"}
+    ]
+    assert len(found) == 1, (function, found)
+    return found[0]
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+EXPECTED_TIMEOUTS = {"Warm": (300, 300), "Generate": (900, 900)}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_chalice_config_stages(stage: str) -> None:
+    from chalice.cli.factory import CLIFactory
+
+    config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name=stage)
+    assert config.lambda_python_version in ("python3.11", "python3.12")
+    assert config.environment_variables["TABLE_NAME"]
+    assert config.environment_variables["SCHEDULE_GROUP"]
+    for logical, name in CONFIG_NAMES.items():
+        scoped = config.scope(stage, name)
+        low, high = EXPECTED_TIMEOUTS.get(logical, (10, 29))
+        assert low <= scoped.lambda_timeout <= high, (logical, scoped.lambda_timeout)
+        assert scoped.lambda_memory_size >= 256, logical
+        assert scoped.log_retention_in_days > 0, logical
+        assert scoped.lambda_architecture == "arm64"
+
+
+def test_config_json_pins_the_code_defaults() -> None:
+    """`.chalice/config.json` sets the model defaults for every stage (and `chalice local`); they must
+    not silently diverge from `chalicelib/config.py`'s own defaults."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    variables = config["environment_variables"]
+    defaults = settings_from({})
+    assert variables["DEFAULT_MODEL"] == defaults.default_model
+    assert int(variables["DEFAULT_MAX_TOKENS"]) == defaults.default_max_tokens
+    assert variables["DEFAULT_SYSTEM_PROMPT"] == defaults.default_system_prompt
+    assert variables["WEBSOCKET_STAGE"] == defaults.websocket_stage
+
+
+def test_template_carries_the_dev_config(template: dict[str, Any]) -> None:
+    for function in FUNCTIONS:
+        timeout = template["Resources"][function]["Properties"]["Timeout"]
+        low, high = EXPECTED_TIMEOUTS.get(function, (10, 29))
+        assert low <= timeout <= high, (function, timeout)
+        log_group = template["Resources"][_log_group_id(template, function)]
+        assert log_group["Properties"]["RetentionInDays"] > 0
+
+
+def test_chalice_test_client_still_loads_the_config() -> None:
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app, stage_name="dev", project_dir=str(ROOT)) as client:
+        assert client.http.get("/health").status_code == 200
+
+
+def test_make_targets_call_the_scripts() -> None:
+    for target, script in (
+        ("package", "infra/package.sh prod"),
+        ("deploy", "infra/deploy.sh prod"),
+    ):
+        dry = subprocess.run(
+            ["make", "-n", target, "STAGE=prod"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert dry.returncode == 0, dry.stderr
+        assert script in dry.stdout
+    requirements = (ROOT / "requirements-dev.txt").read_text().splitlines()
+    assert "cfn-lint==1.58.0" in requirements
+
+
+# --- moto: the non-Lambda resources come up --------------------------------------------------
+
+
+def test_state_resources_deploy_in_moto(template: dict[str, Any], aws: Any) -> None:
+    wanted = ("Table", "WarmDLQ", "SchedulerRole")
+    stack = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {logical: template["Resources"][logical] for logical in wanted},
+    }
+    cloudformation = aws.client("cloudformation")
+    cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(stack))
+    (described,) = cloudformation.describe_stacks(StackName=STACK)["Stacks"]
+    assert described["StackStatus"] == "CREATE_COMPLETE"
+    physical = {
+        item["LogicalResourceId"]: item["PhysicalResourceId"]
+        for item in cloudformation.describe_stack_resources(StackName=STACK)["StackResources"]
+    }
+    assert set(physical) == set(wanted)
+
+    dynamodb = aws.client("dynamodb")
+    store.create_table(dynamodb, "reference")
+    ours = dynamodb.describe_table(TableName=physical["Table"])["Table"]
+    reference = dynamodb.describe_table(TableName="reference")["Table"]
+
+    def shape(table: dict[str, Any]) -> Any:
+        return (
+            table["KeySchema"],
+            sorted(table["AttributeDefinitions"], key=lambda item: item["AttributeName"]),
+            [
+                (index["IndexName"], index["KeySchema"], index["Projection"])
+                for index in table["GlobalSecondaryIndexes"]
+            ],
+            table["BillingModeSummary"]["BillingMode"],
+        )
+
+    assert shape(ours) == shape(reference)
+
+    sqs = aws.client("sqs")
+    attributes = sqs.get_queue_attributes(QueueUrl=physical["WarmDLQ"], AttributeNames=["All"])
+    assert "FifoQueue" not in attributes["Attributes"]
+    role = aws.client("iam").get_role(RoleName=physical["SchedulerRole"])["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    if isinstance(trust, str):
+        trust = json.loads(trust)
+    assert trust["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
+
+
+# --- deploy.sh against a fake aws CLI ----------------------------------------------------------
+
+
+FAKE_AWS = r"""#!/usr/bin/env bash
+printf '%s\n' "$*" >> "$AWS_LOG"
+case "$1 $2" in
+  "configure get") echo us-east-1 ;;
+  "sts get-caller-identity") echo 123456789012 ;;
+  "s3api head-bucket") exit 0 ;;
+  "cloudformation describe-stacks")
+    case "$*" in
+      *WebsocketConnectEndpointURL*) echo "wss://ws.example/api/" ;;
+      *EndpointURL*) echo "https://rest.example/api/" ;;
+      *) [[ -n "${STACK_EXISTS:-}" ]] || { echo "Stack does not exist" >&2; exit 254; } ;;
+    esac ;;
+  "cloudformation package")
+    while [[ $# -gt 0 ]]; do
+      case "$1" in
+        --template-file) src="$2"; shift ;;
+        --output-template-file) dst="$2"; shift ;;
+      esac
+      shift
+    done
+    cp "$src" "$dst" ;;
+  "cloudformation deploy") exit 0 ;;
+  *) echo "unexpected: $*" >&2; exit 2 ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_aws(tmp_path: Path, packaged: Packaged) -> dict[str, str]:
+    cli = tmp_path / "aws"
+    cli.write_text(FAKE_AWS)
+    cli.chmod(0o755)
+    out_dir = tmp_path / "build" / "dev"
+    out_dir.mkdir(parents=True)
+    shutil.copy2(packaged.path, out_dir / "sam.yaml")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("ANTHROPIC_API_KEY_SECRET_ARN", "ALARM_TOPIC_ARN", "ARTIFACT_BUCKET")
+        and not key.startswith("JWT_")
+    }
+    env.update(
+        AWS_CLI=str(cli), AWS_LOG=str(tmp_path / "aws.log"), OUT_DIR=str(out_dir), AWS_REGION=REGION
+    )
+    return env
+
+
+def _deploy(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(ROOT / "infra" / "deploy.sh"), "dev"],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_deploy_script_packages_deploys_and_prints_urls(fake_aws: dict[str, str]) -> None:
+    run = _deploy({**fake_aws, "ANTHROPIC_API_KEY_SECRET_ARN": SECRET_ARN})
+    assert run.returncode == 0, run.stdout + run.stderr
+    calls = Path(fake_aws["AWS_LOG"]).read_text().splitlines()
+    package = next(call for call in calls if call.startswith("cloudformation package"))
+    assert "--s3-bucket cache-warming-artifacts-123456789012-eu-west-1" in package
+    deploy = next(call for call in calls if call.startswith("cloudformation deploy"))
+    assert "--stack-name cache-warming-dev" in deploy
+    assert "CAPABILITY_IAM" in deploy
+    assert f"AnthropicApiKeySecretArn={SECRET_ARN}" in deploy
+    assert "wss://ws.example/api/" in run.stdout
+    assert "https://rest.example/api/" in run.stdout
+    out_dir = Path(fake_aws["OUT_DIR"])
+    assert (out_dir / "packaged.yaml").exists()
+    assert list((out_dir.parent / "releases" / "cache-warming-dev").glob("*.yaml"))
+
+
+def test_first_deploy_requires_the_secret_arn(fake_aws: dict[str, str]) -> None:
+    run = _deploy(fake_aws)
+    assert run.returncode != 0
+    assert "ANTHROPIC_API_KEY_SECRET_ARN" in run.stderr
+    calls = Path(fake_aws["AWS_LOG"]).read_text()
+    assert "cloudformation deploy" not in calls
+    # An existing stack keeps its parameter value.
+    run = _deploy({**fake_aws, "STACK_EXISTS": "1"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    deploy = [c for c in Path(fake_aws["AWS_LOG"]).read_text().splitlines() if "deploy" in c]
+    assert deploy and "--parameter-overrides" not in deploy[-1]
