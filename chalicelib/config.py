@@ -34,7 +34,7 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "AWS_REGION",
 )
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ class Ports:
     model: Callable[[], Model]
     invoker: Callable[[], Invoker]
     new_id: Callable[[], str]
-    default_model: str = "claude-sonnet-4-5"
+    default_model: str = "claude-sonnet-4-6"
     default_system: str = "You are a helpful assistant."
     default_max_tokens: int = 1024
     limits: Limits = field(default_factory=Limits)

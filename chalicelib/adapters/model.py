@@ -6,7 +6,9 @@ construction: the WebSocket and HTTP handlers never pay for it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("cache_warming")
 
 ABORT_POLL_S = 0.05
+STALL_CLOSE_S = 0.3
 WARM_TIMEOUT_S = 60.0
 
 
@@ -62,9 +65,23 @@ def error_code(error: Exception) -> str:
     return "upstream_error"
 
 
+def _interrupt(response: Any) -> None:
+    """Unblock a thread stuck reading a silent stream: closing the response from another thread
+    waits for the read to return, so shut the socket underneath it instead."""
+    network_stream = getattr(response, "extensions", {}).get("network_stream")
+    sock = network_stream.get_extra_info("socket") if network_stream is not None else None
+    if sock is None:
+        response.close()
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 class AnthropicModel:
-    def __init__(self, client: anthropic.Anthropic) -> None:
+    def __init__(self, client: anthropic.Anthropic, warm_timeout_s: float = WARM_TIMEOUT_S) -> None:
         self.client = client
+        # A warm that takes longer than this is late for its timer anyway.
+        self.warm_timeout_s = warm_timeout_s
         # Some API versions or models refuse max_tokens=0; then 1 is the cheapest warm.
         self._warm_max_tokens = 0
 
@@ -78,7 +95,7 @@ class AnthropicModel:
         import anthropic
 
         request = {**prompt.request(), "max_tokens": self._warm_max_tokens}
-        client = self.client.with_options(timeout=WARM_TIMEOUT_S)
+        client = self.client.with_options(timeout=self.warm_timeout_s)
         try:
             message = client.messages.create(**request)
         except anthropic.BadRequestError as error:
@@ -106,11 +123,13 @@ class AnthropicModel:
             with self.client.messages.stream(**prompt.request()) as stream:
 
                 def watch() -> None:
-                    # Polls even while no token arrives, so a stalled stream still stops on time.
+                    # Polls even while no token arrives. The reading thread stops at its next
+                    # token; only a stream that stays silent is closed from here.
                     while not finished.wait(ABORT_POLL_S):
                         if should_abort():
                             aborted.set()
-                            stream.close()
+                            if not finished.wait(STALL_CLOSE_S):
+                                _interrupt(stream.response)
                             return
 
                 watcher = threading.Thread(target=watch, name="abort-watch", daemon=True)

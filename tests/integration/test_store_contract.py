@@ -44,7 +44,7 @@ def conversation(
         owner=owner,
         created_at=created_at,
         title="A chat",
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         system="You are terse.",
         max_tokens=1024,
     )

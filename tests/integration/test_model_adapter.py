@@ -1,0 +1,256 @@
+"""The Anthropic adapter against local HTTP servers (the emulator, and stubs for odd behaviour)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import anthropic
+import pytest
+
+from chalicelib.adapters.model import AnthropicModel
+from chalicelib.domain.conversation import Prompt
+from chalicelib.ports import ModelError
+from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig
+
+SYSTEM = [{"type": "text", "text": "Be brief. " * 600, "cache_control": {"type": "ephemeral"}}]
+MESSAGES = [
+    {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+    {
+        "role": "assistant",
+        "content": [{"type": "text", "text": "Hello!", "cache_control": {"type": "ephemeral"}}],
+    },
+]
+WARM = Prompt("claude-sonnet-4-6", 0, SYSTEM, MESSAGES)
+TURN = Prompt("claude-sonnet-4-6", 100, SYSTEM, [MESSAGES[0]])
+
+
+def model_for(url: str) -> AnthropicModel:
+    return AnthropicModel(anthropic.Anthropic(api_key="k", base_url=url, max_retries=0))
+
+
+@pytest.fixture
+def emulator() -> Iterator[AnthropicEmulator]:
+    with AnthropicEmulator(config=EmulatorConfig(tokens_per_second=0, reply_tokens=20)) as emu:
+        yield emu
+
+
+def serve(handler: Callable[[BaseHTTPRequestHandler, dict[str, Any]], None]) -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            handler(self, body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def reply(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def test_warm_sends_max_tokens_zero_and_maps_usage(emulator: AnthropicEmulator) -> None:
+    model = model_for(emulator.url)
+    first = model.warm(WARM)
+    second = model.warm(WARM)
+    assert emulator.stats.requests[0]["max_tokens"] == 0
+    assert first.cache_creation_input_tokens > 1000 and first.cache_read_input_tokens == 0
+    assert first.cache_creation_5m_input_tokens == first.cache_creation_input_tokens
+    assert second.cache_read_input_tokens == first.cache_creation_input_tokens
+    assert second.cache_creation_input_tokens == 0 and second.output_tokens == 0
+
+
+@pytest.fixture
+def refuses_zero() -> Iterator[tuple[str, list[int]]]:
+    seen: list[int] = []
+
+    def handle(handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        seen.append(body["max_tokens"])
+        if body["max_tokens"] == 0:
+            reply(
+                handler,
+                400,
+                {
+                    "type": "error",
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "max_tokens: must be at least 1",
+                    },
+                },
+            )
+            return
+        reply(
+            handler,
+            200,
+            {
+                "id": "m",
+                "type": "message",
+                "role": "assistant",
+                "model": body["model"],
+                "content": [{"type": "text", "text": "."}],
+                "stop_reason": "max_tokens",
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": 0,
+                    "output_tokens": 1,
+                    "cache_read_input_tokens": 900,
+                    "cache_creation_input_tokens": 0,
+                },
+            },
+        )
+
+    for url in serve(handle):
+        yield url, seen
+
+
+def test_warm_falls_back_to_one_token_only_when_zero_is_refused(
+    refuses_zero: tuple[str, list[int]],
+) -> None:
+    url, seen = refuses_zero
+    model = model_for(url)
+    usage = model.warm(WARM)
+    model.warm(WARM)
+    assert seen == [0, 1, 1]  # refused once, then 1 for the life of the process
+    assert usage.cache_read_input_tokens == 900 and usage.output_tokens == 1
+
+
+@pytest.mark.parametrize(
+    "fault,code",
+    [("rate_limit", "rate_limited"), ("overloaded", "overloaded"), ("api_error", "upstream_error")],
+)
+def test_warm_errors_map_to_stable_codes(
+    emulator: AnthropicEmulator, fault: str, code: str
+) -> None:
+    emulator.set_fault(fault, count=1)
+    with pytest.raises(ModelError) as caught:
+        model_for(emulator.url).warm(WARM)
+    assert caught.value.code == code
+
+
+def test_a_bad_request_is_model_rejected_not_retried_as_one_token(
+    emulator: AnthropicEmulator,
+) -> None:
+    bad = Prompt("claude-sonnet-4-6", 0, SYSTEM, [])  # no messages: a 400 unrelated to max_tokens
+    with pytest.raises(ModelError) as caught:
+        model_for(emulator.url).warm(bad)
+    assert caught.value.code == "model_rejected"
+    assert [r["max_tokens"] for r in emulator.stats.requests] == [0]
+
+
+def test_stream_returns_text_and_usage(emulator: AnthropicEmulator) -> None:
+    pieces: list[str] = []
+    result = model_for(emulator.url).stream(TURN, pieces.append, lambda: False)
+    assert not result.aborted and result.text == "".join(pieces) and len(pieces) == 20
+    assert result.usage is not None and result.usage.output_tokens == 20
+
+
+@pytest.fixture
+def stalls() -> Iterator[str]:
+    def event(name: str, data: dict[str, Any]) -> bytes:
+        return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+    def handle(handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.end_headers()
+        handler.wfile.write(
+            event(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "m",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": "x",
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": 1, "output_tokens": 0},
+                    },
+                },
+            )
+        )
+        handler.wfile.write(
+            event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+        )
+        handler.wfile.write(
+            event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": "partial "},
+                },
+            )
+        )
+        handler.wfile.flush()
+        time.sleep(8)  # the upstream goes silent
+
+    yield from serve(handle)
+
+
+def test_abort_stops_a_silent_stream_within_a_second(stalls: str) -> None:
+    first: list[float] = []
+
+    def on_text(text: str) -> None:
+        first.append(time.monotonic())
+
+    asked: list[float] = []
+
+    def should_abort() -> bool:
+        if first and not asked:
+            asked.append(time.monotonic())
+        return bool(asked)
+
+    result = model_for(stalls).stream(TURN, on_text, should_abort)
+    latency = time.monotonic() - asked[0]
+    assert result.aborted and result.text == "partial "
+    assert latency < 1.0, latency
+
+
+def test_abort_stops_a_flowing_stream_at_the_next_token() -> None:
+    config = EmulatorConfig(tokens_per_second=40, reply_tokens=300)
+    with AnthropicEmulator(config=config) as emulator:
+        latencies = []
+        for _ in range(5):
+            marks: dict[str, float] = {}
+            pieces: list[str] = []
+
+            def on_text(
+                text: str, pieces: list[str] = pieces, marks: dict[str, float] = marks
+            ) -> None:
+                pieces.append(text)
+                if len(pieces) == 5:
+                    marks["asked"] = time.monotonic()
+
+            result = model_for(emulator.url).stream(TURN, on_text, lambda m=marks: "asked" in m)
+            latencies.append(time.monotonic() - marks["asked"])
+            assert result.aborted and len(pieces) < 15
+        assert max(latencies) < 1.0, latencies
+        deadline = time.monotonic() + 2
+        while emulator.stats.disconnects < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert emulator.stats.disconnects == 5  # the HTTP stream was really closed each time
