@@ -118,7 +118,9 @@ class FakeModel:
     chunk_seconds: float = 0.05
     stream_error: ModelError | None = None
     turn_usage: Usage = field(
-        default_factory=lambda: Usage(input_tokens=20, output_tokens=40, cache_read_input_tokens=4000)
+        default_factory=lambda: Usage(
+            input_tokens=20, output_tokens=40, cache_read_input_tokens=4000
+        )
     )
     on_chunk: Callable[[int], None] | None = None
     warms: list[Prompt] = field(default_factory=list)
