@@ -1,0 +1,184 @@
+"""``python -m devstack`` (``make up``): run the whole product locally until Ctrl-C.
+
+No AWS account and no API key needed; see ``devstack/stack.py`` for what runs and why. Prints the
+URLs and a dev token, writes them to ``.devstack/endpoints.json`` (for the probe and tests), prints
+the start-up time and then ``ready`` as the last start-up line. Afterwards stdout carries one JSON
+line per warm tick (the app's ``cache_warming.ticks`` log); everything else goes to stderr.
+SIGINT/SIGTERM stop everything and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+STARTED = time.monotonic()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from devstack.stack import DEFAULT_ENDPOINTS_FILE, LOCAL_MIN_CACHEABLE
+
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack",
+        description="The local stack: moto (DynamoDB + Scheduler), a scheduler runner, a Lambda "
+        "invoke emulator, a WebSocket gateway, Chalice's local HTTP server with the web page, "
+        "and an Anthropic emulator (the real API when ANTHROPIC_API_KEY is set).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    parser.add_argument("--http-port", type=int, default=25203)
+    parser.add_argument("--anthropic-port", type=int, default=25204)
+    parser.add_argument("--ws-port", type=int, default=25205)
+    parser.add_argument("--management-port", type=int, default=25206)
+    parser.add_argument("--lambda-port", type=int, default=25207)
+    parser.add_argument("--aws-port", type=int, default=25208)
+    parser.add_argument(
+        "--exact-scheduler",
+        action="store_true",
+        help="fire schedules at their at() time instead of AWS's [at, at+59 s] window",
+    )
+    parser.add_argument(
+        "--endpoints-file",
+        type=Path,
+        default=DEFAULT_ENDPOINTS_FILE,
+        help="where to write the endpoints JSON (default: %(default)s)",
+    )
+    parser.add_argument("--tokens-per-second", type=float, default=40.0,
+                        help="emulator: streaming pace of replies (<= 0: unpaced)")
+    parser.add_argument("--reply-tokens", type=int, default=300,
+                        help="emulator: length of every generated reply")
+    parser.add_argument(
+        "--min-cacheable",
+        default=str(LOCAL_MIN_CACHEABLE),
+        help="emulator: minimum cacheable prefix in tokens for every model, or 'model' for "
+        "Anthropic's per-model minimums (default: %(default)s)",
+    )
+    parser.add_argument("--lambda-workers", type=int, default=64,
+                        help="threads running Lambda invocations (warms sleep in them)")
+    parser.add_argument("--stage", default="dev", help="Chalice stage whose config is used")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    if args.reply_tokens < 1:
+        parser.error("--reply-tokens must be at least 1")
+    if args.lambda_workers < 1:
+        parser.error("--lambda-workers must be at least 1")
+    if args.min_cacheable == "model":
+        args.min_cacheable = None
+    else:
+        try:
+            args.min_cacheable = int(args.min_cacheable)
+        except ValueError:
+            parser.error("--min-cacheable takes a number of tokens or 'model'")
+    return args
+
+
+def configure_logging(verbose: bool) -> None:
+    """Warm ticks (JSON) to stdout, one line each; devstack and app diagnostics to stderr."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ticks = logging.getLogger("cache_warming.ticks")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    ticks.addHandler(handler)
+    ticks.setLevel(logging.INFO)
+    ticks.propagate = False
+    logging.getLogger("cache_warming").setLevel(logging.INFO)
+    logging.getLogger("devstack").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def banner(endpoints: dict[str, str], args: argparse.Namespace, real_anthropic: bool) -> str:
+    if real_anthropic:
+        anthropic = f"{endpoints['anthropicUrl']} (the real API: ANTHROPIC_API_KEY is set)"
+    else:
+        minimum = "per-model" if args.min_cacheable is None else f"{args.min_cacheable} tokens"
+        anthropic = (
+            f"{endpoints['anthropicUrl']} (emulator: {args.tokens_per_second:g} tokens/s, "
+            f"{args.reply_tokens}-token replies, min cacheable {minimum})"
+        )
+    scheduler = (
+        "exact (fires at at())" if args.exact_scheduler else "AWS precision (at() + 0..59 s)"
+    )
+    rows = [
+        ("web page", endpoints["httpUrl"] + "/"),
+        ("HTTP API", endpoints["httpUrl"]),
+        ("WebSocket", endpoints["wsUrl"]),
+        ("management API", endpoints["managementUrl"]),
+        ("Lambda invoke", endpoints["lambdaUrl"]),
+        ("AWS (moto)", f"{endpoints['awsUrl']} (table {endpoints['tableName']}, "
+                       f"schedule group {endpoints['scheduleGroup']})"),
+        ("Anthropic", anthropic),
+        ("scheduler", scheduler),
+        ("dev token", endpoints["token"]),
+    ]
+    if args.endpoints_file is not None:
+        rows.append(("endpoints", str(args.endpoints_file)))
+    lines = ["devstack: the local stack (Ctrl-C stops it)"]
+    lines += [f"  {label:<15} {value}" for label, value in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.verbose)
+    stopping = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    from devstack.stack import PortInUse, Stack, StackOptions
+
+    stack = Stack(
+        StackOptions(
+            host=args.host,
+            http_port=args.http_port,
+            anthropic_port=args.anthropic_port,
+            ws_port=args.ws_port,
+            management_port=args.management_port,
+            lambda_port=args.lambda_port,
+            aws_port=args.aws_port,
+            exact_scheduler=args.exact_scheduler,
+            endpoints_file=args.endpoints_file,
+            tokens_per_second=args.tokens_per_second,
+            reply_tokens=args.reply_tokens,
+            min_cacheable=args.min_cacheable,
+            lambda_workers=args.lambda_workers,
+            chalice_stage=args.stage,
+        )
+    )
+    try:
+        endpoints = stack.start()
+    except PortInUse as error:
+        print(f"devstack: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:
+        logging.getLogger("devstack").exception("start-up failed")
+        print(f"devstack: start-up failed: {error}", file=sys.stderr)
+        return 1
+    print(banner(endpoints, args, stack.real_anthropic))
+    print(f"started in {time.monotonic() - STARTED:.2f} s")
+    print("ready")
+    try:
+        while not stopping.wait(1.0):
+            pass
+    finally:
+        print("devstack: stopping", file=sys.stderr)
+        stack.stop()
+        print("devstack: stopped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
