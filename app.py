@@ -12,7 +12,7 @@ from chalice.app import Chalice, Response, WebsocketEvent
 
 from chalicelib import auth, bootstrap, views
 from chalicelib.domain.protocol import ProtocolError, unexpected
-from chalicelib.logs import log_tick
+from chalicelib.logs import emit_turn_metrics, log_tick
 
 app = Chalice(app_name="cache-warming")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -152,4 +152,5 @@ def warm(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @app.lambda_function(name="generate")
 def generate(event: dict[str, Any], context: Any) -> dict[str, Any]:
     status = bootstrap.services().generate(str(event["conversationId"]), int(event["turnIndex"]))
+    emit_turn_metrics(status)
     return {"status": status}
