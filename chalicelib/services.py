@@ -66,6 +66,8 @@ CONNECTION_LIFETIME_S = 2 * 60 * 60
 DELTA_PUSH_INTERVAL_MS = 100
 SUBSCRIBER_REFRESH_MS = 2_000
 ABORT_POLL_INTERVAL_MS = 200
+# Past the generate function's 15-minute timeout, a turn still `generating` has lost its Lambda.
+ABANDONED_TURN_MS = 16 * 60 * 1000
 # The timer may deliver a tick early (Scheduler fires in a 60 s window ending at the target).
 MAX_WAIT_BEFORE_TARGET_S = 180.0
 
@@ -404,8 +406,9 @@ class Services:
         if len(text) > MAX_TEXT_CHARS:
             raise ProtocolError("invalid_text", f"'text' is limited to {MAX_TEXT_CHARS} characters")
         conversation_id = protocol.conversation_id_of(conversation_id)
-        self.get_owned(conversation_id, owner)
+        existing = self.get_owned(conversation_id, owner)
         started_at = self.clock.now_ms()
+        self._fail_abandoned_turn(existing, started_at)
         minute = started_at // 60_000
         if not self.store.consume(
             f"turns#{owner}", minute, self.ports.limits.turns_per_minute, minute * 60 + 120
@@ -440,6 +443,16 @@ class Services:
             raise ProtocolError("upstream_error", "could not start the reply; try again") from error
         return turn
 
+    def _fail_abandoned_turn(self, conversation: Conversation, now: int) -> None:
+        """A turn still `generating` long after the generate function's timeout lost its Lambda:
+        fail it so the conversation is usable again."""
+        started = conversation.warming.turn_started_at
+        if not conversation.generating or started is None or now - started < ABANDONED_TURN_MS:
+            return
+        assert conversation.active_turn_id is not None
+        index = int(conversation.active_turn_id[1:])
+        self._finish_turn(conversation.id, index, "failed", "", None, "timeout")
+
     def cancel(self, owner: str, conversation_id: str) -> bool:
         """Abort the in-flight turn only. True when there was one to abort."""
 
@@ -470,10 +483,20 @@ class Services:
 
     def generate(self, conversation_id: str, turn_index: int) -> str:
         """Stream one reply to the chat subscribers; returns the turn's final status."""
-        conversation = self.store.get_conversation(conversation_id)
         tid = turn_id(turn_index)
-        if conversation is None or conversation.active_turn_id != tid:
-            return "stale"  # a duplicate invoke, or a turn already finished
+
+        def claim(conversation: Conversation) -> Conversation:
+            if conversation.active_turn_id != tid or conversation.streaming:
+                return conversation  # a duplicate invoke, or a turn already finished
+            return replace(conversation, streaming=True)
+
+        try:
+            claimed = self.transition(conversation_id, None, change=claim)
+        except ProtocolError:
+            return "stale"
+        if not claimed.changed:
+            return "stale"
+        conversation = claimed.conversation
         turns = self.store.get_turns(conversation_id)
         history = [turn for turn in turns if turn.index < turn_index]
         current = next(turn for turn in turns if turn.index == turn_index)
@@ -535,7 +558,7 @@ class Services:
         def end(conversation: Conversation) -> Conversation:
             if conversation.active_turn_id != tid:
                 return conversation
-            return replace(conversation, active_turn_id=None, abort_reason=None)
+            return replace(conversation, active_turn_id=None, abort_reason=None, streaming=False)
 
         def event_for(conversation: Conversation) -> Event:
             now = self.clock.now_ms()

@@ -36,6 +36,8 @@ class Conversation:
     active_turn_id: str | None = None
     # Set by cancel/close; the generating Lambda polls it and stops the stream.
     abort_reason: str | None = None
+    # Claimed by the generate invocation that streams the active turn: a duplicate invoke backs off.
+    streaming: bool = False
     version: int = 0
 
     @property

@@ -238,3 +238,36 @@ def test_a_tick_while_a_turn_generates_sends_no_warm_and_rearms() -> None:
     report = w.services.handle_tick(conversation.id, tick.seq, tick.target)
     assert report.action == "scheduled" and w.model.warms == []
     assert len(w.timer.live_for(conversation.id)) == 1
+
+
+def test_a_duplicate_generate_invoke_during_the_stream_backs_off() -> None:
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {})
+    chat_subscribe(w, "ws1", conversation.id)
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "hi"})
+    duplicates: list[str] = []
+    w.model.on_chunk = lambda n: (
+        n == 1
+        and duplicates.append(  # type: ignore[func-returns-value]
+            w.services.generate(conversation.id, turn.index)
+        )
+    )
+    assert w.services.generate(conversation.id, turn.index) == "sealed"
+    assert duplicates == ["stale"] and len(w.model.streams) == 1
+    assert events(w, "ws1").count("turn-started") == 1
+
+
+def test_a_turn_abandoned_by_a_dead_lambda_is_failed_by_the_next_turn() -> None:
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {})
+    w.services.start_turn(OWNER, conversation.id, {"text": "lost"})  # generate never runs
+    with pytest.raises(ProtocolError):
+        w.services.start_turn(OWNER, conversation.id, {"text": "too early"})
+    w.clock.advance(17 * 60)
+    again = w.services.start_turn(OWNER, conversation.id, {"text": "again"})
+    assert w.services.generate(conversation.id, again.index) == "sealed"
+    turns = w.store.get_turns(conversation.id)
+    assert [(t.user_text, t.status, t.error_code) for t in turns] == [
+        ("lost", "failed", "timeout"),
+        ("again", "sealed", None),
+    ]
