@@ -401,10 +401,11 @@ class WebSocketGateway:
         socket = self._socket(connection_id)
         if socket is None:
             return None
+        # The wire names are camelCase (botocore maps them to ConnectedAt, Identity...).
         return {
-            "ConnectedAt": _iso(socket.connected_at),
-            "Identity": {"SourceIp": socket.source_ip, "UserAgent": socket.user_agent},
-            "LastActiveAt": _iso(socket.last_active_at),
+            "connectedAt": _iso(socket.connected_at),
+            "identity": {"sourceIp": socket.source_ip, "userAgent": socket.user_agent},
+            "lastActiveAt": _iso(socket.last_active_at),
         }
 
     def delete(self, connection_id: str) -> bool:
