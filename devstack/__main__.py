@@ -48,18 +48,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_ENDPOINTS_FILE,
         help="where to write the endpoints JSON (default: %(default)s)",
     )
-    parser.add_argument("--tokens-per-second", type=float, default=40.0,
-                        help="emulator: streaming pace of replies (<= 0: unpaced)")
-    parser.add_argument("--reply-tokens", type=int, default=300,
-                        help="emulator: length of every generated reply")
+    parser.add_argument(
+        "--tokens-per-second",
+        type=float,
+        default=40.0,
+        help="emulator: streaming pace of replies (<= 0: unpaced)",
+    )
+    parser.add_argument(
+        "--reply-tokens", type=int, default=300, help="emulator: length of every generated reply"
+    )
     parser.add_argument(
         "--min-cacheable",
         default=str(LOCAL_MIN_CACHEABLE),
         help="emulator: minimum cacheable prefix in tokens for every model, or 'model' for "
         "Anthropic's per-model minimums (default: %(default)s)",
     )
-    parser.add_argument("--lambda-workers", type=int, default=64,
-                        help="threads running Lambda invocations (warms sleep in them)")
+    parser.add_argument(
+        "--lambda-workers",
+        type=int,
+        default=64,
+        help="threads running Lambda invocations (warms sleep in them)",
+    )
     parser.add_argument("--stage", default="dev", help="Chalice stage whose config is used")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -114,8 +123,11 @@ def banner(endpoints: dict[str, str], args: argparse.Namespace, real_anthropic: 
         ("WebSocket", endpoints["wsUrl"]),
         ("management API", endpoints["managementUrl"]),
         ("Lambda invoke", endpoints["lambdaUrl"]),
-        ("AWS (moto)", f"{endpoints['awsUrl']} (table {endpoints['tableName']}, "
-                       f"schedule group {endpoints['scheduleGroup']})"),
+        (
+            "AWS (moto)",
+            f"{endpoints['awsUrl']} (table {endpoints['tableName']}, "
+            f"schedule group {endpoints['scheduleGroup']})",
+        ),
         ("Anthropic", anthropic),
         ("scheduler", scheduler),
         ("dev token", endpoints["token"]),

@@ -235,8 +235,16 @@ class WebSocketGateway:
 
     # --- events ----------------------------------------------------------------------------
 
-    def _context(self, route: str, connection_id: str, event_type: str, now: float,
-                 connected_at: float, source_ip: str, user_agent: str) -> dict[str, Any]:
+    def _context(
+        self,
+        route: str,
+        connection_id: str,
+        event_type: str,
+        now: float,
+        connected_at: float,
+        source_ip: str,
+        user_agent: str,
+    ) -> dict[str, Any]:
         return {
             "routeKey": route,
             "eventType": event_type,
@@ -334,8 +342,15 @@ class WebSocketGateway:
 
     async def _message(self, socket: _Socket, body: str) -> None:
         now = time.time()
-        context = self._context("$default", socket.connection_id, "MESSAGE", now,
-                                socket.connected_at, socket.source_ip, socket.user_agent)
+        context = self._context(
+            "$default",
+            socket.connection_id,
+            "MESSAGE",
+            now,
+            socket.connected_at,
+            socket.source_ip,
+            socket.user_agent,
+        )
         context["messageId"] = base64.b64encode(secrets.token_bytes(11)).decode()
         event = {"requestContext": context, "body": body, "isBase64Encoded": False}
         try:
@@ -353,8 +368,15 @@ class WebSocketGateway:
 
     async def _disconnect(self, socket: _Socket, code: int, reason: str) -> None:
         now = time.time()
-        context = self._context("$disconnect", socket.connection_id, "DISCONNECT", now,
-                                socket.connected_at, socket.source_ip, socket.user_agent)
+        context = self._context(
+            "$disconnect",
+            socket.connection_id,
+            "DISCONNECT",
+            now,
+            socket.connected_at,
+            socket.source_ip,
+            socket.user_agent,
+        )
         context["disconnectStatusCode"] = code
         context["disconnectReason"] = reason
         event = {
@@ -467,14 +489,18 @@ class _ManagementHandler(BaseHTTPRequestHandler):
         if connection_id is None:
             self._error(HTTPStatus.NOT_FOUND, "NotFoundException", "Not Found")
         elif len(body) > MAX_POST_BYTES:
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "PayloadTooLargeException",
-                        "Payload too large")
+            self._error(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "PayloadTooLargeException", "Payload too large"
+            )
         else:
             try:
                 delivered = self.gateway.post(connection_id, body)
             except TimeoutError:
-                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "InternalServerErrorException",
-                            "the client did not take the frame in time")
+                self._error(
+                    HTTPStatus.INTERNAL_SERVER_ERROR,
+                    "InternalServerErrorException",
+                    "the client did not take the frame in time",
+                )
                 return
             if delivered:
                 self._send(HTTPStatus.OK, b"")

@@ -124,7 +124,9 @@ class DevRequestHandler(ChaliceRequestHandler):
             self.wfile.write(body)
 
 
-def make_handler(page_config: Mapping[str, Any], web_dir: Path = WEB_DIR) -> type[DevRequestHandler]:
+def make_handler(
+    page_config: Mapping[str, Any], web_dir: Path = WEB_DIR
+) -> type[DevRequestHandler]:
     """A handler class bound to this stack's page configuration."""
     attributes = {"page_config": dict(page_config), "web_dir": web_dir}
     return type("BoundDevRequestHandler", (DevRequestHandler,), attributes)
@@ -146,8 +148,9 @@ class HttpServer:
     tells the page where everything is.
     """
 
-    def __init__(self, app: Chalice, config: Config, host: str, port: int,
-                 web_dir: Path = WEB_DIR) -> None:
+    def __init__(
+        self, app: Chalice, config: Config, host: str, port: int, web_dir: Path = WEB_DIR
+    ) -> None:
         local_app(app)
         self.handler_cls = make_handler({}, web_dir)
         self.server = LocalDevServer(app, config, host, port, handler_cls=self.handler_cls)

@@ -199,8 +199,7 @@ class Socket:
         self._condition = threading.Condition()
         self._request_ids = 0
         try:
-            self.connection: ClientConnection = connect(self.url, open_timeout=10,
-                                                        close_timeout=5)
+            self.connection: ClientConnection = connect(self.url, open_timeout=10, close_timeout=5)
         except Exception as error:
             raise ProbeError(f"WebSocket connect to {ws_url} failed: {error}") from error
         self._reader = threading.Thread(target=self._read, name="probe-reader", daemon=True)
@@ -422,8 +421,12 @@ class Probe:
         self.current = "default-off"
         socket = Socket(self.ws_url, self.token)
         self.socket = socket
-        subscribe = {"type": "subscribe", "surfaceId": SURFACE,
-                     "conversationId": self.conversation_id, "requestId": "probe-subscribe"}
+        subscribe = {
+            "type": "subscribe",
+            "surfaceId": SURFACE,
+            "conversationId": self.conversation_id,
+            "requestId": "probe-subscribe",
+        }
         since = socket.mark()
         socket.send(subscribe)
         surface = socket.wait(lambda f: f.get("type") == "surface", 10, since, "surface").frame
@@ -439,10 +442,16 @@ class Probe:
         ack = socket.request({"type": "chat.subscribe", "conversationId": self.conversation_id})
         pong = socket.request({"type": "ping"})
         echoed = [
-            ("surface", surface.get("conversationId") == self.conversation_id
-             and surface.get("requestId") == "probe-subscribe"),
-            ("ack", ack.frame.get("type") == "ack"
-             and ack.frame.get("conversationId") == self.conversation_id),
+            (
+                "surface",
+                surface.get("conversationId") == self.conversation_id
+                and surface.get("requestId") == "probe-subscribe",
+            ),
+            (
+                "ack",
+                ack.frame.get("type") == "ack"
+                and ack.frame.get("conversationId") == self.conversation_id,
+            ),
             ("pong", pong.frame.get("type") == "pong"),
         ]
         self.check(
@@ -457,15 +466,18 @@ class Probe:
         since = socket.mark()
         turn_id = str(self.start_turn(text)["turnId"])
         sealed = socket.wait(
-            lambda f: self.chat("turn-sealed", turn_id)(f)
-            or self.chat("turn-failed", turn_id)(f)
-            or self.chat("turn-aborted", turn_id)(f),
+            lambda f: (
+                self.chat("turn-sealed", turn_id)(f)
+                or self.chat("turn-failed", turn_id)(f)
+                or self.chat("turn-aborted", turn_id)(f)
+            ),
             self.turn_timeout_s,
             since,
             f"end of turn {turn_id}",
         )
         frames = [
-            r for r in socket.frames_since(since)
+            r
+            for r in socket.frames_since(since)
             if r.frame.get("type") == "chat" and r.frame.get("turnId") == turn_id
         ]
         return turn_id, frames, sealed
@@ -481,7 +493,8 @@ class Probe:
         usage = end.frame.get("usage") or {}
         ok = (
             end.frame.get("event") == "turn-sealed"
-            and bool(events) and events[0] == "turn-started"
+            and bool(events)
+            and events[0] == "turn-started"
             and frames[0].frame.get("userText") == text
             and events.count("delta") >= 1
             and deltas == end.frame.get("text")
@@ -565,7 +578,8 @@ class Probe:
         self.check(
             "warms-read-cache",
             bool(later) and all(p == 100 for p in later),
-            "last-cache-pct per warm: " + ", ".join(json.dumps(p) for p in percents)
+            "last-cache-pct per warm: "
+            + ", ".join(json.dumps(p) for p in percents)
             + " (every warm after the first must read the whole prefix)",
         )
         return announced, last
@@ -633,8 +647,11 @@ class Probe:
         sealed_at = turn.get("endedAt")
         next_at = warming.get("nextWarmAt")
         if sealed_at is None or next_at is None:
-            self.check("turn-rearms", False,
-                       f"sealed at {sealed_at}, nextWarmAt {next_at}, status {warming.get('status')}")
+            self.check(
+                "turn-rearms",
+                False,
+                f"sealed at {sealed_at}, nextWarmAt {next_at}, status {warming.get('status')}",
+            )
             return
         error = next_at - (sealed_at + self.interval_s * 1000)
         self.check(
@@ -658,17 +675,22 @@ class Probe:
         )
         aborted = socket.wait(
             lambda f: self.chat("turn-aborted", turn_id)(f) or self.chat("turn-sealed", turn_id)(f),
-            10, since, f"end of {turn_id}",
+            10,
+            since,
+            f"end of {turn_id}",
         )
         abort_ms = aborted.at_ms - closed_at
         ack = socket.wait(lambda f: f.get("requestId") == "probe-close", 10, since, "close ack")
         closed_update = socket.wait(
             lambda f: self.is_update(f) and field_value(f, "status") == "closed",
-            10, since, "update with status closed",
+            10,
+            since,
+            "update with status closed",
         )
         # Watch long enough to see the warm that was announced before the close not happen.
-        quiet_until = max(now_ms() + 3_000,
-                          (announced or 0) + WARM_PROMISE_MS + self.warm_budget_ms)
+        quiet_until = max(
+            now_ms() + 3_000, (announced or 0) + WARM_PROMISE_MS + self.warm_budget_ms
+        )
         time.sleep(max(0.0, min((quiet_until - now_ms()) / 1000, self.interval_s + 30)))
         frames = socket.frames_since(since)
         sealed = [r for r in frames if self.chat("turn-sealed", turn_id)(r.frame)]
@@ -684,10 +706,12 @@ class Probe:
         self.current = "close-stops-warming"
         detail = self.conversation()
         warming = detail["warming"]
-        turn = next((t for t in detail["turns"] if t.get("turnId") == turn_id), {})
+        turn: dict[str, Any] = next((t for t in detail["turns"] if t.get("turnId") == turn_id), {})
         warmed_after = [
-            r for r in frames
-            if r.index > closed_update.index and self.is_update(r.frame)
+            r
+            for r in frames
+            if r.index > closed_update.index
+            and self.is_update(r.frame)
             and timer(r.frame)[1] != timer(closed_update.frame)[1]
         ]
         again_status, again = self.http.call("POST", f"/conversations/{self.conversation_id}/close")
@@ -702,7 +726,8 @@ class Probe:
             and not warmed_after
             and turn.get("status") == "aborted"
             and again_status == 200
-            and isinstance(again, dict) and again.get("closed") is True
+            and isinstance(again, dict)
+            and again.get("closed") is True
         )
         waited = (now_ms() - closed_at) / 1000
         self.check(
@@ -726,22 +751,37 @@ def load_endpoints(path: Path) -> dict[str, Any]:
     try:
         endpoints: dict[str, Any] = json.loads(path.read_text())
     except FileNotFoundError as error:
-        raise SystemExit(f"probe: {path} does not exist; is the stack running (make up)?") from error
+        raise SystemExit(
+            f"probe: {path} does not exist; is the stack running (make up)?"
+        ) from error
     return endpoints
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.probe", description=__doc__.split(
-        "\n\n")[0])
-    parser.add_argument("--endpoints", type=Path, default=None,
-                        help="endpoints JSON written by the stack (default .devstack/endpoints.json)")
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.probe", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--endpoints",
+        type=Path,
+        default=None,
+        help="endpoints JSON written by the stack (default .devstack/endpoints.json)",
+    )
     parser.add_argument("--http-url")
     parser.add_argument("--ws-url")
     parser.add_argument("--token")
-    parser.add_argument("--interval", type=int, default=DEFAULT_INTERVAL_S,
-                        help="warm interval to test, seconds (default %(default)s)")
-    parser.add_argument("--warm-budget-ms", type=int, default=3_000,
-                        help="allowed warm latency (request + push) on top of the 2 s promise")
+    parser.add_argument(
+        "--interval",
+        type=int,
+        default=DEFAULT_INTERVAL_S,
+        help="warm interval to test, seconds (default %(default)s)",
+    )
+    parser.add_argument(
+        "--warm-budget-ms",
+        type=int,
+        default=3_000,
+        help="allowed warm latency (request + push) on top of the 2 s promise",
+    )
     parser.add_argument("--turn-timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
     endpoints: dict[str, Any] = {}
@@ -765,8 +805,12 @@ def main(argv: list[str] | None = None) -> int:
     ok = probe.run()
     failed = sum(1 for _, passed, _ in probe.results if not passed)
     # The summary goes to stderr: stdout is exactly one line per check.
-    print(f"{'ok' if ok else 'FAILED'}: {len(probe.results) - failed} passed, {failed} failed "
-          f"in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    print(
+        f"{'ok' if ok else 'FAILED'}: {len(probe.results) - failed} passed, {failed} failed "
+        f"in {time.monotonic() - started:.0f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     return 0 if ok else 1
 
 

@@ -61,6 +61,14 @@ def parse_at(expression: str, timezone: str | None) -> float | None:
     return moment.replace(tzinfo=zone).timestamp()
 
 
+def _aws_jitter() -> float:
+    return random.uniform(0.0, MAX_JITTER_S)
+
+
+def _no_jitter() -> float:
+    return 0.0
+
+
 class SchedulerRunner:
     """Fires due one-shot schedules of the given groups; ``tick()`` is one poll."""
 
@@ -80,16 +88,12 @@ class SchedulerRunner:
         self.groups = list(groups)
         self.poll_interval_s = poll_interval_s
         self.clock = clock
-        self._jitter = (lambda: 0.0) if exact else (jitter or self._aws_jitter)
+        self._jitter: Callable[[], float] = _no_jitter if exact else (jitter or _aws_jitter)
         self._known: dict[tuple[str, str], Due] = {}
         self._ignored: set[tuple[str, str, str]] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.fired: list[Due] = []
-
-    @staticmethod
-    def _aws_jitter() -> float:
-        return random.uniform(0.0, MAX_JITTER_S)
 
     # --- one poll ------------------------------------------------------------------------
 
@@ -147,8 +151,9 @@ class SchedulerRunner:
             marker = (group, name, expression)
             if marker not in self._ignored:
                 self._ignored.add(marker)
-                log.warning("schedule %s/%s: %r is not a one-shot at(); ignored", group, name,
-                            expression)
+                log.warning(
+                    "schedule %s/%s: %r is not a one-shot at(); ignored", group, name, expression
+                )
             return
         jitter = self._jitter()
         self._known[(group, name)] = Due(group, name, expression, at_s, at_s + jitter)
@@ -171,11 +176,21 @@ class SchedulerRunner:
                 FunctionName=arn, InvocationType="Event", Payload=payload.encode()
             )
             late = self.clock() - due.at_s
-            log.info("fired %s/%s (at +%.1f s) -> %s %s", due.group, due.name, late,
-                     arn.rsplit(":", 1)[-1], _short(payload))
+            log.info(
+                "fired %s/%s (at +%.1f s) -> %s %s",
+                due.group,
+                due.name,
+                late,
+                arn.rsplit(":", 1)[-1],
+                _short(payload),
+            )
         else:
-            log.warning("schedule %s/%s targets %r, which is not a Lambda; skipped", due.group,
-                        due.name, arn)
+            log.warning(
+                "schedule %s/%s targets %r, which is not a Lambda; skipped",
+                due.group,
+                due.name,
+                arn,
+            )
         if schedule.get("ActionAfterCompletion") == "DELETE":
             try:
                 self.scheduler.delete_schedule(Name=due.name, GroupName=due.group)
@@ -190,8 +205,7 @@ class SchedulerRunner:
     def start(self) -> SchedulerRunner:
         if self._thread is None:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="scheduler-runner",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._loop, name="scheduler-runner", daemon=True)
             self._thread.start()
         return self
 

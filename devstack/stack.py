@@ -128,7 +128,9 @@ def check_ports(options: StackOptions, *, anthropic: bool) -> None:
                 ) from error
 
 
-def _bounded_start(start: Callable[[], None], what: str, timeout_s: float = START_TIMEOUT_S) -> None:
+def _bounded_start(
+    start: Callable[[], None], what: str, timeout_s: float = START_TIMEOUT_S
+) -> None:
     """Run a start() that may block forever on failure (moto's does) with a deadline."""
     failure: list[BaseException] = []
 

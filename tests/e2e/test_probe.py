@@ -69,10 +69,15 @@ def test_the_page_its_assets_and_its_config_are_served(devstack: dict[str, Any])
 def test_the_probe_passes(devstack: dict[str, Any]) -> None:
     result = subprocess.run(
         [
-            sys.executable, "-m", "devstack.probe",
-            "--http-url", devstack["httpUrl"],
-            "--ws-url", devstack["wsUrl"],
-            "--token", devstack["token"],
+            sys.executable,
+            "-m",
+            "devstack.probe",
+            "--http-url",
+            devstack["httpUrl"],
+            "--ws-url",
+            devstack["wsUrl"],
+            "--token",
+            devstack["token"],
         ],
         cwd=PROJECT_DIR,
         capture_output=True,

@@ -31,19 +31,15 @@ from devstack.scheduler import SchedulerRunner, parse_at
 
 REGION = "us-east-1"
 WARM_ARN = "arn:aws:lambda:us-east-1:123456789012:function:cache-warming-dev-warm"
-CREDENTIALS = {
-    "region_name": REGION,
-    "aws_access_key_id": "devstack",
-    "aws_secret_access_key": "devstack",
-}
 # No retries: a wrong answer must fail the test, not be retried into a pass.
 NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=10)
 
 
 def client(service: str, endpoint_url: str) -> Any:
-    return boto3.session.Session().client(
-        service, endpoint_url=endpoint_url, config=NO_RETRIES, **CREDENTIALS
+    session = boto3.session.Session(
+        aws_access_key_id="devstack", aws_secret_access_key="devstack", region_name=REGION
     )
+    return session.client(service, endpoint_url=endpoint_url, config=NO_RETRIES)  # type: ignore[call-overload]
 
 
 def wait_until(condition: Any, timeout_s: float = 5.0) -> bool:
@@ -127,8 +123,11 @@ def test_request_response_returns_the_result_or_lambdas_error_document(
 ) -> None:
     emulator, handlers = lambdas
     lam = client("lambda", emulator.url)
-    ok = lam.invoke(FunctionName="cache-warming-dev-generate", InvocationType="RequestResponse",
-                    Payload=b'{"conversationId":"c","turnIndex":2}')
+    ok = lam.invoke(
+        FunctionName="cache-warming-dev-generate",
+        InvocationType="RequestResponse",
+        Payload=b'{"conversationId":"c","turnIndex":2}',
+    )
     assert ok["StatusCode"] == 200 and "FunctionError" not in ok
     assert json.loads(ok["Payload"].read()) == {"status": "sealed"}
     assert handlers["generate"].events == [{"conversationId": "c", "turnIndex": 2}]
@@ -296,8 +295,11 @@ def book(scheduler: Any, group: str, name: str, at_s: float, payload: dict[str, 
         ScheduleExpressionTimezone="UTC",
         FlexibleTimeWindow={"Mode": "OFF"},
         ActionAfterCompletion="DELETE",
-        Target={"Arn": WARM_ARN, "RoleArn": "arn:aws:iam::123456789012:role/r",
-                "Input": json.dumps(payload)},
+        Target={
+            "Arn": WARM_ARN,
+            "RoleArn": "arn:aws:iam::123456789012:role/r",
+            "Input": json.dumps(payload),
+        },
     )
 
 
@@ -306,12 +308,14 @@ def names(scheduler: Any, group: str) -> list[str]:
 
 
 def test_parse_at_reads_one_shot_expressions_only() -> None:
-    assert parse_at("at(2027-01-05T12:00:00)", "UTC") == datetime(
-        2027, 1, 5, 12, tzinfo=UTC
-    ).timestamp()
-    assert parse_at("at(2027-01-05T13:00:00)", "Europe/Paris") == datetime(
-        2027, 1, 5, 12, tzinfo=UTC
-    ).timestamp()
+    assert (
+        parse_at("at(2027-01-05T12:00:00)", "UTC")
+        == datetime(2027, 1, 5, 12, tzinfo=UTC).timestamp()
+    )
+    assert (
+        parse_at("at(2027-01-05T13:00:00)", "Europe/Paris")
+        == datetime(2027, 1, 5, 12, tzinfo=UTC).timestamp()
+    )
     assert parse_at("rate(5 minutes)", "UTC") is None
     assert parse_at("at(yesterday)", "UTC") is None
 
@@ -324,15 +328,18 @@ def test_the_runner_fires_a_due_schedule_and_deletes_it(moto_url: str) -> None:
         group = f"runner-{new_connection_id()[:8].lower()}"
         scheduler.create_schedule_group(Name=group)
         now = time.time()
-        book(scheduler, group, "warm-due", now - 61, {"conversationId": "c", "seq": 3,
-                                                      "target": 1})
-        book(scheduler, group, "warm-later", now + 600, {"conversationId": "c", "seq": 4,
-                                                         "target": 2})
+        book(scheduler, group, "warm-due", now - 61, {"conversationId": "c", "seq": 3, "target": 1})
+        book(
+            scheduler,
+            group,
+            "warm-later",
+            now + 600,
+            {"conversationId": "c", "seq": 4, "target": 2},
+        )
         runner = SchedulerRunner(scheduler, client("lambda", emulator.url), [group], exact=True)
         fired = runner.tick()
         assert [due.name for due in fired] == ["warm-due"]
-        assert wait_until(lambda: warm.events == [{"conversationId": "c", "seq": 3,
-                                                   "target": 1}])
+        assert wait_until(lambda: warm.events == [{"conversationId": "c", "seq": 3, "target": 1}])
         assert names(scheduler, group) == ["warm-later"]
         assert runner.tick() == []
     finally:
@@ -347,8 +354,9 @@ def test_jitter_is_drawn_once_per_schedule_and_delays_the_fire(moto_url: str) ->
         group = f"jitter-{new_connection_id()[:8].lower()}"
         scheduler.create_schedule_group(Name=group)
         at_s = float(int(time.time()) // 60 * 60 + 120)
-        book(scheduler, group, "warm-jittered", at_s, {"conversationId": "c", "seq": 1,
-                                                       "target": 1})
+        book(
+            scheduler, group, "warm-jittered", at_s, {"conversationId": "c", "seq": 1, "target": 1}
+        )
         draws: list[float] = []
 
         def jitter() -> float:
@@ -356,8 +364,13 @@ def test_jitter_is_drawn_once_per_schedule_and_delays_the_fire(moto_url: str) ->
             return 30.0
 
         clock = {"now": at_s + 10}
-        runner = SchedulerRunner(scheduler, client("lambda", emulator.url), [group],
-                                 jitter=jitter, clock=lambda: clock["now"])
+        runner = SchedulerRunner(
+            scheduler,
+            client("lambda", emulator.url),
+            [group],
+            jitter=jitter,
+            clock=lambda: clock["now"],
+        )
         assert runner.tick() == []  # at + 10 s: inside the window, before this one's draw
         assert runner.tick() == []
         clock["now"] = at_s + 31
