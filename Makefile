@@ -16,7 +16,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q -p no:cacheprovider tests
+	bash scripts/install-browser.sh
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q -p no:cacheprovider tests
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
