@@ -45,6 +45,7 @@ import logging
 import os
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -308,6 +309,11 @@ class Stack:
         factory = CLIFactory(str(self.options.project_dir), environ=os.environ)
         config = factory.create_config_obj(chalice_stage_name=self.options.chalice_stage)
         app = config.chalice_app
+        # Chalice logs `app.log` to stdout (CloudWatch in Lambda); here stdout carries only the
+        # start-up banner and the warm tick lines, so the app's other logs go to stderr.
+        for handler in app.log.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)
         return app, config
 
     def _create_resources(self, table_name: str, schedule_group: str) -> None:
