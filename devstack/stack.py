@@ -129,25 +129,24 @@ def check_ports(options: StackOptions, *, anthropic: bool) -> None:
                 ) from error
 
 
-def _bounded_start(
-    start: Callable[[], None], what: str, timeout_s: float = START_TIMEOUT_S
-) -> None:
-    """Run a start() that may block forever on failure (moto's does) with a deadline."""
+def _bounded(call: Callable[[], None], what: str, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Run a call that may block forever (moto's start() does when its port is taken, its stop()
+    joins without a timeout) in a helper thread, with a deadline."""
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            start()
+            call()
         except BaseException as error:  # noqa: BLE001 - re-raised below
             failure.append(error)
 
-    thread = threading.Thread(target=run, name=f"start-{what}", daemon=True)
+    thread = threading.Thread(target=run, name=f"bounded-{what}", daemon=True)
     thread.start()
     thread.join(timeout_s)
     if failure:
-        raise RuntimeError(f"{what} failed to start: {failure[0]}") from failure[0]
+        raise RuntimeError(f"{what} failed: {failure[0]}") from failure[0]
     if thread.is_alive():
-        raise RuntimeError(f"{what} did not start within {timeout_s:.0f} s")
+        raise RuntimeError(f"{what} did not finish within {timeout_s:.0f} s")
 
 
 class Stack:
@@ -169,6 +168,9 @@ class Stack:
             raise
 
     def _start(self) -> dict[str, str]:
+        # Heavy imports (moto, chalice, the app) happen in here, after the environment is set:
+        # the app's modules then never see anything but the local endpoints, and `python -m
+        # devstack --help` stays instant.
         options = self.options
         host = options.host
         check_ports(options, anthropic=not self.real_anthropic)
@@ -252,8 +254,8 @@ class Stack:
         moto = ThreadedMotoServer(
             ip_address=self.options.host, port=self.options.aws_port, verbose=False
         )
-        _bounded_start(moto.start, "moto server")
-        self._stoppers.append(("moto server", moto.stop))
+        _bounded(moto.start, "starting the moto server")
+        self._stoppers.append(("moto server", lambda: _bounded(moto.stop, "stopping moto", 10)))
         host, port = moto.get_host_and_port()
         return f"http://{host}:{port}"
 
