@@ -20,6 +20,7 @@ from chalicelib.domain.conversation import (
     MAX_TITLE_CHARS,
     Conversation,
     Turn,
+    TurnStatus,
     turn_id,
     turn_prompt,
     warm_prompt,
@@ -526,7 +527,7 @@ class Services:
                 reached_model=reached_model,
             )
         pusher.flush()
-        status = "aborted" if result.aborted else "sealed"
+        status: TurnStatus = "aborted" if result.aborted else "sealed"
         return self._finish_turn(
             conversation_id,
             turn_index,
@@ -542,7 +543,7 @@ class Services:
         self,
         conversation_id: str,
         turn_index: int,
-        status: str,
+        status: TurnStatus,
         text: str,
         usage: Usage | None,
         error_code: str | None,
@@ -551,9 +552,8 @@ class Services:
         reached_model: bool = False,
     ) -> str:
         tid = turn_id(turn_index)
-        turns = {turn.index: turn for turn in self.store.get_turns(conversation_id)}
-        started = turns[turn_index]
-        final: dict[str, Any] = {}
+        started = next(t for t in self.store.get_turns(conversation_id) if t.index == turn_index)
+        ending: _Ending | None = None
 
         def end(conversation: Conversation) -> Conversation:
             if conversation.active_turn_id != tid:
@@ -561,37 +561,30 @@ class Services:
             return replace(conversation, active_turn_id=None, abort_reason=None, streaming=False)
 
         def event_for(conversation: Conversation) -> Event:
-            now = self.clock.now_ms()
-            outcome_status = status
-            # A close or cancel that landed before the seal wins: the user asked to stop.
-            if status == "sealed" and conversation.abort_reason:
-                outcome_status = "aborted"
-            final["status"] = outcome_status
-            final["reason"] = conversation.abort_reason or (
-                "closed" if outcome_status == "aborted" else None
-            )
-            final["ended_at"] = now
-            if outcome_status == "sealed":
+            nonlocal ending
+            ending = _Ending.of(status, conversation.abort_reason, self.clock.now_ms())
+            if ending.status == "sealed":
                 assert usage is not None
-                return TurnSealed(started.started_at, now, usage)
+                return TurnSealed(started.started_at, ending.at, usage)
             return TurnEnded(started.started_at if reached_model else None)
 
         def turn_item(conversation: Conversation) -> Turn:
+            assert ending is not None
             return replace(
                 started,
-                status=final["status"],
+                status=ending.status,
                 assistant_text=text,
-                ended_at=final["ended_at"],
+                ended_at=ending.at,
                 usage=usage,
                 error_code=error_code,
-                abort_reason=final["reason"] if final["status"] == "aborted" else None,
+                abort_reason=ending.reason,
             )
 
         outcome = self.transition(conversation_id, event_for, change=end, turn=turn_item)
+        assert ending is not None
         if pusher is None:
             pusher = _ChatPusher(self, conversation_id, tid)
-        outcome_status = final["status"]
-        if outcome_status == "sealed":
+        if ending.status == "sealed":
             assert usage is not None
             pusher.send(
                 "turn-sealed",
@@ -599,15 +592,15 @@ class Services:
                 usage=usage.to_dict(),
                 costUsd=round(cost_usd(outcome.conversation.model, usage), 8),
             )
-        elif outcome_status == "aborted":
-            pusher.send("turn-aborted", reason=final["reason"], text=text)
+        elif ending.status == "aborted":
+            pusher.send("turn-aborted", reason=ending.reason, text=text)
         else:
             pusher.send(
                 "turn-failed", code=error_code, message=_failure_message(error_code), text=text
             )
         if outcome.pushes_update:
             self.push_update(outcome.conversation)
-        return str(outcome_status)
+        return ending.status
 
     # --- the warm tick --------------------------------------------------------------------
 
@@ -665,6 +658,24 @@ class Services:
         if done.pushes_update:
             self.push_update(done.conversation, connection_ids=listeners)
         return report
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """How a turn ends, decided against the fresh read that the final write is conditional on."""
+
+    status: TurnStatus
+    reason: str | None
+    at: int
+
+    @classmethod
+    def of(cls, reported: TurnStatus, abort_reason: str | None, now: int) -> _Ending:
+        # A cancel or close that landed before the seal wins: the user asked to stop.
+        if reported == "sealed" and abort_reason:
+            return cls("aborted", abort_reason, now)
+        if reported == "aborted":
+            return cls("aborted", abort_reason or "cancelled", now)
+        return cls(reported, None, now)
 
 
 class _ChatPusher:
