@@ -198,3 +198,53 @@ def patch_gone(monkeypatch: Any, gone: set[str]) -> None:
         original(self, data, connection_id)
 
     monkeypatch.setattr(apigw_models.ApiGatewayManagementApiBackend, "post_to_connection", post)
+
+
+# --- driving the app like a front end ----------------------------------------------------
+
+OWNER = "alice"
+
+
+def create(stack: MotoStack, owner: str = OWNER, **body: Any) -> str:
+    response = stack.http.http.post(
+        "/conversations", headers=stack.headers(owner), body=json.dumps(body)
+    )
+    assert response.status_code == 201, response.body
+    return str(response.json_body["conversationId"])
+
+
+def sealed_turn(stack: MotoStack, conversation_id: str, text: str = "hello") -> None:
+    response = stack.http.http.post(
+        f"/conversations/{conversation_id}/turns",
+        headers=stack.headers(OWNER),
+        body=json.dumps({"text": text}),
+    )
+    assert response.status_code == 202, response.body
+    index = response.json_body["index"]
+    result = stack.http.lambda_.invoke(
+        "generate", {"conversationId": conversation_id, "turnIndex": index}
+    )
+    assert result.payload == {"status": "sealed"}
+
+
+def join(stack: MotoStack, connection_id: str, conversation_id: str, owner: str = OWNER) -> None:
+    assert stack.connect(connection_id, stack.token(owner))["statusCode"] == 200
+    stack.send(
+        connection_id,
+        {"type": "subscribe", "surfaceId": "cache-warming", "conversationId": conversation_id},
+    )
+
+
+def invoke(
+    stack: MotoStack, connection_id: str, conversation_id: str, action: str, payload: Any
+) -> None:
+    stack.send(
+        connection_id,
+        {
+            "type": "invoke",
+            "surfaceId": "cache-warming",
+            "conversationId": conversation_id,
+            "action": f"cache-warming/{action}",
+            "payload": payload,
+        },
+    )

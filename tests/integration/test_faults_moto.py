@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib import bootstrap
 from chalicelib.ports import VersionConflict
 from tests.fakes.ports import field_value
-from tests.integration.test_lifecycle_moto import OWNER, create, invoke, join, sealed_turn
-from tests.moto_stack import ENV, MotoStack, build
-
-
-@pytest.fixture
-def stack(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoStack]:
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    bootstrap.reset()
-    yield build()
-    bootstrap.reset()
+from tests.moto_stack import ENV, OWNER, MotoStack, create, invoke, join, sealed_turn
 
 
 def client_error(code: str, status: int, operation: str) -> ClientError:

@@ -4,31 +4,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from chalicelib import bootstrap
 from chalicelib.services import Limits
 from tests.conftest import SESSION, TABLE_NAME
-from tests.integration.test_lifecycle_moto import OWNER, create, join, sealed_turn
-from tests.moto_stack import ENV, MotoStack, build
+from tests.moto_stack import OWNER, MotoStack, create, join, sealed_turn
 from tests.unit.test_protocol import BAD_FRAMES
 
 OTHER = "mallory"
 INVOKE = {"type": "invoke", "surfaceId": "cache-warming", "action": "cache-warming/set-interval"}
 
 
-@pytest.fixture
-def stack(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoStack]:
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    bootstrap.reset()
-    stack = build()
+@pytest.fixture(autouse=True)
+def generous_limits(stack: MotoStack) -> None:
+    # The corpus is sent at machine speed; rate limits have their own tests.
     stack.services.ports.limits = Limits(frames_per_second=10_000, turns_per_minute=10_000)
-    yield stack
-    bootstrap.reset()
 
 
 def snapshot() -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,63 +15,18 @@ from chalicelib.adapters.store import create_table
 from chalicelib.adapters.timer import SCHEDULER_WINDOW_MS
 from tests.conftest import SESSION
 from tests.fakes.ports import field_value
-from tests.moto_stack import ENV, WARM_ARN, MotoStack, build, patch_gone
-
-OWNER = "alice"
-
-
-@pytest.fixture
-def stack(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoStack]:
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    bootstrap.reset()
-    yield build()
-    bootstrap.reset()
-
-
-def create(stack: MotoStack, owner: str = OWNER, **body: Any) -> str:
-    response = stack.http.http.post(
-        "/conversations", headers=stack.headers(owner), body=json.dumps(body)
-    )
-    assert response.status_code == 201, response.body
-    return str(response.json_body["conversationId"])
-
-
-def sealed_turn(stack: MotoStack, conversation_id: str, text: str = "hello") -> None:
-    response = stack.http.http.post(
-        f"/conversations/{conversation_id}/turns",
-        headers=stack.headers(OWNER),
-        body=json.dumps({"text": text}),
-    )
-    assert response.status_code == 202, response.body
-    index = response.json_body["index"]
-    result = stack.http.lambda_.invoke(
-        "generate", {"conversationId": conversation_id, "turnIndex": index}
-    )
-    assert result.payload == {"status": "sealed"}
-
-
-def join(stack: MotoStack, connection_id: str, conversation_id: str, owner: str = OWNER) -> None:
-    assert stack.connect(connection_id, stack.token(owner))["statusCode"] == 200
-    stack.send(
-        connection_id,
-        {"type": "subscribe", "surfaceId": "cache-warming", "conversationId": conversation_id},
-    )
-
-
-def invoke(
-    stack: MotoStack, connection_id: str, conversation_id: str, action: str, payload: Any
-) -> None:
-    stack.send(
-        connection_id,
-        {
-            "type": "invoke",
-            "surfaceId": "cache-warming",
-            "conversationId": conversation_id,
-            "action": f"cache-warming/{action}",
-            "payload": payload,
-        },
-    )
+from tests.moto_stack import (
+    ENV,
+    OWNER,
+    WARM_ARN,
+    MotoStack,
+    build,
+    create,
+    invoke,
+    join,
+    patch_gone,
+    sealed_turn,
+)
 
 
 def test_cr4a_new_conversation_surface_is_off_and_no_schedule_exists(stack: MotoStack) -> None:
