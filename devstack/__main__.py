@@ -10,6 +10,7 @@ SIGINT/SIGTERM stop everything and exit 0.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import sys
@@ -72,6 +73,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stage", default="dev", help="Chalice stage whose config is used")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
+    if not _is_loopback(args.host):
+        # moto and the management API have no authentication, and /devstack/config.json hands
+        # out a token: none of it may be reachable from another machine.
+        parser.error("--host must be an IPv4 loopback address such as 127.0.0.1")
     if args.reply_tokens < 1:
         parser.error("--reply-tokens must be at least 1")
     if args.lambda_workers < 1:
@@ -84,6 +89,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         except ValueError:
             parser.error("--min-cacheable takes a number of tokens or 'model'")
     return args
+
+
+def _is_loopback(host: str) -> bool:
+    # IPv4 only: the URLs handed to the page and the probe are built as "host:port".
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.version == 4 and address.is_loopback
 
 
 def configure_logging(verbose: bool) -> None:
