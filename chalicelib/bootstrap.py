@@ -1,12 +1,17 @@
 """Composition root: real adapters, built on first use so moto (or the local stack) can step in.
 
-Tests replace the whole graph with `use(services)`; `reset()` drops it.
+Nothing here runs at import time: a handler's first call builds what it needs. One lock guards the
+building, because a boto3 session must not create clients from several threads at once (Lambda
+serves one request per container, but the local stack runs handlers in threads).
+Tests replace the whole graph with `use(services)`; `reset()` drops everything built.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
-from functools import lru_cache
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import boto3
 
@@ -16,10 +21,13 @@ from chalicelib.adapters.sockets import ManagementApiSockets
 from chalicelib.adapters.store import DynamoStore
 from chalicelib.adapters.timer import PreciseTimer
 from chalicelib.auth import JwksVerifier, SharedSecretVerifier, TokenVerifier
-from chalicelib.config import Settings, settings
+from chalicelib.config import settings
 from chalicelib.ports import Model
 from chalicelib.services import Ports, Services
 
+T = TypeVar("T")
+
+_lock = threading.RLock()
 _override: Services | None = None
 
 
@@ -30,18 +38,36 @@ def use(services: Services) -> None:
 
 def reset() -> None:
     global _override
-    _override = None
-    _real.cache_clear()
-    verifier.cache_clear()
-    _models.clear()
-    settings.cache_clear()
+    with _lock:
+        _override = None
+        for lazy in (_real, verifier, _model, _session):
+            lazy.clear()
+        settings.cache_clear()
+
+
+class _Lazy(Generic[T]):
+    """A value built once, on first use, under the composition root's lock."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._value: T | None = None
+
+    def __call__(self) -> T:
+        with _lock:
+            if self._value is None:
+                self._value = self._build()
+            return self._value
+
+    def clear(self) -> None:
+        with _lock:
+            self._value = None
 
 
 def services() -> Services:
     return _override or _real()
 
 
-@lru_cache(maxsize=1)
+@_Lazy
 def verifier() -> TokenVerifier:
     config = settings()
     if config.jwt_jwks_url:
@@ -49,17 +75,22 @@ def verifier() -> TokenVerifier:
     return SharedSecretVerifier(config.jwt_secret)
 
 
-@lru_cache(maxsize=1)
+@_Lazy
 def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
-@lru_cache(maxsize=1)
+def _client(service: str, **options: Any) -> Any:
+    with _lock:
+        return _session().client(service, **options)  # type: ignore[call-overload]
+
+
+@_Lazy
 def _real() -> Services:
     config = settings()
-    invoker = AsyncInvoker(lambda: _session().client("lambda"), config.generate_function_arn)
+    invoker = AsyncInvoker(lambda: _client("lambda"), config.generate_function_arn)
     timer = PreciseTimer(
-        lambda: _session().client("scheduler"),
+        lambda: _client("scheduler"),
         invoker,
         group=config.schedule_group,
         warm_function_arn=config.warm_function_arn,
@@ -67,15 +98,13 @@ def _real() -> Services:
         dead_letter_arn=config.warm_dlq_arn,
     )
     ports = Ports(
-        store=DynamoStore(config.table_name, client_factory=lambda: _session().client("dynamodb")),
+        store=DynamoStore(config.table_name, client_factory=lambda: _client("dynamodb")),
         timer=timer,
         sockets=ManagementApiSockets(
-            lambda: _session().client(
-                "apigatewaymanagementapi", endpoint_url=config.management_api_url
-            )
+            lambda: _client("apigatewaymanagementapi", endpoint_url=config.management_api_url)
         ),
         clock=SystemClock(),
-        model=lambda: _model(config),
+        model=_model,
         invoker=lambda: invoker,
         new_id=lambda: uuid.uuid4().hex,
         default_model=config.default_model,
@@ -85,27 +114,19 @@ def _real() -> Services:
     return Services(ports)
 
 
-_models: dict[str, Model] = {}
-
-
-def _model(config: Settings) -> Model:
+@_Lazy
+def _model() -> Model:
     # Imported here: the anthropic SDK is only loaded by the warm and generate functions.
     from chalicelib.adapters.model import AnthropicModel
 
-    if "model" not in _models:
-        _models["model"] = AnthropicModel.from_settings(
-            _anthropic_key(config), config.anthropic_base_url or None
-        )
-    return _models["model"]
+    config = settings()
+    return AnthropicModel.from_settings(_anthropic_key(), config.anthropic_base_url or None)
 
 
-def _anthropic_key(config: Settings) -> str:
+def _anthropic_key() -> str:
+    config = settings()
     if config.anthropic_api_key or not config.anthropic_api_key_secret_id:
         return config.anthropic_api_key
     # The deployed stack keeps the key in Secrets Manager, read once per container.
-    secret = (
-        _session()
-        .client("secretsmanager")
-        .get_secret_value(SecretId=config.anthropic_api_key_secret_id)
-    )
+    secret = _client("secretsmanager").get_secret_value(SecretId=config.anthropic_api_key_secret_id)
     return str(secret["SecretString"])

@@ -22,6 +22,7 @@ Status = Literal[
     "warming",
     "paused-idle",
     "cache-expired",
+    "not-cacheable",
     "error",
     "closed",
 ]
@@ -361,6 +362,10 @@ def _warm_finished(state: WarmingState, done: WarmFinished, now: int) -> Decisio
             return _stop(state, "cache-expired")
         return _arm(state, retry_at, rebuild=state.rebuild)
     state = replace(state, idle_warms=state.idle_warms + 1, consecutive_errors=0, last_error=None)
+    if done.usage.cache_read_input_tokens == 0 and done.usage.cache_creation_input_tokens == 0:
+        # The prefix is below the model's minimum cacheable length: every warm would pay full
+        # input price and keep nothing. A longer conversation (the next turn) tries again.
+        return _stop(state, "not-cacheable")
     if state.idle_warms >= state.idle_budget:
         return _stop(state, "paused-idle")
     return _arm(state, max(now, done.started_at + state.interval_seconds * 1000))

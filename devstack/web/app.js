@@ -47,6 +47,7 @@
     "warming": "warming",
     "paused-idle": "paused (idle)",
     "cache-expired": "cache expired",
+    "not-cacheable": "not cacheable",
     "error": "error",
     "closed": "closed",
   };

@@ -269,3 +269,15 @@ def test_an_aborted_turn_refreshes_and_resumes_an_expired_enabled_conversation()
     ended, effects = decide(state, TurnEnded(T0 + 900 * S), T0 + 905 * S)
     assert ended.status == "scheduled" and ended.last_refresh_at == T0 + 900 * S
     assert arms(effects) == [ArmTimer(ended.seq, T0 + 1140 * S)]
+
+
+def test_a_warm_that_caches_nothing_stops_as_not_cacheable_until_the_next_turn() -> None:
+    state = enabled_state()
+    target = state.next_warm_at or 0
+    state, _ = decide(state, TickDue(state.seq, target), target)
+    uncached = Usage(input_tokens=300)  # below the model's minimum cacheable length
+    state, effects = decide(state, WarmFinished(state.seq, target, "m", uncached), target + 400)
+    assert state.status == "not-cacheable" and arms(effects) == []
+    assert state.stats.warms == 1
+    state, effects = decide(state, TurnSealed(target + S, target + 3 * S, Usage()), target + 3 * S)
+    assert state.status == "scheduled" and len(arms(effects)) == 1
