@@ -11,8 +11,8 @@ Playwright cannot download its browsers here (the machine is offline): the test 
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import time
 import urllib.request
