@@ -1,0 +1,120 @@
+"""``python -m bench [name ...]``: run every benchmark (or the named ones) and print the table.
+
+Names: coldstart, calls, cost, timer, abort, immediate, scale. `timer`, `abort` and `immediate`
+share one local stack when they run together (the other two run while the timer's warms are still
+minutes away, so they do not overlap them). `--markdown FILE` also writes the results as Markdown (for docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import abort, calls, coldstart, immediate, scale, timer, warmcost
+from bench.common import Report, loadavg, machine, print_row, table
+from bench.stack import LocalStack
+
+ORDER = ("coldstart", "calls", "cost", "timer", "abort", "immediate", "scale")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", metavar="name",
+                        help=f"benchmarks to run (default: all of {', '.join(ORDER)})")
+    parser.add_argument("--scale-conversations", type=int, default=scale.CONVERSATIONS)
+    parser.add_argument("--scale-minutes", type=float, default=scale.MINUTES)
+    parser.add_argument("--markdown", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(ORDER))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}")
+    selected = [name for name in ORDER if name in (args.names or ORDER)]
+    info = machine()
+    print(f"bench: {', '.join(selected)} on {info['nproc']} x {info['cpu']}, {info['memory']}, "
+          f"Python {info['python']}; load {loadavg()}", flush=True)
+    began = time.monotonic()
+    reports: dict[str, Report] = {}
+
+    def timed(name: str, job: Callable[[], Report]) -> None:
+        print(f"\n== {name} ==", flush=True)
+        load_before, started = loadavg(), time.monotonic()
+        try:
+            report = job()
+        except Exception:  # noqa: BLE001 - one crash must not hide the other benchmarks
+            traceback.print_exc()
+            report = Report(name)
+            report.add("benchmark crashed", None, met=False, note="see the trace above")
+        report.seconds = time.monotonic() - started
+        report.load_before, report.load_after = load_before, loadavg()
+        for row in report.rows:
+            print_row(row)
+        print(f"  ({report.seconds:.0f} s; load {report.load_before} -> {report.load_after})",
+              flush=True)
+        reports[report.bench] = report
+
+    for name in selected:
+        if name == "coldstart":
+            timed(name, coldstart.run)
+        elif name == "calls":
+            timed(name, calls.run)
+        elif name == "cost":
+            timed(name, warmcost.run)
+        elif name == "timer":
+            shared = [n for n in ("abort", "immediate") if n in selected]
+            users = timer.USERS + abort.USERS + immediate.USERS
+            with LocalStack(users=users, lambda_workers=timer.CONVERSATIONS + 64) as stack:
+
+                def during_wait(s: LocalStack = stack, shared: list[str] = shared) -> None:
+                    if "abort" in shared:
+                        timed("abort", lambda: abort.run(s, user_offset=timer.USERS))
+                    if "immediate" in shared:
+                        timed("immediate", lambda: immediate.run(
+                            s, user_offset=timer.USERS + abort.USERS))
+
+                timed("timer", lambda s=stack: timer.run(s, during_wait=during_wait))
+        elif name == "abort" and "timer" not in selected:
+            timed(name, abort.run)
+        elif name == "immediate" and "timer" not in selected:
+            timed(name, immediate.run)
+        elif name == "scale":
+            timed(name, lambda: scale.run(
+                args.scale_conversations, args.scale_minutes, reports.get("calls"),
+                reports.get("timer")))
+    total = time.monotonic() - began
+    ordered = [reports[name] for name in ORDER if name in reports]
+    markdown = render(ordered, info, total)
+    print("\n" + markdown, flush=True)
+    if args.markdown is not None:
+        args.markdown.write_text(markdown + "\n")
+    missed = [row for report in ordered for row in report.rows if row.met is False]
+    print(f"\nbench: {total / 60:.1f} min; {len(missed)} target(s) missed", flush=True)
+    return 0
+
+
+def render(reports: list[Report], info: dict[str, str], total_s: float) -> str:
+    lines = [
+        f"Machine: {info['nproc']} x {info['cpu']} (`nproc` {info['nproc']}), {info['memory']} "
+        f"RAM, Python {info['python']}, Linux {info['kernel']}; {info['date']}; "
+        f"total {total_s / 60:.1f} min.",
+        "",
+        table(reports),
+        "",
+        "Per benchmark (wall time; 1/5/15-min load average before -> after):",
+        "",
+    ]
+    for report in reports:
+        lines.append(f"- **{report.bench}** {report.seconds:.0f} s; load {report.load_before} -> "
+                     f"{report.load_after}")
+        lines += [f"  - {note}" for note in report.notes]
+    for report in reports:
+        for block in report.extra.get("projection", []):
+            lines += ["", "```", block, "```"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Abort latency: a `close` frame sent while a reply streams, until (a) the model stream stopped —
+the Anthropic emulator saw its client go away — and (b) `turn-aborted` reached the client.
+
+On the local stack (real WebSocket and HTTP, the generate Lambda polling its abort flag in moto's
+DynamoDB, the real SDK), emulator at 40 tokens/s with 300-token replies, so every close lands
+mid-stream. Times: the client's monotonic clock at the send, the emulator's monotonic clock when
+the stream closed (same machine, same CLOCK_MONOTONIC), the client's arrival time of the frame.
+
+Reference (same run): the rest of the reply when nobody aborts — first delta to `turn-sealed`
+of un-aborted turns — i.e. how long the stream (and its billing) would go on without the abort.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.client import User, connect_users
+from bench.common import Report, loadavg, percentile
+from bench.stack import LocalStack
+from devstack.probe import now_ms
+
+NAME = "abort"
+RUNS = 30
+REFERENCE_RUNS = 2
+USERS = 5  # turns are capped at 10 per user per minute
+TARGET_P99_S = 1.0
+TOKENS_PER_SECOND = 40
+REPLY_TOKENS = 300
+
+
+def _chat(frame: dict[str, object], event: str, turn_id: str) -> bool:
+    return (
+        frame.get("type") == "chat" and frame.get("event") == event
+        and frame.get("turnId") == turn_id
+    )
+
+
+def run(stack: LocalStack | None = None, user_offset: int = 0) -> Report:
+    report = Report(NAME)
+    if stack is None:
+        with LocalStack(users=USERS) as own:
+            _run(own, report, 0)
+    else:
+        _run(stack, report, user_offset)
+    return report
+
+
+def _latest_stream(stack: LocalStack, deadline_s: float = 3.0) -> tuple[str, float | None]:
+    """The last streamed request the emulator saw, and when (monotonic) its stream closed."""
+    end = time.monotonic() + deadline_s
+    while True:
+        stats = stack.emulator("/_emulator/stats")
+        streams = [r for r in stats["requests"] if r.get("stream")]
+        request_id = streams[-1]["request_id"] if streams else ""
+        closed = stats["stream_closed_at"].get(request_id)
+        if closed is not None or time.monotonic() > end:
+            return streams[-1].get("outcome", "?") if streams else "?", closed
+        time.sleep(0.05)
+
+
+def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
+    stack.configure_emulator(tokens_per_second=TOKENS_PER_SECOND, reply_tokens=REPLY_TOKENS)
+    users = connect_users(stack.endpoints, stack.tokens, USERS, user_offset)
+    conversations: dict[str, str] = {}
+    for user in users:
+        conversation_id = user.create(f"Abort benchmark for {user.name}.")
+        user.subscribe(conversation_id, chat=True)
+        conversations[user.name] = conversation_id
+    print(f"  {RUNS} closes mid-stream at {TOKENS_PER_SECOND} tokens/s; load {loadavg()}",
+          flush=True)
+    stopped: list[float] = []
+    delivered: list[float] = []
+    outcomes: list[str] = []
+    remaining: list[float] = []
+    for run_index in range(RUNS + REFERENCE_RUNS):
+        user: User = users[run_index % len(users)]
+        conversation_id = conversations[user.name]
+        socket = user.socket
+        since = socket.mark()
+        turn_id = user.turn(conversation_id, f"Tell me a long story, number {run_index}.")
+        first = socket.wait(lambda f, t=turn_id: _chat(f, "delta", t), 30, since, "first delta")
+        if run_index >= RUNS:  # reference: let it run to the end
+            sealed = socket.wait(lambda f, t=turn_id: _chat(f, "turn-sealed", t), 60, since,
+                                 "turn-sealed")
+            remaining.append((sealed.at_ms - first.at_ms) / 1000)
+            continue
+        sent_mono = time.monotonic()
+        sent_ms = now_ms()
+        socket.send({"type": "close", "conversationId": conversation_id})
+        aborted = socket.wait(
+            lambda f, t=turn_id: _chat(f, "turn-aborted", t) or _chat(f, "turn-sealed", t),
+            10, since, "turn-aborted",
+        )
+        if aborted.frame.get("event") != "turn-aborted":
+            report.note(f"run {run_index}: the turn sealed instead of aborting")
+            continue
+        delivered.append((aborted.at_ms - sent_ms) / 1000)
+        outcome, closed_at = _latest_stream(stack)
+        outcomes.append(outcome)
+        if closed_at is not None:
+            stopped.append(closed_at - sent_mono)
+    for user in users:
+        user.close()
+    report.note(
+        f"{len(delivered)} aborts; emulator outcomes: "
+        + ", ".join(f"{o} x{outcomes.count(o)}" for o in sorted(set(outcomes)))
+        + f"; load {loadavg()}"
+    )
+    reference = sum(remaining) / len(remaining) if remaining else None
+    for label, values in (("close → stream stopped", stopped),
+                          ("close → turn-aborted delivered", delivered)):
+        for q in (50, 99):
+            value = percentile(values, q) if values else None
+            report.add(
+                f"{label}, p{q}",
+                value,
+                "s",
+                reference=reference,
+                reference_label="rest of an un-aborted reply",
+                target=f"p99 ≤ {TARGET_P99_S:g} s" if q == 99 else "",
+                met=(value is not None and value <= TARGET_P99_S) if q == 99 else None,
+            )
+    report.add("aborts measured", len(delivered), target=">= 30", met=len(delivered) >= 30)

@@ -1,0 +1,106 @@
+"""Cold start: import time of what each Lambda loads, against a bare Chalice app importing boto3.
+
+Each figure is the median over fresh interpreters of `python -X importtime -c "<imports>"`: the
+sum of the cumulative times of the top-level imports the code makes (the interpreter's own
+start-up imports, seen in a `-c pass` run, are left out). Runs are interleaved round-robin so a
+burst of load from other processes hits every variant alike; one warm-up round (compiling .pyc,
+filling the page cache) is discarded.
+
+- WS handlers (`$connect`, `$default`, `$disconnect`) and the REST API: `import app`.
+- warm: `import app` plus what the warm handler imports on its first call: the model adapter,
+  which imports the `anthropic` SDK, and Powertools' metrics (`chalicelib.logs`).
+- generate: the same set, measured separately.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from bench.common import PROJECT_DIR, Report, loadavg, median
+
+NAME = "coldstart"
+ROUNDS = 20
+TARGET_WS_RATIO = 1.3
+FIRST_CALL = (
+    "import chalicelib.adapters.model; import anthropic; "
+    "from aws_lambda_powertools import Metrics; "
+    "from aws_lambda_powertools.metrics import MetricUnit"
+)
+VARIANTS = {
+    "reference": "import bench.bare_app",
+    "ws": "import app",
+    "warm": f"import app; {FIRST_CALL}",
+    "generate": f"import app; {FIRST_CALL}",
+}
+LABELS = {
+    "ws": "WS handlers + REST (import app)",
+    "warm": "warm function (app + anthropic + powertools)",
+    "generate": "generate function (app + anthropic + powertools)",
+}
+
+
+def _importtime(code: str) -> list[tuple[str, int, int]]:
+    """(module, self µs, cumulative µs) of every import, in order, indented names kept."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        cwd=PROJECT_DIR, capture_output=True, text=True, check=True,
+    )
+    rows = []
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cumulative_us, name = line[len("import time:") :].split("|", 2)
+        rows.append((name[1:].rstrip(), int(self_us), int(cumulative_us)))
+    return rows
+
+
+def _top_level_ms(rows: list[tuple[str, int, int]], startup: set[str]) -> float:
+    total = sum(c for name, _, c in rows if not name.startswith("  ")
+                and name.strip() not in startup)
+    return total / 1000
+
+
+def top_modules(code: str, startup: set[str], count: int = 6) -> list[tuple[str, float]]:
+    """The heaviest second-level imports of one run (what to look at first)."""
+    rows = _importtime(code)
+    nested = [(name.strip(), c / 1000) for name, _, c in rows
+              if name.startswith("  ") and not name.startswith("    ")]
+    return sorted(nested, key=lambda item: -item[1])[:count]
+
+
+def run() -> Report:
+    report = Report(NAME)
+    startup = {name.strip() for name, _, _ in _importtime("pass")}
+    times: dict[str, list[float]] = {key: [] for key in VARIANTS}
+    print(f"  {ROUNDS} rounds of {len(VARIANTS)} fresh interpreters; load {loadavg()}",
+          flush=True)
+    for round_index in range(ROUNDS + 1):
+        for key, code in VARIANTS.items():
+            value = _top_level_ms(_importtime(code), startup)
+            if round_index > 0:
+                times[key].append(value)
+    reference = median(times["reference"])
+    report.add(
+        "bare Chalice app + boto3 (reference), median",
+        reference,
+        "ms",
+        note=f"min {min(times['reference']):.0f} ms, max {max(times['reference']):.0f} ms",
+    )
+    for key in ("ws", "warm", "generate"):
+        value = median(times[key])
+        is_ws = key == "ws"
+        report.add(
+            f"{LABELS[key]}, median",
+            value,
+            "ms",
+            reference=reference,
+            reference_label="bare app",
+            target=f"≤ {TARGET_WS_RATIO}x bare" if is_ws else "",
+            met=(value / reference <= TARGET_WS_RATIO) if is_ws else None,
+            note=f"min {min(times[key]):.0f} ms, max {max(times[key]):.0f} ms",
+        )
+    heavy = top_modules("import app", startup | {"app"})
+    report.note("heaviest imports under `import app` (cumulative ms, one run): "
+                + ", ".join(f"{name} {ms:.0f}" for name, ms in heavy))
+    return report

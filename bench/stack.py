@@ -1,0 +1,214 @@
+"""The local stack as a subprocess (``python -m bench.stackproc``, i.e. ``python -m devstack``
+plus extra users' tokens), on free ports, and the readings a benchmark takes of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import PROJECT_DIR
+
+READY_TIMEOUT_S = 120.0
+PORT_FLAGS = (
+    "--http-port",
+    "--anthropic-port",
+    "--ws-port",
+    "--management-port",
+    "--lambda-port",
+    "--aws-port",
+)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+TICK_START = '{"event":"tick"'
+FIRED = re.compile(r"fired \S+ \(at \+(-?[0-9.]+) s\) -> \S+ (\{.*\})")
+
+
+def free_ports(count: int) -> list[int]:
+    held = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
+@dataclass
+class ProcSample:
+    at: float
+    cpu_s: float
+    rss_kib: int
+    threads: int
+
+
+def proc_sample(pid: int) -> ProcSample:
+    """CPU seconds (user + system), resident memory and threads of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as handle:
+        raw = handle.read()
+    fields = raw[raw.rindex(")") + 2 :].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    rss = threads = 0
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                threads = int(line.split()[1])
+    return ProcSample(time.monotonic(), cpu, rss, threads)
+
+
+def peak_rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+@dataclass
+class LocalStack:
+    users: int = 1
+    lambda_workers: int = 128
+    extra: list[str] = field(default_factory=list)
+    endpoints: dict[str, Any] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-stack-")))
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.directory / "stdout.log"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.directory / "stderr.log"
+
+    @property
+    def lambda_log(self) -> Path:
+        return self.directory / "lambdas.jsonl"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> LocalStack:
+        endpoints_file = self.directory / "endpoints.json"
+        tokens_file = self.directory / "tokens.json"
+        command = [
+            sys.executable, "-m", "bench.stackproc",
+            "--tokens-file", str(tokens_file),
+            "--users", str(self.users),
+            "--lambda-log", str(self.lambda_log),
+            "--endpoints-file", str(endpoints_file),
+            "--lambda-workers", str(self.lambda_workers),
+            *self.extra,
+        ]  # fmt: skip
+        for flag, port in zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True):
+            command += [flag, str(port)]
+        env = dict(os.environ)
+        env.pop("ANTHROPIC_API_KEY", None)  # always the emulator: no key is ever spent here
+        env.pop("ANTHROPIC_BASE_URL", None)
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.process = subprocess.Popen(
+                command, cwd=PROJECT_DIR, stdout=out, stderr=err, env=env
+            )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not (
+            "ready" in self.stdout_path.read_text(errors="replace").splitlines()
+            and tokens_file.exists()
+        ):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                tail = self.stderr_path.read_text(errors="replace")[-3000:]
+                self.stop()
+                raise RuntimeError(f"the local stack did not start:\n{tail}")
+            time.sleep(0.1)
+        if os.environ.get("BENCH_KEEP_LOGS"):
+            print(f"  (local stack pid {self.pid}; logs kept in {self.directory})", flush=True)
+        self.endpoints = json.loads(endpoints_file.read_text())
+        self.tokens = json.loads(tokens_file.read_text())
+        return self
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        if not os.environ.get("BENCH_KEEP_LOGS"):
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    # --- the emulator's admin API -------------------------------------------------------
+
+    def emulator(self, path: str, body: Any = None) -> Any:
+        url = self.endpoints["anthropicUrl"] + path
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    def configure_emulator(self, **changes: Any) -> None:
+        self.emulator("/_emulator/config", changes)
+
+    # --- logs ---------------------------------------------------------------------------
+
+    def ticks(self) -> list[dict[str, Any]]:
+        """The app's warm tick log lines (JSON, on the stack's stdout)."""
+        # Threads share stdout: a tick line may be glued to a Powertools metrics line.
+        decoder = json.JSONDecoder()
+        ticks = []
+        text = self.stdout_path.read_text(errors="replace")
+        position = text.find(TICK_START)
+        while position >= 0:
+            try:
+                tick, end = decoder.raw_decode(text, position)
+            except ValueError:
+                end = position + len(TICK_START)
+            else:
+                ticks.append(tick)
+            position = text.find(TICK_START, end)
+        return ticks
+
+    def fired(self) -> list[tuple[float, dict[str, Any]]]:
+        """Every schedule the scheduler runner fired: (seconds after its at(), its payload)."""
+        fired = []
+        for line in self.stderr_path.read_text(errors="replace").splitlines():
+            match = FIRED.search(line)
+            if match:
+                try:
+                    payload = json.loads(match.group(2))
+                except ValueError:
+                    payload = {}
+                fired.append((float(match.group(1)), payload))
+        return fired
+
+    def lambda_runs(self) -> list[dict[str, Any]]:
+        if not self.lambda_log.exists():
+            return []
+        return [json.loads(line) for line in self.lambda_log.read_text().splitlines() if line]
