@@ -23,8 +23,12 @@ ORDER = ("coldstart", "calls", "cost", "timer", "abort", "immediate", "scale")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("names", nargs="*", metavar="name",
-                        help=f"benchmarks to run (default: all of {', '.join(ORDER)})")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="name",
+        help=f"benchmarks to run (default: all of {', '.join(ORDER)})",
+    )
     parser.add_argument("--scale-conversations", type=int, default=scale.CONVERSATIONS)
     parser.add_argument("--scale-minutes", type=float, default=scale.MINUTES)
     parser.add_argument("--markdown", type=Path, help="also write the results here")
@@ -34,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}")
     selected = [name for name in ORDER if name in (args.names or ORDER)]
     info = machine()
-    print(f"bench: {', '.join(selected)} on {info['nproc']} x {info['cpu']}, {info['memory']}, "
-          f"Python {info['python']}; load {loadavg()}", flush=True)
+    print(
+        f"bench: {', '.join(selected)} on {info['nproc']} x {info['cpu']}, {info['memory']}, "
+        f"Python {info['python']}; load {loadavg()}",
+        flush=True,
+    )
     began = time.monotonic()
     reports: dict[str, Report] = {}
 
@@ -52,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         report.load_before, report.load_after = load_before, loadavg()
         for row in report.rows:
             print_row(row)
-        print(f"  ({report.seconds:.0f} s; load {report.load_before} -> {report.load_after})",
-              flush=True)
+        print(
+            f"  ({report.seconds:.0f} s; load {report.load_before} -> {report.load_after})",
+            flush=True,
+        )
         reports[report.bench] = report
 
     for name in selected:
@@ -72,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
                     if "abort" in shared:
                         timed("abort", lambda: abort.run(s, user_offset=timer.USERS))
                     if "immediate" in shared:
-                        timed("immediate", lambda: immediate.run(
-                            s, user_offset=timer.USERS + abort.USERS))
+                        timed(
+                            "immediate",
+                            lambda: immediate.run(s, user_offset=timer.USERS + abort.USERS),
+                        )
 
                 timed("timer", lambda s=stack: timer.run(s, during_wait=during_wait))
         elif name == "abort" and "timer" not in selected:
@@ -81,9 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "immediate" and "timer" not in selected:
             timed(name, immediate.run)
         elif name == "scale":
-            timed(name, lambda: scale.run(
-                args.scale_conversations, args.scale_minutes, reports.get("calls"),
-                reports.get("timer")))
+            timed(
+                name,
+                lambda: scale.run(
+                    args.scale_conversations,
+                    args.scale_minutes,
+                    reports.get("calls"),
+                    reports.get("timer"),
+                ),
+            )
     total = time.monotonic() - began
     ordered = [reports[name] for name in ORDER if name in reports]
     markdown = render(ordered, info, total)
@@ -107,8 +124,10 @@ def render(reports: list[Report], info: dict[str, str], total_s: float) -> str:
         "",
     ]
     for report in reports:
-        lines.append(f"- **{report.bench}** {report.seconds:.0f} s; load {report.load_before} -> "
-                     f"{report.load_after}")
+        lines.append(
+            f"- **{report.bench}** {report.seconds:.0f} s; load {report.load_before} -> "
+            f"{report.load_after}"
+        )
         lines += [f"  - {note}" for note in report.notes]
     for report in reports:
         for block in report.extra.get("projection", []):

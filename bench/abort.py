@@ -30,7 +30,8 @@ REPLY_TOKENS = 300
 
 def _chat(frame: dict[str, object], event: str, turn_id: str) -> bool:
     return (
-        frame.get("type") == "chat" and frame.get("event") == event
+        frame.get("type") == "chat"
+        and frame.get("event") == event
         and frame.get("turnId") == turn_id
     )
 
@@ -66,8 +67,9 @@ def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
         conversation_id = user.create(f"Abort benchmark for {user.name}.")
         user.subscribe(conversation_id, chat=True)
         conversations[user.name] = conversation_id
-    print(f"  {RUNS} closes mid-stream at {TOKENS_PER_SECOND} tokens/s; load {loadavg()}",
-          flush=True)
+    print(
+        f"  {RUNS} closes mid-stream at {TOKENS_PER_SECOND} tokens/s; load {loadavg()}", flush=True
+    )
     stopped: list[float] = []
     delivered: list[float] = []
     outcomes: list[str] = []
@@ -80,8 +82,9 @@ def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
         turn_id = user.turn(conversation_id, f"Tell me a long story, number {run_index}.")
         first = socket.wait(lambda f, t=turn_id: _chat(f, "delta", t), 30, since, "first delta")
         if run_index >= RUNS:  # reference: let it run to the end
-            sealed = socket.wait(lambda f, t=turn_id: _chat(f, "turn-sealed", t), 60, since,
-                                 "turn-sealed")
+            sealed = socket.wait(
+                lambda f, t=turn_id: _chat(f, "turn-sealed", t), 60, since, "turn-sealed"
+            )
             remaining.append((sealed.at_ms - first.at_ms) / 1000)
             continue
         sent_mono = time.monotonic()
@@ -89,7 +92,9 @@ def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
         socket.send({"type": "close", "conversationId": conversation_id})
         aborted = socket.wait(
             lambda f, t=turn_id: _chat(f, "turn-aborted", t) or _chat(f, "turn-sealed", t),
-            10, since, "turn-aborted",
+            10,
+            since,
+            "turn-aborted",
         )
         if aborted.frame.get("event") != "turn-aborted":
             report.note(f"run {run_index}: the turn sealed instead of aborting")
@@ -107,8 +112,10 @@ def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
         + f"; load {loadavg()}"
     )
     reference = sum(remaining) / len(remaining) if remaining else None
-    for label, values in (("close → stream stopped", stopped),
-                          ("close → turn-aborted delivered", delivered)):
+    for label, values in (
+        ("close → stream stopped", stopped),
+        ("close → turn-aborted delivered", delivered),
+    ):
         for q in (50, 99):
             value = percentile(values, q) if values else None
             report.add(

@@ -51,7 +51,9 @@ class Tally:
 
     def summary(self) -> str:
         return ", ".join(
-            f"{name} x{n}" for name, n in sorted(self.counts().items()) if name != "PostToConnection"
+            f"{name} x{n}"
+            for name, n in sorted(self.counts().items())
+            if name != "PostToConnection"
         )
 
 
@@ -148,7 +150,8 @@ def _run(stack: Any, report: Report) -> None:
 
     def start_turn(conversation_id: str, text: str) -> int:
         response = stack.http.http.post(
-            f"/conversations/{conversation_id}/turns", headers=headers,
+            f"/conversations/{conversation_id}/turns",
+            headers=headers,
             body=json.dumps({"text": text}),
         )
         assert response.status_code == 202, response.body
@@ -165,8 +168,14 @@ def _run(stack: Any, report: Report) -> None:
         stack.send(connection_id, fields)
 
     def invoke(connection_id: str, conversation_id: str, action: str, payload: Any) -> None:
-        frame(connection_id, type="invoke", surfaceId="cache-warming",
-              conversationId=conversation_id, action=f"cache-warming/{action}", payload=payload)
+        frame(
+            connection_id,
+            type="invoke",
+            surfaceId="cache-warming",
+            conversationId=conversation_id,
+            action=f"cache-warming/{action}",
+            payload=payload,
+        )
 
     def due_warm(conversation_id: str) -> dict[str, Any]:
         """The booked tick's payload, its schedule deleted as Scheduler does after firing (or
@@ -190,8 +199,11 @@ def _run(stack: Any, report: Report) -> None:
 
     def record(operation: str, tally: Tally, note: str = "") -> None:
         rows.append((operation, tally, note))
-        print(f"  {operation}: {tally.aws()} AWS calls ({tally.summary()}) + {tally.posts()} posts"
-              f"; ≈{tally.write_units} WRU, {tally.read_units} RRU", flush=True)
+        print(
+            f"  {operation}: {tally.aws()} AWS calls ({tally.summary()}) + {tally.posts()} posts"
+            f"; ≈{tally.write_units} WRU, {tally.read_units} RRU",
+            flush=True,
+        )
 
     cid = create()
     with counting.measure() as tally:
@@ -210,8 +222,11 @@ def _run(stack: Any, report: Report) -> None:
     index = start_turn(cid, "and again")
     with counting.measure() as tally:
         generate(cid, index)
-    record("turn sealed (generate function), 1 surface + 1 chat subscriber", tally,
-           f"{len(stack.model.reply)}-char reply in {stack.model.chunks} chunks")
+    record(
+        "turn sealed (generate function), 1 surface + 1 chat subscriber",
+        tally,
+        f"{len(stack.model.reply)}-char reply in {stack.model.chunks} chunks",
+    )
     with counting.measure() as tally:
         invoke("ws-0", cid, "toggle", True)
     record("invoke toggle (on, 1 subscriber)", tally)
@@ -292,4 +307,3 @@ def _run(stack: Any, report: Report) -> None:
         "warm_long": warm_long,
         "long_prefix_tokens": prefix_tokens,
     }
-

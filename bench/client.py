@@ -57,9 +57,7 @@ class User:
         return conversation_id
 
     def subscribe(self, conversation_id: str, *, chat: bool = False) -> None:
-        self.request(
-            {"type": "subscribe", "surfaceId": SURFACE, "conversationId": conversation_id}
-        )
+        self.request({"type": "subscribe", "surfaceId": SURFACE, "conversationId": conversation_id})
         if chat:
             self.request({"type": "chat.subscribe", "conversationId": conversation_id})
 

@@ -44,7 +44,10 @@ def _importtime(code: str) -> list[tuple[str, int, int]]:
     """(module, self µs, cumulative µs) of every import, in order, indented names kept."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code],
-        cwd=PROJECT_DIR, capture_output=True, text=True, check=True,
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     rows = []
     for line in done.stderr.splitlines():
@@ -56,16 +59,20 @@ def _importtime(code: str) -> list[tuple[str, int, int]]:
 
 
 def _top_level_ms(rows: list[tuple[str, int, int]], startup: set[str]) -> float:
-    total = sum(c for name, _, c in rows if not name.startswith("  ")
-                and name.strip() not in startup)
+    total = sum(
+        c for name, _, c in rows if not name.startswith("  ") and name.strip() not in startup
+    )
     return total / 1000
 
 
 def top_modules(code: str, startup: set[str], count: int = 6) -> list[tuple[str, float]]:
     """The heaviest second-level imports of one run (what to look at first)."""
     rows = _importtime(code)
-    nested = [(name.strip(), c / 1000) for name, _, c in rows
-              if name.startswith("  ") and not name.startswith("    ")]
+    nested = [
+        (name.strip(), c / 1000)
+        for name, _, c in rows
+        if name.startswith("  ") and not name.startswith("    ")
+    ]
     return sorted(nested, key=lambda item: -item[1])[:count]
 
 
@@ -73,8 +80,7 @@ def run() -> Report:
     report = Report(NAME)
     startup = {name.strip() for name, _, _ in _importtime("pass")}
     times: dict[str, list[float]] = {key: [] for key in VARIANTS}
-    print(f"  {ROUNDS} rounds of {len(VARIANTS)} fresh interpreters; load {loadavg()}",
-          flush=True)
+    print(f"  {ROUNDS} rounds of {len(VARIANTS)} fresh interpreters; load {loadavg()}", flush=True)
     for round_index in range(ROUNDS + 1):
         for key, code in VARIANTS.items():
             value = _top_level_ms(_importtime(code), startup)
@@ -101,6 +107,8 @@ def run() -> Report:
             note=f"min {min(times[key]):.0f} ms, max {max(times[key]):.0f} ms",
         )
     heavy = top_modules("import app", startup | {"app"})
-    report.note("heaviest imports under `import app` (cumulative ms, one run): "
-                + ", ".join(f"{name} {ms:.0f}" for name, ms in heavy))
+    report.note(
+        "heaviest imports under `import app` (cumulative ms, one run): "
+        + ", ".join(f"{name} {ms:.0f}" for name, ms in heavy)
+    )
     return report

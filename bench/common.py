@@ -162,6 +162,9 @@ def print_row(row: Row) -> None:
     if row.ratio is not None:
         parts.append(f"ratio {row.ratio:.3g}")
     if row.target:
-        parts.append(f"target {row.target}: {'met' if row.met else 'MISSED'}"
-                     if row.met is not None else f"target {row.target}")
+        parts.append(
+            f"target {row.target}: {'met' if row.met else 'MISSED'}"
+            if row.met is not None
+            else f"target {row.target}"
+        )
     print(" | ".join(parts), flush=True)

@@ -75,8 +75,11 @@ def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
     wait_until(lambda: all(_sealed(u) for u in users), timeout_s=60, step_s=0.5)
     time.sleep(INTERVAL_S + 2)  # the cache is alive, but its last refresh is over an interval ago
     enabled_ms = int(time.time() * 1000)
-    promised = [p for batch in run_parallel([lambda u=u: _enable(u) for u in users], workers=8)
-                for p in batch]
+    promised = [
+        p
+        for batch in run_parallel([lambda u=u: _enable(u) for u in users], workers=8)
+        for p in batch
+    ]
     total = len(promised)
     time.sleep(WATCH_S)
     samples = warm_samples(users, enabled_ms - 1000)
@@ -86,16 +89,24 @@ def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
     kept = len(first)
     due_now = sum(1 for p in promised if p - enabled_ms < 5_000)
     # Off again, so the kept ones do not warm every 20 s under whatever runs next on the stack.
-    run_parallel([lambda u=u: [u.invoke(c, "toggle", False) for c in u.conversations]
-                  for u in users], workers=8)
+    run_parallel(
+        [lambda u=u: [u.invoke(c, "toggle", False) for c in u.conversations] for u in users],
+        workers=8,
+    )
     for user in users:
         user.close()
     report.note(
         f"{total} conversations switched on ({due_now} with a warm due at once); load {loadavg()}"
     )
-    report.add("promised immediate warms that happened", kept, reference=total,
-               reference_label="switched on", target="all", met=kept == total,
-               note=f"{total - kept} lost: 'scheduled' with nextWarmAt in the past, no timer")
+    report.add(
+        "promised immediate warms that happened",
+        kept,
+        reference=total,
+        reference_label="switched on",
+        target="all",
+        met=kept == total,
+        note=f"{total - kept} lost: 'scheduled' with nextWarmAt in the past, no timer",
+    )
     if first:
         errors = [s.error_ms / 1000 for s in first.values()]
         report.add("their start - announced nextWarmAt, p99", percentile(errors, 99), "s")

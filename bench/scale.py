@@ -110,22 +110,32 @@ def projection(
     """Lines (item, arithmetic, USD per hour) for PER_CONVERSATIONS warming conversations."""
     warms = PER_CONVERSATIONS * 3600 / interval_s
     schedules = counts["CreateSchedule"]
-    writes = sum(counts[n] for n in ("PutItem", "UpdateItem", "DeleteItem",
-                                     "TransactWriteItems", "BatchWriteItem"))
+    writes = sum(
+        counts[n]
+        for n in ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
+    )
     reads = counts["Query"] + counts["GetItem"]
     gb_s = warms * LAMBDA_GB * lambda_seconds
     lines = [
         ("warms", f"{PER_CONVERSATIONS:,} x 3600 s / {interval_s:g} s", warms),
-        ("Scheduler", f"{warms:,.0f} x {schedules} schedule x $1.00/M",
-         warms * schedules * SCHEDULER_PER_INVOCATION),
+        (
+            "Scheduler",
+            f"{warms:,.0f} x {schedules} schedule x $1.00/M",
+            warms * schedules * SCHEDULER_PER_INVOCATION,
+        ),
         ("Lambda requests", f"{warms:,.0f} x 1 x $0.20/M", warms * LAMBDA_PER_REQUEST),
-        ("Lambda duration",
-         f"{warms:,.0f} x {lambda_seconds:.1f} s x 0.25 GB = {gb_s:,.0f} GB-s x $0.0000133334",
-         gb_s * LAMBDA_PER_GB_S),
+        (
+            "Lambda duration",
+            f"{warms:,.0f} x {lambda_seconds:.1f} s x 0.25 GB = {gb_s:,.0f} GB-s x $0.0000133334",
+            gb_s * LAMBDA_PER_GB_S,
+        ),
         ("DynamoDB writes", f"{warms:,.0f} x {writes} x $1.25/M", warms * writes * DDB_PER_WRITE),
         ("DynamoDB reads", f"{warms:,.0f} x {reads} x $0.25/M", warms * reads * DDB_PER_READ),
-        ("API Gateway messages", f"{warms:,.0f} x {posts_per_warm:g} x $1.00/M",
-         warms * posts_per_warm * WS_PER_MESSAGE),
+        (
+            "API Gateway messages",
+            f"{warms:,.0f} x {posts_per_warm:g} x $1.00/M",
+            warms * posts_per_warm * WS_PER_MESSAGE,
+        ),
     ]
     aws = sum(usd for _, _, usd in lines[1:])
     anthropic = warms * PREFIX_TOKENS * ANTHROPIC_READ_PER_MTOK / 1e6
@@ -182,15 +192,20 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
     users = connect_users(stack.endpoints, stack.tokens, math.ceil(conversations / PER_USER))
     started_ms = int(time.time() * 1000)
     sampler = Sampler(stack.pid).start()
-    print(f"  setting up {conversations} conversations ({len(users)} users, {INTERVAL_S} s "
-          f"interval) ...", flush=True)
+    print(
+        f"  setting up {conversations} conversations ({len(users)} users, {INTERVAL_S} s "
+        f"interval) ...",
+        flush=True,
+    )
     began = time.monotonic()
     setup_first = proc_sample(stack.pid)
     # moto copies the whole table in every TransactWriteItems (a turn writes two): set-up slows
     # as the table grows, which is why the full size does not fit on a small machine.
-    failures = sum(run_parallel(
-        [lambda u=u, i=i: _prepare(u, i * PER_USER) for i, u in enumerate(users)], workers=8
-    ))
+    failures = sum(
+        run_parallel(
+            [lambda u=u, i=i: _prepare(u, i * PER_USER) for i, u in enumerate(users)], workers=8
+        )
+    )
     progress = [-1, time.monotonic()]
 
     def all_sealed() -> bool:
@@ -208,8 +223,10 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
     setup_s = time.monotonic() - began
     setup_last = proc_sample(stack.pid)
     setup_cores = (setup_last.cpu_s - setup_first.cpu_s) / (setup_last.at - setup_first.at)
-    print(f"  set up in {setup_s:.0f} s; load {loadavg()}; watching for {minutes:g} min ...",
-          flush=True)
+    print(
+        f"  set up in {setup_s:.0f} s; load {loadavg()}; watching for {minutes:g} min ...",
+        flush=True,
+    )
     # The window starts once every conversation has had time for its first warm.
     time.sleep(INTERVAL_S)
     window_start = time.time()
@@ -225,7 +242,8 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
     window_s = window_end - window_start
     ticks = stack.ticks()
     in_window = [
-        t for t in ticks
+        t
+        for t in ticks
         if t.get("latenessMs") is not None
         and window_start * 1000 <= t["target"] + t["latenessMs"] < window_end * 1000
     ]
@@ -234,13 +252,15 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
     warming = {t["conversationId"] for t in in_window if t["action"] == "warmed"}
     all_actions = Counter(t["action"] for t in ticks)
     samples = [
-        s for s in warm_samples(users, started_ms)
+        s
+        for s in warm_samples(users, started_ms)
         if window_start * 1000 <= s.started_ms < window_end * 1000
     ]
     errors = [s.error_ms / 1000 for s in samples]
     server_errors = [t["latenessMs"] / 1000 for t in in_window if t["action"] == "warmed"]
     runs = [
-        r for r in stack.lambda_runs()
+        r
+        for r in stack.lambda_runs()
         if r["function"] == "warm" and window_start <= r["start"] + r["seconds"] < window_end
     ]
     durations = [r["seconds"] for r in runs]
@@ -252,24 +272,41 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
     cores = (last.cpu_s - first.cpu_s) / (last.at - first.at)
     rss = [s.rss_kib for s in sampler.samples if s.at >= first.at] or [last.rss_kib]
     if failures or conversations != requested:
-        report.note(f"{requested - conversations} of {requested} conversations left out: their "
-                    f"set-up failed in the local stack ({failures} failed attempts)")
+        report.note(
+            f"{requested - conversations} of {requested} conversations left out: their "
+            f"set-up failed in the local stack ({failures} failed attempts)"
+        )
     report.note(
         f"{conversations} conversations set up in {setup_s:.0f} s, then a {window_s / 60:.1f}-min "
         f"window: {sum(actions.values())} ticks ({', '.join(f'{a} {n}' for a, n in sorted(actions.items()))}); "
         f"{len(errors)} warms seen by subscribers; load at the end {load}"
     )
     report.add("conversations x window", conversations, note=f"{window_s / 60:.1f} min window")
-    report.add("conversations that warmed in the window", len(warming), reference=conversations,
-               reference_label="set up", target="all", met=len(warming) == conversations,
-               note="all ticks of the run: " + ", ".join(
-                   f"{a} {n}" for a, n in sorted(all_actions.items())))
-    report.add("set-up rate (create, subscribe, interval, toggle, sealed turn)",
-               conversations / setup_s, "conversations/s",
-               note=f"stack CPU {setup_cores * 100:.0f}% of one core during set-up")
-    report.add("warms per second, sustained", rate, "/s", reference=offered,
-               reference_label=f"offered: {conversations}/{INTERVAL_S} s",
-               target="≥ 0.95 x offered", met=rate >= 0.95 * offered)
+    report.add(
+        "conversations that warmed in the window",
+        len(warming),
+        reference=conversations,
+        reference_label="set up",
+        target="all",
+        met=len(warming) == conversations,
+        note="all ticks of the run: "
+        + ", ".join(f"{a} {n}" for a, n in sorted(all_actions.items())),
+    )
+    report.add(
+        "set-up rate (create, subscribe, interval, toggle, sealed turn)",
+        conversations / setup_s,
+        "conversations/s",
+        note=f"stack CPU {setup_cores * 100:.0f}% of one core during set-up",
+    )
+    report.add(
+        "warms per second, sustained",
+        rate,
+        "/s",
+        reference=offered,
+        reference_label=f"offered: {conversations}/{INTERVAL_S} s",
+        target="≥ 0.95 x offered",
+        met=rate >= 0.95 * offered,
+    )
     if errors:
         for q, label in ((50, "p50"), (99, "p99"), (100, "max")):
             value = percentile(errors, q)
@@ -282,20 +319,39 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
                 note="subscribers' view" if q == 50 else "",
             )
     if server_errors:
-        report.add("same, server tick log, p99", percentile(server_errors, 99), "s",
-                   note=f"{len(server_errors)} warms")
-    report.add("stack CPU (all threads)", cores * 100, "% of one core",
-               reference=(os.cpu_count() or 1) * 100, reference_label="the machine",
-               note=f"bench clients used another {100 * client_cpu / window_s:.0f}%")
+        report.add(
+            "same, server tick log, p99",
+            percentile(server_errors, 99),
+            "s",
+            note=f"{len(server_errors)} warms",
+        )
+    report.add(
+        "stack CPU (all threads)",
+        cores * 100,
+        "% of one core",
+        reference=(os.cpu_count() or 1) * 100,
+        reference_label="the machine",
+        note=f"bench clients used another {100 * client_cpu / window_s:.0f}%",
+    )
     growth = (last.rss_kib - first.rss_kib) / 1024 / ((last.at - first.at) / 60)
-    report.add("stack memory RSS, end of window", last.rss_kib / 1024, "MiB",
-               reference=first.rss_kib / 1024, reference_label="start of window",
-               note=f"{growth:+.0f} MiB/min over the window; peak {peak_kib / 1024:.0f} MiB "
-               f"(VmHWM), max sampled {max(rss) / 1024:.0f} MiB; {last.threads} threads")
+    report.add(
+        "stack memory RSS, end of window",
+        last.rss_kib / 1024,
+        "MiB",
+        reference=first.rss_kib / 1024,
+        reference_label="start of window",
+        note=f"{growth:+.0f} MiB/min over the window; peak {peak_kib / 1024:.0f} MiB "
+        f"(VmHWM), max sampled {max(rss) / 1024:.0f} MiB; {last.threads} threads",
+    )
     if durations:
-        report.add("warm Lambda duration (wait included), mean", sum(durations) / len(durations),
-                   "s", reference=INTERVAL_S, reference_label="interval",
-                   note=f"{len(durations)} invocations; p99 {percentile(durations, 99):.1f} s")
+        report.add(
+            "warm Lambda duration (wait included), mean",
+            sum(durations) / len(durations),
+            "s",
+            reference=INTERVAL_S,
+            reference_label="interval",
+            note=f"{len(durations)} invocations; p99 {percentile(durations, 99):.1f} s",
+        )
     report.extra["lambda_seconds"] = (sum(durations) / len(durations)) if durations else INTERVAL_S
 
 
@@ -310,14 +366,25 @@ def _project(report: Report, calls_report: Report, timer_report: Report | None) 
         source = "measured in the timer benchmark"
     blocks = []
     for title, interval, counts, posts, seconds in (
-        (f"{INTERVAL_S} s interval (this run; direct invoke; Lambda time measured here)",
-         INTERVAL_S, direct.counts(), direct.posts() / 10, lambda_direct),
-        (f"240 s interval (the default; Scheduler; Lambda wait {source})", 240,
-         scheduled.counts(), scheduled.posts() / 1, lambda_scheduled),
+        (
+            f"{INTERVAL_S} s interval (this run; direct invoke; Lambda time measured here)",
+            INTERVAL_S,
+            direct.counts(),
+            direct.posts() / 10,
+            lambda_direct,
+        ),
+        (
+            f"240 s interval (the default; Scheduler; Lambda wait {source})",
+            240,
+            scheduled.counts(),
+            scheduled.posts() / 1,
+            lambda_scheduled,
+        ),
     ):
         lines, aws, anthropic = projection(interval, counts, posts, seconds)
-        text = [f"Per {PER_CONVERSATIONS:,} warming conversations per hour, {title}, "
-                "1 subscriber each:"]
+        text = [
+            f"Per {PER_CONVERSATIONS:,} warming conversations per hour, {title}, 1 subscriber each:"
+        ]
         for item, arithmetic, usd in lines:
             amount = f"{usd:,.0f}" if item == "warms" else f"${usd:,.4f}"
             text.append(f"    {item:<21} {arithmetic:<64} = {amount}")
@@ -325,7 +392,9 @@ def _project(report: Report, calls_report: Report, timer_report: Report | None) 
         blocks.append("\n".join(text))
         report.add(
             f"AWS cost per 1,000 warming conversations per hour, {interval} s interval",
-            aws, "USD/h", reference=anthropic,
+            aws,
+            "USD/h",
+            reference=anthropic,
             reference_label=f"Anthropic cache reads, {PREFIX_TOKENS // 1000}k-token prefix",
         )
     report.extra["projection"] = blocks

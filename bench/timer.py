@@ -60,12 +60,13 @@ def _run(stack: LocalStack, report: Report, during_wait: Callable[[], None] | No
     stack.configure_emulator(tokens_per_second=0, reply_tokens=20)  # quick set-up turns
     users = connect_users(stack.endpoints, stack.tokens, USERS)
     started = time.time() * 1000
-    print(f"  setting up {CONVERSATIONS} conversations (intervals {INTERVAL_RANGE_S[0]}-"
-          f"{INTERVAL_RANGE_S[1]} s, Scheduler path) ...", flush=True)
-    setup_began = time.monotonic()
-    run_parallel(
-        [lambda u=u, i=i: _setup(u, i, rng) for i, u in enumerate(users)], workers=8
+    print(
+        f"  setting up {CONVERSATIONS} conversations (intervals {INTERVAL_RANGE_S[0]}-"
+        f"{INTERVAL_RANGE_S[1]} s, Scheduler path) ...",
+        flush=True,
     )
+    setup_began = time.monotonic()
+    run_parallel([lambda u=u, i=i: _setup(u, i, rng) for i, u in enumerate(users)], workers=8)
     print(f"  set up in {time.monotonic() - setup_began:.1f} s; load {loadavg()}", flush=True)
     stack.configure_emulator(tokens_per_second=40, reply_tokens=300)  # the stack's defaults
     if during_wait is not None:
@@ -110,8 +111,9 @@ def _run(stack: LocalStack, report: Report, during_wait: Callable[[], None] | No
             met=(value <= TARGET_P99_S) if q == 99 else None,
         )
     report.add("earliest warm vs nextWarmAt (min)", min(errors), "s")
-    report.add("warms observed (Scheduler path)", len(errors), target=">= 50",
-               met=len(errors) >= 50)
+    report.add(
+        "warms observed (Scheduler path)", len(errors), target=">= 50", met=len(errors) >= 50
+    )
     report.add("update delivered after warm start, p50", percentile(delivery, 50), "s")
     if waits:
         report.extra["lambda_wait_s"] = sum(waits) / len(waits)

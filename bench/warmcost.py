@@ -123,7 +123,8 @@ def _one_size(tokens: int) -> dict[str, Any]:
         final = w.store.get_conversation(cid)
         assert final is not None
         warms = [
-            r["usage"] for r in emulator.stats.requests[turns_seen:]
+            r["usage"]
+            for r in emulator.stats.requests[turns_seen:]
             if r["max_tokens"] == 0 and r["usage"] is not None
         ]
         return {
@@ -147,8 +148,11 @@ def run() -> Report:
         ratios = [billed_units(u) / (CACHE_READ * prefix_tokens(u)) for u in warms]
         later = ratios[1:]
         label = f"~{prefix / 1000:.1f}k-token prefix ({result['turns']} turns)"
-        print(f"  {label}: {len(warms)} warms until '{result['status']}'; billed/minimum per "
-              f"warm: {', '.join(f'{r:.3f}' for r in ratios)}", flush=True)
+        print(
+            f"  {label}: {len(warms)} warms until '{result['status']}'; billed/minimum per "
+            f"warm: {', '.join(f'{r:.3f}' for r in ratios)}",
+            flush=True,
+        )
         report.add(
             f"{label}: warm #1 after the turn, billed ÷ minimum",
             ratios[0],
@@ -165,8 +169,9 @@ def run() -> Report:
             target="1.00",
             met=abs(worst - 1.0) < 0.005,
         )
-        usages = [Usage(**{k: v for k, v in u.items() if k in Usage.__dataclass_fields__})
-                  for u in warms]
+        usages = [
+            Usage(**{k: v for k, v in u.items() if k in Usage.__dataclass_fields__}) for u in warms
+        ]
         total = sum(cost_usd(MODEL, u) for u in usages)
         rewrite = CACHE_WRITE_5M * prefix * price.input / 1_000_000
         report.add(
