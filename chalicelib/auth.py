@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
-
-import jwt
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.domain.protocol import ProtocolError
+
+if TYPE_CHECKING:
+    import jwt
+
+# PyJWT (and the cryptography it loads) is imported where a token is checked or minted: only
+# `$connect` and the HTTP routes need it, so `$default` and `$disconnect` start without it.
 
 HS256 = "HS256"
 DEV_TOKEN_LIFETIME_S = 7 * 24 * 3600
@@ -41,6 +45,8 @@ class SharedSecretVerifier:
         self.secret = secret
 
     def verify(self, token: str | None) -> str:
+        import jwt
+
         if not token or not self.secret:
             raise _refuse()
         try:
@@ -60,11 +66,15 @@ class JwksVerifier:
     """RS256 tokens signed by a key from the provider's JWKS (fetched, then cached per container)."""
 
     def __init__(self, jwks_url: str, issuer: str, audience: str | None) -> None:
-        self.client = jwt.PyJWKClient(jwks_url, lifespan=3600, timeout=5)
+        import jwt
+
+        self.client: jwt.PyJWKClient = jwt.PyJWKClient(jwks_url, lifespan=3600, timeout=5)
         self.issuer = issuer
         self.audience = audience
 
     def verify(self, token: str | None) -> str:
+        import jwt
+
         if not token:
             raise _refuse()
         try:
@@ -94,5 +104,7 @@ def bearer(headers: Mapping[str, str]) -> str | None:
 
 def mint(subject: str, secret: str, lifetime_s: int = DEV_TOKEN_LIFETIME_S) -> str:
     """A dev token for the local stack and tests."""
+    import jwt
+
     now = int(time.time())
     return jwt.encode({"sub": subject, "iat": now, "exp": now + lifetime_s}, secret, HS256)

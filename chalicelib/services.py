@@ -53,6 +53,7 @@ from chalicelib.ports import (
     Invoker,
     Model,
     ModelError,
+    Snapshot,
     Sockets,
     Store,
     Timer,
@@ -69,6 +70,9 @@ SUBSCRIBER_REFRESH_MS = 2_000
 ABORT_POLL_INTERVAL_MS = 200
 # Past the generate function's 15-minute timeout, a turn still `generating` has lost its Lambda.
 ABANDONED_TURN_MS = 16 * 60 * 1000
+# A tick whose seq is ahead of the stored state waits this long for the write that booked it.
+TICK_CATCH_UP_MS = 3_000
+TICK_CATCH_UP_POLL_S = 0.05
 # The timer may deliver a tick early (Scheduler fires in a 60 s window ending at the target).
 MAX_WAIT_BEFORE_TARGET_S = 180.0
 
@@ -604,14 +608,29 @@ class Services:
 
     # --- the warm tick --------------------------------------------------------------------
 
+    def _load_caught_up(self, conversation_id: str, seq: int) -> Snapshot | None:
+        """One query reads the state, the prompt's turns and the subscribers for the push.
+
+        The timer is armed before the state write, so a tick due at once can arrive before the
+        write that books it has landed: its seq is then ahead of the stored one. Wait for the
+        write (bounded); if it never lands, the tick was an orphan and stays a no-op.
+        """
+        deadline = self.clock.now_ms() + TICK_CATCH_UP_MS
+        while True:
+            snapshot = self.store.load(conversation_id, self.clock.now_ms() // 1000)
+            if snapshot is None or snapshot.conversation.warming.seq >= seq:
+                return snapshot
+            if self.clock.now_ms() >= deadline:
+                return snapshot
+            self.clock.sleep(TICK_CATCH_UP_POLL_S)
+
     def handle_tick(self, conversation_id: str, seq: int, target: int) -> TickReport:
         """Wait for the exact target, warm, book the next tick, then push the refreshed surface."""
         wait_s = (target - self.clock.now_ms()) / 1000
         if wait_s > 0:
             self.clock.sleep(min(wait_s, MAX_WAIT_BEFORE_TARGET_S))
         report = TickReport(conversation_id, seq, target, action="noop")
-        # One query reads the state, the prompt's turns and the subscribers for the push.
-        snapshot = self.store.load(conversation_id, self.clock.now_ms() // 1000)
+        snapshot = self._load_caught_up(conversation_id, seq)
         if snapshot is None:
             return report
         listeners = snapshot.subscribers.get("surface", [])

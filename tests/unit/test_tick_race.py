@@ -1,0 +1,70 @@
+"""A tick due at once can reach the warm function before the write that booked it has landed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from chalicelib.domain.warming import Toggle
+from tests.fakes.ports import FakeTimer, world
+from tests.unit.test_services import conversation_with_turn
+
+
+class RealClock:
+    """Wall-clock time (sleeps really sleep), shifted by `advance` to skip idle minutes."""
+
+    def __init__(self) -> None:
+        self.offset_ms = 0
+
+    @property
+    def now(self) -> int:
+        return self.now_ms()
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self.offset_ms
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(seconds, 0))
+
+    def advance(self, seconds: float) -> None:
+        self.offset_ms += int(seconds * 1000)
+
+
+class DeliveringTimer(FakeTimer):
+    """Delivers every tick at once, on another thread, like a direct async invoke."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deliver: Any = None
+        self.threads: list[threading.Thread] = []
+
+    def arm(self, conversation_id: str, seq: int, target_ms: int, now_ms: int) -> str | None:
+        ref = super().arm(conversation_id, seq, target_ms, now_ms)
+        if self.deliver is not None:
+            thread = threading.Thread(target=self.deliver, args=(conversation_id, seq, target_ms))
+            thread.start()
+            self.threads.append(thread)
+        return ref
+
+
+def test_a_tick_that_beats_its_own_state_write_still_warms() -> None:
+    timer = DeliveringTimer()
+    w = world(timer=timer, clock=RealClock())  # type: ignore[arg-type]
+    conversation = conversation_with_turn(w)
+    w.clock.advance(3600)  # the cache expired: enabling books an immediate rebuild
+    reports: list[Any] = []
+    timer.deliver = lambda *tick: reports.append(w.services.handle_tick(*tick))
+    save = w.store.save_conversation
+
+    def land_late(conversation: Any, turn: Any = None) -> Any:
+        time.sleep(0.3)  # the write lands after the direct invoke has read the state
+        return save(conversation, turn)
+
+    w.store.save_conversation = land_late  # type: ignore[method-assign]
+    w.services.transition(conversation.id, Toggle(True))
+    timer.deliver = None
+    for thread in timer.threads:
+        thread.join(timeout=10)
+    assert [r.action for r in reports] == ["warmed"]
+    assert len(w.model.warms) == 1
