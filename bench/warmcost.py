@@ -17,12 +17,11 @@ warming was avoiding. Target: no more than one re-write.
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from bench.common import Report
 from chalicelib.domain.pricing import CACHE_READ, CACHE_WRITE_5M, Usage, cost_usd, price_for
+from tests.fakes.ports import WarpClock
 
 NAME = "cost"
 SIZES = (2_000, 20_000, 150_000)
@@ -31,24 +30,6 @@ TURN_LIMIT_CHARS = 100_000
 REPLY_TOKENS = 40
 OWNER = "bench"
 MODEL = "claude-sonnet-4-6"
-
-
-class WarpClock:
-    """Wall-clock speed, but `sleep` jumps ahead (the warm's wait for its target is instant)."""
-
-    def __init__(self) -> None:
-        self.offset_ms = 0
-        self.lock = threading.Lock()
-
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000 + self.offset_ms
-
-    def seconds(self) -> float:
-        return self.now_ms() / 1000
-
-    def sleep(self, seconds: float) -> None:
-        with self.lock:
-            self.offset_ms += int(seconds * 1000)
 
 
 def billed_units(usage: dict[str, Any]) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,29 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += int(seconds * 1000)
+
+
+class WarpClock:
+    """Wall-clock speed, so streaming, abort polling and delta batching behave as in production,
+    but `sleep` and `advance` jump ahead, so minutes of TTL pass without waiting. Share it with the
+    Anthropic emulator (`EmulatorConfig(clock=clock.seconds)`) to move both at once."""
+
+    def __init__(self) -> None:
+        self.offset_ms = 0
+        self.lock = threading.Lock()
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000 + self.offset_ms
+
+    def seconds(self) -> float:
+        return self.now_ms() / 1000
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.offset_ms += int(seconds * 1000)
 
 
 @dataclass

@@ -21,32 +21,13 @@ from chalicelib.adapters.model import AnthropicModel
 from chalicelib.domain.pricing import Usage
 from chalicelib.domain.warming import Toggle
 from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig
-from tests.fakes.ports import World, field_value, world
+from tests.fakes.ports import WarpClock, World, field_value, world
 from tests.unit.test_services import invoke, subscribe
 from tests.unit.test_turns import chat_subscribe, events
 
 OWNER = "alice"
 # About 1,600 tokens by the emulator's count: above Sonnet's 1,024-token cache minimum.
 SYSTEM = ("You are a careful assistant for a team of engineers. Answer precisely. " * 90).strip()
-
-
-class WarpClock:
-    def __init__(self) -> None:
-        self.offset_ms = 0
-        self.lock = threading.Lock()
-
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000 + self.offset_ms
-
-    def seconds(self) -> float:
-        return self.now_ms() / 1000
-
-    def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        with self.lock:
-            self.offset_ms += int(seconds * 1000)
 
 
 @dataclass
