@@ -16,7 +16,7 @@ import time
 
 from bench.client import User, connect_users
 from bench.common import Report, loadavg, percentile
-from bench.stack import LocalStack
+from bench.stack import LocalStack, run_on_stack
 from devstack.probe import now_ms
 
 NAME = "abort"
@@ -37,13 +37,7 @@ def _chat(frame: dict[str, object], event: str, turn_id: str) -> bool:
 
 
 def run(stack: LocalStack | None = None, user_offset: int = 0) -> Report:
-    report = Report(NAME)
-    if stack is None:
-        with LocalStack(users=USERS) as own:
-            _run(own, report, 0)
-    else:
-        _run(stack, report, user_offset)
-    return report
+    return run_on_stack(NAME, USERS, _run, stack, user_offset)
 
 
 def _latest_stream(stack: LocalStack, deadline_s: float = 3.0) -> tuple[str, float | None]:

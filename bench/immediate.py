@@ -19,7 +19,7 @@ import time
 
 from bench.client import User, connect_users, run_parallel, system_prompt, wait_until, warm_samples
 from bench.common import Report, loadavg, percentile
-from bench.stack import LocalStack
+from bench.stack import LocalStack, run_on_stack
 from devstack.probe import timer
 
 NAME = "immediate"
@@ -59,13 +59,7 @@ def _enable(user: User) -> list[int]:
 
 
 def run(stack: LocalStack | None = None, user_offset: int = 0) -> Report:
-    report = Report(NAME)
-    if stack is None:
-        with LocalStack(users=USERS) as own:
-            _run(own, report, 0)
-    else:
-        _run(stack, report, user_offset)
-    return report
+    return run_on_stack(NAME, USERS, _run, stack, user_offset)
 
 
 def _run(stack: LocalStack, report: Report, user_offset: int) -> None:

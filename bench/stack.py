@@ -8,43 +8,23 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import PROJECT_DIR
+from bench.common import PROJECT_DIR, Report
+from devstack.ports import PORT_FLAGS, free_ports
 
 READY_TIMEOUT_S = 120.0
-PORT_FLAGS = (
-    "--http-port",
-    "--anthropic-port",
-    "--ws-port",
-    "--management-port",
-    "--lambda-port",
-    "--aws-port",
-)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TICK_START = '{"event":"tick"'
 FIRED = re.compile(r"fired \S+ \(at \+(-?[0-9.]+) s\) -> \S+ (\{.*\})")
-
-
-def free_ports(count: int) -> list[int]:
-    held = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            held.append(s)
-        return [s.getsockname()[1] for s in held]
-    finally:
-        for s in held:
-            s.close()
 
 
 @dataclass
@@ -212,3 +192,20 @@ class LocalStack:
         if not self.lambda_log.exists():
             return []
         return [json.loads(line) for line in self.lambda_log.read_text().splitlines() if line]
+
+
+def run_on_stack(
+    name: str,
+    users: int,
+    body: Callable[[LocalStack, Report, int], None],
+    stack: LocalStack | None,
+    user_offset: int,
+) -> Report:
+    """Run `body` on the given (shared) stack, or on a stack of its own started for it."""
+    report = Report(name)
+    if stack is None:
+        with LocalStack(users=users) as own:
+            body(own, report, 0)
+    else:
+        body(stack, report, user_offset)
+    return report

@@ -20,7 +20,6 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Every error code the API can answer, with its HTTP status (WebSocket errors carry the code only).
 ERROR_STATUS: dict[str, int] = {
     "bad_json": 400,
-    "bad_request": 400,
     "unknown_type": 400,
     "unknown_surface": 400,
     "unknown_action": 400,
@@ -33,7 +32,6 @@ ERROR_STATUS: dict[str, int] = {
     "unauthorized": 401,
     "not_found": 404,
     "turn_in_progress": 409,
-    "no_turn_in_progress": 409,
     "conflict": 409,
     "rate_limited": 429,
     "limit_reached": 429,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,35 +24,15 @@ from typing import Any
 
 import pytest
 
+from devstack.ports import PORT_FLAGS, free_ports
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
-PORT_FLAGS = (
-    "--http-port",
-    "--anthropic-port",
-    "--ws-port",
-    "--management-port",
-    "--lambda-port",
-    "--aws-port",
-)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: drives the whole local stack (python -m devstack)")
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the OS reports free right now (held together, so they are distinct)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            held.bind(("127.0.0.1", 0))
-            sockets.append(held)
-        return [held.getsockname()[1] for held in sockets]
-    finally:
-        for held in sockets:
-            held.close()
 
 
 def _tail(path: Path, lines: int = 40) -> str:
