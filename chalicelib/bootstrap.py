@@ -22,7 +22,7 @@ from chalicelib.adapters.store import DynamoStore
 from chalicelib.adapters.timer import PreciseTimer
 from chalicelib.auth import JwksVerifier, SharedSecretVerifier, TokenVerifier
 from chalicelib.config import settings
-from chalicelib.ports import Model
+from chalicelib.ports import Model, PriceBook
 from chalicelib.services import Ports, Services
 
 T = TypeVar("T")
@@ -40,7 +40,7 @@ def reset() -> None:
     global _override
     with _lock:
         _override = None
-        for lazy in (_real, verifier, _model, _session):
+        for lazy in (_real, verifier, _model, _prices, _session):
             lazy.clear()
         settings.cache_clear()
 
@@ -106,6 +106,7 @@ def _real() -> Services:
         clock=SystemClock(),
         model=_model,
         invoker=lambda: invoker,
+        prices=_prices,
         new_id=lambda: uuid.uuid4().hex,
         default_model=config.default_model,
         default_system=config.default_system_prompt,
@@ -121,6 +122,14 @@ def _model() -> Model:
 
     config = settings()
     return AnthropicModel.from_settings(_anthropic_key(), config.anthropic_base_url or None)
+
+
+@_Lazy
+def _prices() -> PriceBook:
+    # Imported here: the price library (pydantic + its data) loads only where costs are computed.
+    from chalicelib.adapters.prices import GenaiPriceBook
+
+    return GenaiPriceBook()
 
 
 def _anthropic_key() -> str:

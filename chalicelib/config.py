@@ -34,7 +34,7 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "AWS_REGION",
 )
 
-DEFAULT_MODEL = "claude-sonnet-4-6"
+DEFAULT_MODEL = "claude-sonnet-5-5"
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         anthropic_api_key_secret_id=env.get("ANTHROPIC_API_KEY_SECRET_ID", ""),
         anthropic_base_url=env.get("ANTHROPIC_BASE_URL", ""),
         default_model=env.get("DEFAULT_MODEL", DEFAULT_MODEL),
-        default_max_tokens=int(env.get("DEFAULT_MAX_TOKENS", "1024")),
+        default_max_tokens=int(env.get("DEFAULT_MAX_TOKENS", "8192")),
         default_system_prompt=env.get("DEFAULT_SYSTEM_PROMPT", "You are a helpful assistant."),
         region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from chalicelib.domain.conversation import Conversation, Prompt, Turn
-from chalicelib.domain.pricing import Usage
+from chalicelib.domain.pricing import CacheRates, Usage
 
 Channel = Literal["surface", "chat"]
 
@@ -128,6 +128,14 @@ class Model(Protocol):
     ) -> StreamResult:
         """Stream a reply. `should_abort` is polled often; when it answers True the stream is closed
         and the partial text returned with `aborted=True`. Raises ModelError."""
+
+
+class PriceBook(Protocol):
+    def cost_usd(self, model: str, usage: Usage, at_ms: int) -> float:
+        """What the API bills for `usage` on `model` at that time."""
+
+    def cache_rates(self, model: str, at_ms: int, prompt_tokens: int = 0) -> CacheRates:
+        """The model's input-side rates for a prompt of that size at that time."""
 
 
 class Invoker(Protocol):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chalicelib.domain import protocol, surface
+from chalicelib.domain import catalog, protocol, surface
 from chalicelib.domain.conversation import (
     MAX_SYSTEM_CHARS,
     MAX_TEXT_CHARS,
@@ -21,11 +21,12 @@ from chalicelib.domain.conversation import (
     Conversation,
     Turn,
     TurnStatus,
+    is_blank,
     turn_id,
     turn_prompt,
     warm_prompt,
 )
-from chalicelib.domain.pricing import TTL_SECONDS, Usage, cost_usd
+from chalicelib.domain.pricing import TTL_SECONDS, Usage, idle_warm_budget
 from chalicelib.domain.protocol import ProtocolError
 from chalicelib.domain.warming import (
     ArmTimer,
@@ -34,6 +35,7 @@ from chalicelib.domain.warming import (
     Effect,
     Event,
     InvalidInterval,
+    ModelTerms,
     PushUpdate,
     SetInterval,
     TickDue,
@@ -53,6 +55,7 @@ from chalicelib.ports import (
     Invoker,
     Model,
     ModelError,
+    PriceBook,
     Snapshot,
     Sockets,
     Store,
@@ -105,10 +108,12 @@ class Ports:
     clock: Clock
     model: Callable[[], Model]
     invoker: Callable[[], Invoker]
+    # Built on first use: the price library is loaded by the warm and generate functions only.
+    prices: Callable[[], PriceBook]
     new_id: Callable[[], str]
-    default_model: str = "claude-sonnet-4-6"
+    default_model: str = "claude-sonnet-5-5"
     default_system: str = "You are a helpful assistant."
-    default_max_tokens: int = 1024
+    default_max_tokens: int = 8192
     limits: Limits = field(default_factory=Limits)
 
 
@@ -191,6 +196,22 @@ class Services:
                     self.timer.cancel(effect.ref)
             return Outcome(saved, effects, changed=True)
         raise ProtocolError("conflict", "the conversation is changing too fast; try again")
+
+    def terms(self, conversation: Conversation, now: int) -> ModelTerms:
+        """The conversation's model as the warming policy needs it, at today's prices."""
+        facts = catalog.lookup(conversation.model)
+        if facts is None:
+            raise ProtocolError("internal_error", f"model {conversation.model!r} left the catalog")
+        rates = self.ports.prices().cache_rates(
+            conversation.model, now, conversation.warming.prefix_tokens or 0
+        )
+        return ModelTerms(
+            idle_budget=idle_warm_budget(rates, conversation.warming.retention),
+            min_cacheable_tokens=facts.min_cacheable_tokens,
+        )
+
+    def cost_usd(self, conversation: Conversation, usage: Usage, at: int) -> float:
+        return round(self.ports.prices().cost_usd(conversation.model, usage, at), 8)
 
     def get_owned(self, conversation_id: str, owner: str | None) -> Conversation:
         conversation = self.store.get_conversation(conversation_id)
@@ -369,15 +390,27 @@ class Services:
 
     def create_conversation(self, owner: str, body: dict[str, Any]) -> Conversation:
         title = _optional_text(body, "title", MAX_TITLE_CHARS) or "New conversation"
-        system = _optional_text(body, "system", MAX_SYSTEM_CHARS) or self.ports.default_system
+        system = _optional_text(body, "system", MAX_SYSTEM_CHARS)
+        if system is not None and is_blank(system):
+            # The API refuses whitespace-only text blocks: every request would fail.
+            raise ProtocolError("invalid_field", "'system' must contain non-whitespace text")
         model = _optional_text(body, "model", 128) or self.ports.default_model
-        max_tokens = body.get("maxTokens", self.ports.default_max_tokens)
+        facts = catalog.lookup(model)
+        if facts is None:
+            raise ProtocolError(
+                "invalid_field",
+                f"'model' must be one of the catalog's models: {', '.join(catalog.known_ids())}",
+            )
+        limit = facts.max_output_tokens
+        max_tokens = body.get("maxTokens", min(self.ports.default_max_tokens, limit))
         if (
             isinstance(max_tokens, bool)
             or not isinstance(max_tokens, int)
-            or not 1 <= max_tokens <= 64_000
+            or not 1 <= max_tokens <= limit
         ):
-            raise ProtocolError("invalid_field", "'maxTokens' must be an integer from 1 to 64000")
+            raise ProtocolError(
+                "invalid_field", f"'maxTokens' must be an integer from 1 to {limit} for {model}"
+            )
         retention = body.get("cacheRetention", "5m")
         if retention not in TTL_SECONDS:
             raise ProtocolError("invalid_field", "'cacheRetention' must be '5m' or '1h'")
@@ -387,7 +420,7 @@ class Services:
             created_at=self.clock.now_ms(),
             title=title,
             model=model,
-            system=system,
+            system=system or self.ports.default_system,
             max_tokens=max_tokens,
             retention=retention,
             warming=WarmingState(retention=retention),
@@ -531,6 +564,19 @@ class Services:
                 reached_model=reached_model,
             )
         pusher.flush()
+        if not result.aborted and is_blank(result.text):
+            # Sent back as history, a blank reply would make every later request a 400 ("text
+            # content blocks must contain non-whitespace text"): fail the turn, keep its usage.
+            return self._finish_turn(
+                conversation_id,
+                turn_index,
+                "failed",
+                result.text,
+                result.usage,
+                "empty_reply",
+                pusher=pusher,
+                reached_model=True,
+            )
         status: TurnStatus = "aborted" if result.aborted else "sealed"
         return self._finish_turn(
             conversation_id,
@@ -569,7 +615,8 @@ class Services:
             ending = _Ending.of(status, conversation.abort_reason, self.clock.now_ms())
             if ending.status == "sealed":
                 assert usage is not None
-                return TurnSealed(started.started_at, ending.at, usage)
+                terms = self.terms(conversation, ending.at)
+                return TurnSealed(started.started_at, ending.at, usage, terms)
             return TurnEnded(started.started_at if reached_model else None)
 
         def turn_item(conversation: Conversation) -> Turn:
@@ -594,7 +641,7 @@ class Services:
                 "turn-sealed",
                 text=text,
                 usage=usage.to_dict(),
-                costUsd=round(cost_usd(outcome.conversation.model, usage), 8),
+                costUsd=self.cost_usd(outcome.conversation, usage, started.started_at),
             )
         elif ending.status == "aborted":
             pusher.send("turn-aborted", reason=ending.reason, text=text)
@@ -634,9 +681,10 @@ class Services:
         if snapshot is None:
             return report
         listeners = snapshot.subscribers.get("surface", [])
+        terms = self.terms(snapshot.conversation, self.clock.now_ms())
         try:
             claim = self.transition(
-                conversation_id, TickDue(seq, target), current=snapshot.conversation
+                conversation_id, TickDue(seq, target, terms), current=snapshot.conversation
             )
         except ProtocolError as refused:
             report.error = refused.code
@@ -654,6 +702,7 @@ class Services:
         report.lateness_ms = started_at - target
         usage: Usage | None = None
         failure: str | None = None
+        cost = 0.0
         if prompt is None:
             failure = "nothing_to_warm"
         else:
@@ -661,15 +710,17 @@ class Services:
                 usage = self.ports.model().warm(prompt)
             except ModelError as error:
                 failure = error.code
+        if usage is not None:
+            cost = self.cost_usd(conversation, usage, started_at)
         done = self.transition(
             conversation_id,
-            WarmFinished(seq, started_at, conversation.model, usage, failure),
+            WarmFinished(seq, started_at, terms, usage, cost, failure),
             current=conversation,
         )
         report.action = "warmed" if usage is not None else "warm-failed"
         report.usage, report.error = usage, failure
         if usage is not None:
-            report.cost_usd = cost_usd(conversation.model, usage)
+            report.cost_usd = cost
         report.extra = {
             "status": done.conversation.warming.status,
             "nextWarmAt": done.conversation.warming.next_warm_at,
@@ -776,6 +827,9 @@ def _optional_text(body: dict[str, Any], key: str, limit: int) -> str | None:
 
 
 _FAILURE_MESSAGES = {
+    "empty_reply": "The model returned no text (a thinking model may have spent its whole budget).",
+    "model_rejected": "The model refused the request.",
+    "model_unavailable": "The model is not available to this API key.",
     "rate_limited": "The model is rate limited; try again shortly.",
     "overloaded": "The model is overloaded; try again shortly.",
     "timeout": "The model did not answer in time.",

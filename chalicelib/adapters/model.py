@@ -52,12 +52,16 @@ def usage_from(raw: Any) -> Usage:
 
 
 def error_code(error: Exception) -> str:
+    """Our stable code for an SDK error (the SDK's classes, anthropic 2.10.0 `_exceptions.py`)."""
     import anthropic
 
     if isinstance(error, anthropic.RateLimitError):
         return "rate_limited"
     if isinstance(error, anthropic.APITimeoutError):
         return "timeout"
+    if isinstance(error, anthropic.NotFoundError):
+        # An unknown or retired model id (404 not_found_error), or one this key cannot use.
+        return "model_unavailable"
     if isinstance(error, anthropic.APIStatusError) and error.status_code == 529:
         return "overloaded"
     if isinstance(error, anthropic.APIStatusError) and 400 <= error.status_code < 500:
@@ -82,8 +86,10 @@ class AnthropicModel:
         self.client = client
         # A warm that takes longer than this is late for its timer anyway.
         self.warm_timeout_s = warm_timeout_s
-        # Some API versions or models refuse max_tokens=0; then 1 is the cheapest warm.
-        self._warm_max_tokens = 0
+        # Models that refused `max_tokens: 0`. Whether models that always think accept it is not
+        # documented (docs/models.md): such a model is warmed with max_tokens 1 instead, the
+        # cheapest request that still reads the same prefix.
+        self._no_zero_max_tokens: set[str] = set()
 
     @classmethod
     def from_settings(cls, api_key: str, base_url: str | None) -> AnthropicModel:
@@ -92,17 +98,19 @@ class AnthropicModel:
         return cls(anthropic.Anthropic(api_key=api_key or "unset", base_url=base_url or None))
 
     def warm(self, prompt: Prompt) -> Usage:
+        """One pre-warm request (not streamed: `max_tokens: 0` is refused with `stream`)."""
         import anthropic
 
-        request = {**prompt.request(), "max_tokens": self._warm_max_tokens}
+        max_tokens = 1 if prompt.model in self._no_zero_max_tokens else 0
+        request = {**prompt.request(), "max_tokens": max_tokens}
         client = self.client.with_options(timeout=self.warm_timeout_s)
         try:
             message = client.messages.create(**request)
         except anthropic.BadRequestError as error:
-            if self._warm_max_tokens != 0 or "max_tokens" not in str(error):
+            if max_tokens != 0 or "max_tokens" not in str(error):
                 raise ModelError(error_code(error), str(error)) from error
-            log.warning("max_tokens=0 refused; warming with max_tokens=1 from now on")
-            self._warm_max_tokens = 1
+            log.warning("%s refused max_tokens=0; warming it with max_tokens=1", prompt.model)
+            self._no_zero_max_tokens.add(prompt.model)
             return self.warm(prompt)
         except anthropic.AnthropicError as error:
             raise ModelError(error_code(error), str(error)) from error

@@ -51,7 +51,55 @@ class ModelFacts:
         return (self.id, *self.aliases)
 
 
-CATALOG: tuple[ModelFacts, ...] = ()
+_OVERVIEW = "https://platform.claude.com/docs/en/about-claude/models/overview"
+_CACHING = "https://platform.claude.com/docs/en/build-with-claude/prompt-caching"
+_READ = "2026-12-01"
+
+# Provisional rows (the full table, every source, lands with the catalog research).
+CATALOG: tuple[ModelFacts, ...] = (
+    ModelFacts(
+        id="claude-sonnet-5-5",
+        name="Claude Sonnet 5.5",
+        aliases=(),
+        lifecycle="active",
+        context_window=1_000_000,
+        max_output_tokens=128_000,
+        min_cacheable_tokens=1024,
+        accepts_prefill=False,
+        thinking="adaptive",
+        sources=(
+            Source(
+                "https://platform.claude.com/docs/en/models/sonnet-5-5/overview",
+                "context, max output, thinking",
+                _READ,
+            ),
+        ),
+    ),
+    ModelFacts(
+        id="claude-sonnet-4-6",
+        name="Claude Sonnet 4.6",
+        aliases=(),
+        lifecycle="active",
+        context_window=1_000_000,
+        max_output_tokens=64_000,
+        min_cacheable_tokens=1024,
+        accepts_prefill=False,
+        thinking="none",
+        sources=(Source(_OVERVIEW, "context, max output", _READ),),
+    ),
+    ModelFacts(
+        id="claude-haiku-4-5",
+        name="Claude Haiku 4.5",
+        aliases=("claude-haiku-4-5-20251001",),
+        lifecycle="active",
+        context_window=200_000,
+        max_output_tokens=64_000,
+        min_cacheable_tokens=4096,
+        accepts_prefill=True,
+        thinking="none",
+        sources=(Source(_CACHING, "minimum cacheable length", _READ),),
+    ),
+)
 
 
 _BY_ID: dict[str, ModelFacts] = {model_id: facts for facts in CATALOG for model_id in facts.ids}

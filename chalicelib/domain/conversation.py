@@ -4,6 +4,13 @@ The warm must replay exactly the prefix the next turn will read, or it misses th
 prompts are therefore built here from the same pieces: the system prompt (breakpoint 1) and the
 sealed history (breakpoint 2 on its last message). A turn adds the new user message (breakpoint 3).
 Only sealed turns enter the prompt; aborted and failed turns stay in the history the user sees.
+
+The warm is Anthropic's documented pre-warm request ("Pre-warming the cache" in the prompt-caching
+guide, linked from the `max_tokens` docstring of anthropic 2.10.0's `messages.create`, read
+2026-12-01): that shared prefix, then a short placeholder user message *without* `cache_control`,
+`max_tokens: 0`, not streamed. Current models refuse a request that ends on an assistant message
+("This model does not support assistant message prefill", Claude 4.6 and later), so the warm
+never ends on the last reply itself.
 """
 
 from __future__ import annotations
@@ -120,13 +127,21 @@ def turn_prompt(conversation: Conversation, history: list[Turn], user_text: str)
     return Prompt(conversation.model, conversation.max_tokens, system, messages)
 
 
+# Sent after the warmed prefix so the request ends on a user message; never cached, never answered.
+WARM_PLACEHOLDER = "(cache warm-up; no reply needed)"
+
+
 def warm_prompt(conversation: Conversation, history: list[Turn]) -> Prompt | None:
-    """The prefix the next turn will read, ending on the last sealed reply; None before any."""
+    """The prefix the next turn will read (breakpoint on the last sealed reply) and the placeholder
+    user message; None before any sealed turn."""
     system, messages = _prefix(conversation, history)
     if not messages:
         return None
+    messages.append({"role": "user", "content": [_text(WARM_PLACEHOLDER)]})
     return Prompt(conversation.model, 0, system, messages)
 
 
-def sealed_turn_exists(history: list[Turn]) -> bool:
-    return any(turn.status == "sealed" for turn in history)
+def is_blank(text: str) -> bool:
+    """The API refuses text blocks that are empty or only whitespace: such a reply can never be
+    sent back as history."""
+    return not text.strip()

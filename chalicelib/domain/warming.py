@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from chalicelib.domain.pricing import TTL_SECONDS, Usage, cost_usd, idle_warm_budget
+from chalicelib.domain.pricing import TTL_SECONDS, Usage
 
 Status = Literal[
     "off",
@@ -55,11 +55,10 @@ class WarmStats:
     total_cost_usd: float = 0.0
     last_warm_cost_usd: float | None = None
     last_warm_tokens: int | None = None
-    # Share of the latest request's prompt (warm or turn) that was read from cache.
+    # Share read from cache by the latest request: of a warm's cacheable prefix, of a turn's prompt.
     last_cache_pct: float | None = None
 
-    def with_warm(self, model: str, usage: Usage) -> WarmStats:
-        cost = cost_usd(model, usage)
+    def with_warm(self, usage: Usage, cost: float) -> WarmStats:
         return replace(
             self,
             warms=self.warms + 1,
@@ -70,7 +69,7 @@ class WarmStats:
             total_cost_usd=round(self.total_cost_usd + cost, 8),
             last_warm_cost_usd=round(cost, 8),
             last_warm_tokens=usage.prompt_tokens + usage.output_tokens,
-            last_cache_pct=usage.cache_hit_pct,
+            last_cache_pct=usage.prefix_hit_pct,
         )
 
 
@@ -96,6 +95,9 @@ class WarmingState:
     # The live tick may rebuild an expired cache: the user enabled warming and asked for it.
     rebuild: bool = False
     turn_started_at: int | None = None
+    # Tokens of the cacheable prefix as last measured (a sealed turn's prompt + reply, or a warm's
+    # read + write); None before any.
+    prefix_tokens: int | None = None
     stats: WarmStats = field(default_factory=WarmStats)
 
     @property
@@ -108,9 +110,15 @@ class WarmingState:
             return None
         return self.last_refresh_at + self.ttl_ms
 
-    @property
-    def idle_budget(self) -> int:
-        return idle_warm_budget(self.retention)
+
+@dataclass(frozen=True)
+class ModelTerms:
+    """What the policy needs to know of the conversation's model, looked up by the caller: the
+    idle budget from its prices (`pricing.idle_warm_budget`) and its minimum cacheable prefix
+    (the model catalog)."""
+
+    idle_budget: int
+    min_cacheable_tokens: int
 
 
 # --- events -------------------------------------------------------------------------------
@@ -137,14 +145,16 @@ class SetInterval:
 class TickDue:
     seq: int
     target: int
+    terms: ModelTerms
 
 
 @dataclass(frozen=True)
 class WarmFinished:
     seq: int
     started_at: int
-    model: str
+    terms: ModelTerms
     usage: Usage | None = None
+    cost_usd: float = 0.0
     error: str | None = None
 
 
@@ -158,6 +168,7 @@ class TurnSealed:
     started_at: int
     sealed_at: int
     usage: Usage
+    terms: ModelTerms
 
 
 @dataclass(frozen=True)
@@ -333,7 +344,7 @@ def _tick_due(state: WarmingState, tick: TickDue, now: int) -> Decision:
     expires_at = state.cache_expires_at
     if not state.rebuild and (expires_at is None or now >= expires_at):
         return _stop(state, "cache-expired")
-    if state.idle_warms >= state.idle_budget:
+    if state.idle_warms >= tick.terms.idle_budget:
         return _stop(state, "paused-idle")
     claimed = replace(state, status="warming", warm_started_at=now)
     return claimed, [Warm(state.seq)]
@@ -346,7 +357,8 @@ def _warm_finished(state: WarmingState, done: WarmFinished, now: int) -> Decisio
             state,
             last_warm_at=done.started_at,
             last_refresh_at=max(done.started_at, state.last_refresh_at or 0),
-            stats=state.stats.with_warm(done.model, done.usage),
+            prefix_tokens=done.usage.cached_prefix_tokens or state.prefix_tokens,
+            stats=state.stats.with_warm(done.usage, done.cost_usd),
         )
     if not current:
         # Toggled off, closed or re-armed while the warm ran: keep its stats, book nothing.
@@ -362,11 +374,12 @@ def _warm_finished(state: WarmingState, done: WarmFinished, now: int) -> Decisio
             return _stop(state, "cache-expired")
         return _arm(state, retry_at, rebuild=state.rebuild)
     state = replace(state, idle_warms=state.idle_warms + 1, consecutive_errors=0, last_error=None)
-    if done.usage.cache_read_input_tokens == 0 and done.usage.cache_creation_input_tokens == 0:
-        # The prefix is below the model's minimum cacheable length: every warm would pay full
-        # input price and keep nothing. A longer conversation (the next turn) tries again.
+    if done.usage.cached_prefix_tokens == 0:
+        # The API cached nothing: the prefix is below the model's minimum cacheable length after
+        # all (the catalog's figure is checked at the seal, on an estimate). Every warm would pay
+        # full input price and keep nothing. A longer conversation (the next turn) tries again.
         return _stop(state, "not-cacheable")
-    if state.idle_warms >= state.idle_budget:
+    if state.idle_warms >= done.terms.idle_budget:
         return _stop(state, "paused-idle")
     return _arm(state, max(now, done.started_at + state.interval_seconds * 1000))
 
@@ -389,6 +402,8 @@ def _turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
         turn_started_at=None,
         has_prefix=True,
         last_refresh_at=max(sealed.started_at, state.last_refresh_at or 0),
+        # The next prompt's cacheable prefix: this turn's prompt plus its reply.
+        prefix_tokens=sealed.usage.prompt_tokens + sealed.usage.output_tokens,
         idle_warms=0,
         consecutive_errors=0,
         last_error=None,
@@ -396,6 +411,9 @@ def _turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
     )
     if not state.enabled or state.closed:
         return state, [PushUpdate()]
+    if state.prefix_tokens is not None and state.prefix_tokens < sealed.terms.min_cacheable_tokens:
+        # Below the model's minimum cacheable length: a warm would be billed and cache nothing.
+        return _stop(state, "not-cacheable")
     # The turn refreshed the cache at its start; a long turn must not push the warm past expiry.
     latest = sealed.started_at + state.ttl_ms - TTL_SAFETY_SECONDS * 1000
     target = max(now, min(sealed.sealed_at + state.interval_seconds * 1000, latest))

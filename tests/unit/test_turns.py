@@ -197,6 +197,33 @@ def test_an_upstream_failure_ends_the_turn_and_keeps_the_conversation_usable(cod
     assert [m["role"] for m in w.model.streams[-1].messages] == ["user"]
 
 
+@pytest.mark.parametrize("reply", ["", "  \n\t "])
+def test_a_blank_reply_fails_the_turn_and_never_enters_a_prompt(reply: str) -> None:
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {})
+    chat_subscribe(w, "ws1", conversation.id)
+    w.model.reply = reply
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "think hard"})
+    assert w.services.generate(conversation.id, turn.index) == "failed"
+    failed = w.sockets.of("ws1", "chat")[-1]
+    assert (failed["event"], failed["code"], failed["text"]) == (
+        "turn-failed",
+        "empty_reply",
+        reply,
+    )
+    stored = w.store.get_turns(conversation.id)[0]
+    assert (stored.status, stored.error_code, stored.usage) == (
+        "failed",
+        "empty_reply",
+        w.model.turn_usage,
+    )
+    # The conversation stays usable, and the blank reply is not sent back to the model.
+    w.model.reply = "A real answer."
+    again = w.services.start_turn(OWNER, conversation.id, {"text": "again"})
+    assert w.services.generate(conversation.id, again.index) == "sealed"
+    assert [m["role"] for m in w.model.streams[-1].messages] == ["user"]
+
+
 def test_a_failed_generate_invoke_fails_the_turn() -> None:
     w = world()
     conversation = w.services.create_conversation(OWNER, {})
