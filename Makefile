@@ -9,7 +9,7 @@ PYTEST_WORKERS ?= auto
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip<26.3
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
