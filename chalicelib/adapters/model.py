@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.domain.conversation import Prompt
 from chalicelib.domain.pricing import Usage
+from chalicelib.domain.prompts import Prompt
 from chalicelib.ports import ModelError, StreamResult
 
 if TYPE_CHECKING:

@@ -15,7 +15,6 @@ attribute, which the conditional writes compare against.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -24,6 +23,7 @@ import msgspec
 from botocore.exceptions import ClientError
 
 from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.lazy import Lazy
 from chalicelib.ports import AlreadyExists, Channel, Connection, Snapshot, VersionConflict
 
 if TYPE_CHECKING:
@@ -184,18 +184,11 @@ class DynamoStore:
         client_factory: Callable[[], DynamoDBClient] = _default_client,
     ) -> None:
         self._table = table_name
-        self._factory = client_factory
-        self._client: DynamoDBClient | None = None
-        self._lock = threading.Lock()
+        self._client = Lazy(client_factory)
 
     @property
     def client(self) -> DynamoDBClient:
-        # Built on first use so importing (and moto patching) happens before any client exists.
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._factory()
-        return self._client
+        return self._client()
 
     # --- conversations ---------------------------------------------------------------------
 

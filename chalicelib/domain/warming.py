@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from chalicelib.domain.pricing import TTL_SECONDS, Usage
+from chalicelib.domain.errors import Refused
+from chalicelib.domain.pricing import Usage
+from chalicelib.domain.timing import TIMINGS
 
 Status = Literal[
     "off",
@@ -29,20 +31,17 @@ Status = Literal[
 Retention = Literal["5m", "1h"]
 
 DEFAULT_INTERVAL_SECONDS = 240
-MIN_INTERVAL_SECONDS = 20
-# The warm must start this long before the cache entry expires; covers timer jitter and latency.
-TTL_SAFETY_SECONDS = 30
 MAX_CONSECUTIVE_ERRORS = 3
-# A claimed warm whose Lambda died is re-claimable by a redelivered tick after this long.
-WARM_LEASE_MS = 180_000
+_MARGIN_MS = TIMINGS.ttl_margin_s * 1000
 
 
-class InvalidInterval(ValueError):
-    pass
+class InvalidInterval(Refused):
+    def __init__(self, message: str) -> None:
+        super().__init__("invalid_interval", message)
 
 
 def interval_bounds(retention: str) -> tuple[int, int]:
-    return MIN_INTERVAL_SECONDS, TTL_SECONDS[retention] - TTL_SAFETY_SECONDS
+    return TIMINGS.interval_bounds(retention)
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ class WarmingState:
 
     @property
     def ttl_ms(self) -> int:
-        return TTL_SECONDS[self.retention] * 1000
+        return TIMINGS.ttl_ms(self.retention)
 
     @property
     def cache_expires_at(self) -> int | None:
@@ -292,7 +291,7 @@ def _resume(state: WarmingState, now: int) -> Decision:
     if not state.has_prefix:
         return _stop(state, "waiting-for-first-turn")
     expires_at = state.cache_expires_at
-    if expires_at is None or now >= expires_at - TTL_SAFETY_SECONDS * 1000:
+    if expires_at is None or now >= expires_at - _MARGIN_MS:
         # The cache is gone (or about to be): the user asked for warming, so rebuild it now.
         return _arm(state, now, rebuild=True)
     assert state.last_refresh_at is not None
@@ -330,7 +329,8 @@ def _tick_due(state: WarmingState, tick: TickDue, now: int) -> Decision:
         return state, []
     if state.status == "warming":
         lease_over = (
-            state.warm_started_at is not None and now - state.warm_started_at > WARM_LEASE_MS
+            state.warm_started_at is not None
+            and now - state.warm_started_at > TIMINGS.warm_lease_s * 1000
         )
         if not lease_over:
             return state, []
@@ -368,7 +368,7 @@ def _warm_finished(state: WarmingState, done: WarmFinished, now: int) -> Decisio
         state = replace(state, consecutive_errors=errors, last_error=done.error or "upstream_error")
         if errors >= MAX_CONSECUTIVE_ERRORS:
             return _stop(state, "error")
-        retry_at = now + MIN_INTERVAL_SECONDS * 1000 * errors
+        retry_at = now + TIMINGS.min_interval_s * 1000 * errors
         expires_at = state.cache_expires_at
         if not state.rebuild and (expires_at is None or retry_at >= expires_at):
             return _stop(state, "cache-expired")
@@ -415,7 +415,7 @@ def _turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
         # Below the model's minimum cacheable length: a warm would be billed and cache nothing.
         return _stop(state, "not-cacheable")
     # The turn refreshed the cache at its start; a long turn must not push the warm past expiry.
-    latest = sealed.started_at + state.ttl_ms - TTL_SAFETY_SECONDS * 1000
+    latest = sealed.started_at + state.ttl_ms - _MARGIN_MS
     target = max(now, min(sealed.sealed_at + state.interval_seconds * 1000, latest))
     return _arm(state, target)
 

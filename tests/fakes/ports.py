@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.adapters.prices import GenaiPriceBook
-from chalicelib.domain.conversation import Prompt
 from chalicelib.domain.pricing import Usage
+from chalicelib.domain.prompts import Prompt
 from chalicelib.ports import ModelError, StreamResult
 from chalicelib.services import Ports, Services
 from tests.fakes.store import InMemoryStore

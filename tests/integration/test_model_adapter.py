@@ -13,7 +13,7 @@ import anthropic
 import pytest
 
 from chalicelib.adapters.model import AnthropicModel
-from chalicelib.domain.conversation import Prompt
+from chalicelib.domain.prompts import Prompt
 from chalicelib.ports import ModelError
 from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig
 

@@ -19,8 +19,8 @@ import pytest
 
 from chalicelib.adapters.model import AnthropicModel
 from chalicelib.domain import catalog
-from chalicelib.domain.conversation import WARM_PLACEHOLDER
 from chalicelib.domain.pricing import Usage
+from chalicelib.domain.prompts import WARM_PLACEHOLDER
 from chalicelib.domain.warming import Toggle
 from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig, estimate_tokens
 from tests.fakes.ports import WarpClock, World, field_value, world

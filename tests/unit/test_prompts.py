@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from chalicelib.domain.conversation import (
-    WARM_PLACEHOLDER,
-    Conversation,
-    Turn,
-    turn_prompt,
-    warm_prompt,
-)
+from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.prompts import WARM_PLACEHOLDER, turn_prompt, warm_prompt
+from chalicelib.domain.warming import Retention, WarmingState
 
 
 def history() -> list[Turn]:
@@ -20,17 +16,9 @@ def history() -> list[Turn]:
     ]
 
 
-def conversation(retention: str = "5m") -> Conversation:
-    return Conversation(
-        "c1",
-        "alice",
-        0,
-        "t",
-        "claude-sonnet-4-6",
-        "You help.",
-        1000,
-        retention=retention,  # type: ignore[arg-type]
-    )
+def conversation(retention: Retention = "5m") -> Conversation:
+    warming = WarmingState(retention=retention)
+    return Conversation("c1", "alice", 0, "t", "claude-sonnet-4-6", "You help.", 1000, warming)
 
 
 def test_the_warm_is_the_next_turns_prefix_then_an_uncached_placeholder() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.conversation import Conversation
-from chalicelib.domain.protocol import ProtocolError
+from chalicelib.domain.errors import Refused
 from chalicelib.domain.warming import Toggle
 from chalicelib.ports import ModelError, VersionConflict
 from tests.fakes.ports import World, field_value, world
@@ -299,7 +299,7 @@ def test_another_owners_conversation_is_not_found_everywhere() -> None:
     ):
         reply = send(w, "mallory-ws", conversationId=conversation.id, **frame)  # type: ignore[arg-type]
         assert reply["code"] == "not_found"
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(Refused) as caught:
         w.services.get_conversation("mallory", conversation.id)
     assert caught.value.code == "not_found"
     assert w.store.get_conversation(conversation.id).version == 0  # type: ignore[union-attr]
@@ -371,7 +371,7 @@ def test_warm_errors_stop_in_error_after_three_and_a_turn_recovers() -> None:
 )
 def test_creation_refuses_what_the_model_would_refuse(body: dict[str, Any], problem: str) -> None:
     w = world()
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(Refused) as caught:
         w.services.create_conversation(OWNER, body)
     assert caught.value.code == "invalid_field" and problem in caught.value.message
     assert w.store.list_conversations(OWNER) == []

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from chalicelib.domain.protocol import ProtocolError
+from chalicelib.domain.errors import Refused
 from chalicelib.ports import ModelError
+from chalicelib.wire.errors import STATUS
 from tests.fakes.ports import World, field_value, world
 from tests.unit.test_services import OWNER, conversation_with_turn, invoke, subscribe
 
@@ -47,9 +48,9 @@ def test_a_second_turn_while_generating_is_refused() -> None:
     w = world()
     conversation = w.services.create_conversation(OWNER, {})
     w.services.start_turn(OWNER, conversation.id, {"text": "one"})
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(Refused) as caught:
         w.services.start_turn(OWNER, conversation.id, {"text": "two"})
-    assert caught.value.code == "turn_in_progress" and caught.value.http_status == 409
+    assert caught.value.code == "turn_in_progress" and STATUS[caught.value.code] == 409
     assert len(w.store.get_turns(conversation.id)) == 1
 
 
@@ -59,7 +60,7 @@ def test_a_second_turn_while_generating_is_refused() -> None:
 def test_bad_turn_text_is_refused_and_changes_nothing(body: dict[str, object]) -> None:
     w = world()
     conversation = w.services.create_conversation(OWNER, {})
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(Refused) as caught:
         w.services.start_turn(OWNER, conversation.id, body)
     assert caught.value.code == "invalid_text"
     assert w.store.get_turns(conversation.id) == [] and w.invoker.calls == []
@@ -228,7 +229,7 @@ def test_a_failed_generate_invoke_fails_the_turn() -> None:
     w = world()
     conversation = w.services.create_conversation(OWNER, {})
     w.invoker.fail = RuntimeError("lambda throttled")
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(Refused) as caught:
         w.services.start_turn(OWNER, conversation.id, {"text": "hi"})
     assert caught.value.code == "upstream_error"
     assert w.store.get_turns(conversation.id)[0].status == "failed"
@@ -288,7 +289,7 @@ def test_a_turn_abandoned_by_a_dead_lambda_is_failed_by_the_next_turn() -> None:
     w = world()
     conversation = w.services.create_conversation(OWNER, {})
     w.services.start_turn(OWNER, conversation.id, {"text": "lost"})  # generate never runs
-    with pytest.raises(ProtocolError):
+    with pytest.raises(Refused):
         w.services.start_turn(OWNER, conversation.id, {"text": "too early"})
     w.clock.advance(17 * 60)
     again = w.services.start_turn(OWNER, conversation.id, {"text": "again"})
