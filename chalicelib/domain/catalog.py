@@ -15,7 +15,7 @@ Read on 2026-12-01. The stored copy of platform.claude.com holds each page's ope
 model id, context window, max output); deeper sections (a model page's "Good to know", the
 prompt-caching page's "Cache limitations", the errors page's "Common validation errors") were read
 through verbatim quotations of those pages, and each such source says so. A fact no page states
-for a model is listed in that row's `unverified`, with what it assumes and why.
+for a model, or that another source contradicts, is listed in that row's `unverified`, with why.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ class ModelFacts:
     accepts_extended_thinking: bool = True
     # Forced tool use (`tool_choice` any/tool): a 400 on Opus 5.5, Sonnet 5.5 and Fable 5.1+.
     accepts_forced_tool_choice: bool = True
-    # Facts of this row that no stored page states for this model: what is assumed, and why.
+    # "field=value: why" for each fact of this row that no stored page states for this model (an
+    # assumption) or that another source contradicts; docs/models.md marks those values.
     unverified: tuple[str, ...] = ()
 
     @property
@@ -121,8 +122,9 @@ _MODEL_IDS = _page(
 )
 _MAX_64K_ERROR = Source(
     "https://github.com/anthropics/claude-code/issues/24451",
-    "max_output_tokens=64000 exactly, as the API words it: 'max_tokens: 128001 > 64000, which is "
-    "the maximum allowed number of output tokens for claude-opus-4-5-20251101'",
+    "max_output_tokens=64000 exactly for the docs' '64K': 'max_tokens: 128001 > 64000, which is "
+    "the maximum allowed number of output tokens for claude-opus-4-5-20251101' (the same 64000 "
+    "for claude-sonnet-4-5-20250929 in BerriAI/litellm#15715)",
     READ_ON,
 )
 _MAX_128K_ERROR = Source(
@@ -548,6 +550,11 @@ CATALOG: tuple[ModelFacts, ...] = (
             _EXTENDED_45,
             _MAX_64K_ERROR,
         ),
+        unverified=(
+            "lifecycle=deprecated: read through a third-party release note (Modelpin 0.5.7) that "
+            "re-read the deprecations page on 2026-11-26; the stored Opus 4.5 pages, all older, "
+            "still say 'Legacy'",
+        ),
     ),
     ModelFacts(
         id="claude-haiku-4-5",
@@ -571,10 +578,7 @@ CATALOG: tuple[ModelFacts, ...] = (
             _MODEL_IDS,
             _CACHING,
             _EXTENDED_45,
-        ),
-        unverified=(
-            "max_output_tokens=64000: the docs say '64K'; the API's exact number is quoted for "
-            "Opus 4.5 and Sonnet 4.5 (64000), not for Haiku 4.5",
+            _MAX_64K_ERROR,
         ),
     ),
 )

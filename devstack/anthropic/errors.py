@@ -108,7 +108,7 @@ TRAILING_WHITESPACE = Rule(
 )
 EMPTY_TEXT = Rule(
     "empty_text_block",
-    "an empty text block (or empty string content) in messages",
+    "an empty text block in messages (an empty string content has its own 400)",
     400,
     "invalid_request_error",
     "messages: text content blocks must be non-empty",

@@ -164,3 +164,9 @@ def test_documented_facts(model_id: str, field: str, value: object) -> None:
 def test_every_current_model_refuses_prefill_except_the_4_5_generation() -> None:
     accepting = {facts.id for facts in CATALOG if facts.accepts_prefill}
     assert accepting == {"claude-opus-4-5", "claude-haiku-4-5"}
+
+
+def test_docs_models_md_is_generated_from_the_current_catalog_prices_and_rules() -> None:
+    from scripts import models_table
+
+    assert models_table.main(["--check"]) == 0, "run: python -m scripts.models_table --write"
