@@ -83,7 +83,7 @@ def _one_size(tokens: int) -> dict[str, Any]:
     from chalicelib.adapters.model import AnthropicModel
     from chalicelib.domain.warming import Toggle
     from chalicelib.services import Limits
-    from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig
+    from devstack.anthropic import AnthropicEmulator, EmulatorConfig
     from tests.fakes.ports import world
 
     clock = WarpClock()
