@@ -364,7 +364,7 @@ def test_warm_errors_stop_in_error_after_three_and_a_turn_recovers() -> None:
     ("body", "problem"),
     [
         ({"model": "claude-unknown-9"}, "'model' must be one of the catalog's models"),
-        ({"model": "claude-sonnet-4-6", "maxTokens": 64_001}, "from 1 to 64000"),
+        ({"model": "claude-haiku-4-5", "maxTokens": 64_001}, "from 1 to 64000"),
         ({"maxTokens": 0}, "'maxTokens' must be an integer"),
         ({"system": " \n\t"}, "'system' must contain non-whitespace text"),
     ],
