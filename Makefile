@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= auto
 
-.PHONY: venv test unit lint up bench package deploy clean
+.PHONY: venv test unit lint up bench conformance package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ up: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The model adapter's contract against the real Anthropic API (the emulator run is in make test).
+# CONFORMANCE_MODELS=a,b picks the models (default: the product's default model).
+conformance: $(STAMP)
+	@if [ -z "$$ANTHROPIC_API_KEY" ]; then \
+		echo "make conformance: ANTHROPIC_API_KEY is not set; nothing was sent."; \
+	else \
+		CONFORMANCE_TARGET=anthropic $(BIN)/python -m pytest -p no:cacheprovider -s tests/conformance; \
+	fi
 
 package: $(STAMP)
 	BIN=$(BIN) infra/package.sh $(or $(STAGE),dev)

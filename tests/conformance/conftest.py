@@ -56,17 +56,20 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"conformance target: {'the Anthropic API' if LIVE else 'the emulator'}"
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    if not LIVE:
-        return
+def expected_cost_usd() -> float:
     prices = GenaiPriceBook()
     now = int(time.time() * 1000)
-    total = sum(prices.cost_usd(m, u, now) for m in models() for u in planned_usage(m))
-    print(
-        f"\nconformance: {len(models())} model(s) {', '.join(models())}; expected cost at most "
-        f"{100 * total:.2f} cents (today's prices, estimated prompt sizes)",
-        flush=True,
-    )
+    return sum(prices.cost_usd(m, u, now) for m in models() for u in planned_usage(m))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if LIVE:
+        # Said before anything is sent, so an operator can stop a run that costs too much.
+        print(
+            f"\nconformance: {len(models())} model(s) {', '.join(models())}; expected cost at "
+            f"most {100 * expected_cost_usd():.2f} cents (today's prices)",
+            flush=True,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +79,7 @@ def target() -> Iterator[Target]:
             pytest.exit("ANTHROPIC_API_KEY is not set: the live conformance run needs it", 2)
         yield Target("anthropic", anthropic.Anthropic(max_retries=2))
         return
-    from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig
+    from devstack.anthropic import AnthropicEmulator, EmulatorConfig
 
     config = EmulatorConfig(tokens_per_second=0, reply_tokens=30)
     with AnthropicEmulator(config=config) as emulator:

@@ -9,8 +9,9 @@ The history's reply is fixed text: the contract is about the requests, not the m
 from __future__ import annotations
 
 from chalicelib.domain import catalog
-from chalicelib.domain.conversation import Conversation, Prompt, Turn, turn_prompt, warm_prompt
+from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.pricing import Usage
+from chalicelib.domain.prompts import Prompt, turn_prompt, warm_prompt
 
 TURN_MAX_TOKENS = 1024
 NEW_QUESTION = "Thanks. One more: which part costs the most?"
