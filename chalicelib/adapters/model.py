@@ -10,7 +10,7 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.pricing import Usage
@@ -125,42 +125,53 @@ class AnthropicModel:
         import anthropic
 
         parts: list[str] = []
-        aborted = threading.Event()
-        finished = threading.Event()
+        watch = _AbortWatch(should_abort)
         try:
-            with self.client.messages.stream(**prompt.request()) as stream:
-
-                def watch() -> None:
-                    # Polls even while no token arrives. The reading thread stops at its next
-                    # token; only a stream that stays silent is closed from here.
-                    while not finished.wait(ABORT_POLL_S):
-                        if should_abort():
-                            aborted.set()
-                            if not finished.wait(STALL_CLOSE_S):
-                                _interrupt(stream.response)
-                            return
-
-                watcher = threading.Thread(target=watch, name="abort-watch", daemon=True)
-                watcher.start()
-                try:
-                    for text in stream.text_stream:
-                        if aborted.is_set():
-                            break
-                        parts.append(text)
-                        on_text(text)
-                    if aborted.is_set():
-                        return StreamResult("".join(parts), None, aborted=True)
-                    final = stream.get_final_message()
-                finally:
-                    finished.set()
-                    watcher.join()
+            with self.client.messages.stream(**prompt.request()) as stream, watch.over(stream):
+                for text in stream.text_stream:
+                    if watch.aborted.is_set():
+                        break
+                    parts.append(text)
+                    on_text(text)
+                if watch.aborted.is_set():
+                    return StreamResult("".join(parts), None, aborted=True)
+                final = stream.get_final_message()
         except anthropic.AnthropicError as error:
-            if aborted.is_set():
+            if watch.aborted.is_set():
                 return StreamResult("".join(parts), None, aborted=True)
             raise ModelError(error_code(error), str(error)) from error
         except Exception as error:
             # Closing the HTTP stream from the watcher surfaces as a transport error here.
-            if aborted.is_set():
+            if watch.aborted.is_set():
                 return StreamResult("".join(parts), None, aborted=True)
             raise ModelError("upstream_error", f"the reply stream broke: {error}") from error
         return StreamResult("".join(parts), usage_from(final.usage), aborted=False)
+
+
+class _AbortWatch:
+    """Polls `should_abort` even while no token arrives. The reading thread stops at its next
+    token; only a stream that stays silent is closed from here."""
+
+    def __init__(self, should_abort: Callable[[], bool]) -> None:
+        self.should_abort = should_abort
+        self.aborted = threading.Event()
+        self._finished = threading.Event()
+
+    @contextlib.contextmanager
+    def over(self, stream: Any) -> Iterator[None]:
+        watcher = threading.Thread(target=self._watch, args=(stream,), name="abort-watch")
+        watcher.daemon = True
+        watcher.start()
+        try:
+            yield
+        finally:
+            self._finished.set()
+            watcher.join()
+
+    def _watch(self, stream: Any) -> None:
+        while not self._finished.wait(ABORT_POLL_S):
+            if self.should_abort():
+                self.aborted.set()
+                if not self._finished.wait(STALL_CLOSE_S):
+                    _interrupt(stream.response)
+                return

@@ -15,62 +15,57 @@ TIMER_COMPONENT = "cache-warming-timer"
 Field = dict[str, Any]
 
 
-def fields(state: WarmingState) -> list[Field]:
+def _field(field_id: str, kind: str, label: str, value: Any, **extra: Any) -> Field:
+    return {"id": field_id, "kind": kind, "label": label, "value": value, **extra}
+
+
+def _interval(state: WarmingState) -> Field:
     low, high = interval_bounds(state.retention)
+    return _field(
+        "interval",
+        "number",
+        "Interval",
+        state.interval_seconds,
+        min=low,
+        max=high,
+        unit="s",
+        action=SET_INTERVAL_ACTION,
+    )
+
+
+def _timer(state: WarmingState) -> Field:
+    value = {"nextWarmAt": state.next_warm_at, "lastWarmAt": state.last_warm_at}
+    return _field("timer", "custom", "Next warm", value, component=TIMER_COMPONENT)
+
+
+def _warm_cost(state: WarmingState) -> Field:
     stats = state.stats
+    total_tokens = (
+        stats.input_tokens
+        + stats.output_tokens
+        + stats.cache_read_tokens
+        + stats.cache_write_tokens
+    )
+    value = {
+        "warms": stats.warms,
+        "lastTokens": stats.last_warm_tokens,
+        "lastUsd": stats.last_warm_cost_usd,
+        "totalTokens": total_tokens,
+        "totalUsd": stats.total_cost_usd,
+    }
+    return _field("warm-cost", "cost", "Warm cost", value)
+
+
+def fields(state: WarmingState) -> list[Field]:
+    """The panel's fields, always all of them, in the contract's order."""
     return [
-        {
-            "id": "enabled",
-            "kind": "toggle",
-            "label": "Cache warming",
-            "value": state.enabled,
-            "action": TOGGLE_ACTION,
-        },
-        {
-            "id": "interval",
-            "kind": "number",
-            "label": "Interval",
-            "value": state.interval_seconds,
-            "min": low,
-            "max": high,
-            "unit": "s",
-            "action": SET_INTERVAL_ACTION,
-        },
-        {
-            "id": "timer",
-            "kind": "custom",
-            "component": TIMER_COMPONENT,
-            "label": "Next warm",
-            "value": {"nextWarmAt": state.next_warm_at, "lastWarmAt": state.last_warm_at},
-        },
-        {"id": "status", "kind": "status", "label": "Status", "value": state.status},
-        {
-            "id": "last-cache-pct",
-            "kind": "percent",
-            "label": "Last Cache %",
-            "value": stats.last_cache_pct,
-        },
-        {
-            "id": "cache-retention",
-            "kind": "text",
-            "label": "Cache retention",
-            "value": state.retention,
-        },
-        {
-            "id": "warm-cost",
-            "kind": "cost",
-            "label": "Warm cost",
-            "value": {
-                "warms": stats.warms,
-                "lastTokens": stats.last_warm_tokens,
-                "lastUsd": stats.last_warm_cost_usd,
-                "totalTokens": stats.input_tokens
-                + stats.output_tokens
-                + stats.cache_read_tokens
-                + stats.cache_write_tokens,
-                "totalUsd": stats.total_cost_usd,
-            },
-        },
+        _field("enabled", "toggle", "Cache warming", state.enabled, action=TOGGLE_ACTION),
+        _interval(state),
+        _timer(state),
+        _field("status", "status", "Status", state.status),
+        _field("last-cache-pct", "percent", "Last Cache %", state.stats.last_cache_pct),
+        _field("cache-retention", "text", "Cache retention", state.retention),
+        _warm_cost(state),
     ]
 
 
