@@ -24,8 +24,7 @@ from chalicelib.domain.prompts import WARM_PLACEHOLDER
 from chalicelib.domain.warming import Toggle
 from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig, estimate_tokens
 from tests.fakes.ports import WarpClock, World, field_value, world
-from tests.unit.test_services import invoke, subscribe
-from tests.unit.test_turns import chat_subscribe, events
+from tests.helpers import chat_subscribe, events, invoke, subscribe
 
 OWNER = "alice"
 # About 1,600 tokens by the emulator's count: above Sonnet's 1,024-token cache minimum.

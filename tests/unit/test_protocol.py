@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from chalicelib.domain.warming import WarmingState
 from chalicelib.wire import frames, surface
 from chalicelib.wire.errors import STATUS
 from chalicelib.wire.frames import FrameRefused, parse_frame
-
-C = "conv-1"
-INVOKE = {"type": "invoke", "surfaceId": "cache-warming", "conversationId": C}
-
-
-def frame(**fields: object) -> str:
-    return json.dumps(fields)
+from tests.helpers import BAD_FRAMES, INVOKE, C, frame
 
 
 @pytest.mark.parametrize(
@@ -60,60 +52,6 @@ def frame(**fields: object) -> str:
 )
 def test_valid_frames_parse(raw: str, expected: frames.Frame) -> None:
     assert parse_frame(raw) == expected
-
-
-BAD_FRAMES: list[tuple[str, str, str | None]] = [
-    ("not json", "bad_json", None),
-    ("", "bad_json", None),
-    ("[1,2]", "bad_json", None),
-    ('"ping"', "bad_json", None),
-    ("null", "bad_json", None),
-    ('{"type": "ping", "x": NaN}', "bad_json", None),
-    ("[" * 20_000 + "]" * 20_000, "frame_too_large", None),
-    ("[" * 5000 + "]" * 5000, "bad_json", None),
-    (frame(requestId="r"), "missing_field", "r"),
-    (frame(type=5, requestId="r"), "invalid_field", "r"),
-    (frame(type="dance", requestId="r"), "unknown_type", "r"),
-    (frame(type="ping", requestId=7), "invalid_field", None),
-    (frame(type="ping", requestId="x" * 129), "invalid_field", None),
-    (frame(type="subscribe", conversationId=C, requestId="r"), "missing_field", "r"),
-    (frame(type="subscribe", surfaceId="other", conversationId=C), "unknown_surface", None),
-    (frame(type="subscribe", surfaceId="cache-warming"), "missing_field", None),
-    (frame(type="subscribe", surfaceId="cache-warming", conversationId=""), "missing_field", None),
-    (frame(type="subscribe", surfaceId="cache-warming", conversationId=5), "invalid_field", None),
-    (
-        frame(type="subscribe", surfaceId="cache-warming", conversationId="../etc"),
-        "invalid_field",
-        None,
-    ),
-    (
-        frame(type="subscribe", surfaceId="cache-warming", conversationId="a#META"),
-        "invalid_field",
-        None,
-    ),
-    (
-        frame(type="subscribe", surfaceId="cache-warming", conversationId="x" * 65),
-        "invalid_field",
-        None,
-    ),
-    (frame(**INVOKE), "missing_field", None),
-    (frame(**INVOKE, action="cache-warming/explode"), "unknown_action", None),
-    (frame(**INVOKE, action="cache-warming/toggle", payload="yes"), "invalid_payload", None),
-    (frame(**INVOKE, action="cache-warming/toggle", payload=1), "invalid_payload", None),
-    (frame(**INVOKE, action="cache-warming/set-interval"), "invalid_interval", None),
-    (frame(**INVOKE, action="cache-warming/set-interval", payload=True), "invalid_interval", None),
-    (frame(**INVOKE, action="cache-warming/set-interval", payload="60"), "invalid_interval", None),
-    (frame(**INVOKE, action="cache-warming/set-interval", payload=60.5), "invalid_interval", None),
-    (frame(**INVOKE, action="cache-warming/set-interval", payload=[60]), "invalid_interval", None),
-    (
-        '{"type":"invoke","surfaceId":"cache-warming","conversationId":"c","action":"cache-warming/set-interval","payload":Infinity}',
-        "bad_json",
-        None,
-    ),
-    (frame(type="chat.subscribe"), "missing_field", None),
-    (frame(type="close", conversationId=None), "missing_field", None),
-    (json.dumps({"type": "ping", "pad": "x" * 40_000}), "frame_too_large", None),
-]
 
 
 @pytest.mark.parametrize("raw,code,request_id", BAD_FRAMES)

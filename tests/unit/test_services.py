@@ -11,64 +11,8 @@ from chalicelib.domain.conversation import Conversation
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.warming import Toggle
 from chalicelib.ports import ModelError, VersionConflict
-from tests.fakes.ports import World, field_value, world
-
-OWNER = "alice"
-
-
-def send(w: World, connection_id: str, **frame: Any) -> dict[str, Any]:
-    w.services.handle_frame(connection_id, json.dumps(frame))
-    return w.sockets.last(connection_id)
-
-
-def invoke(
-    w: World,
-    connection_id: str,
-    conversation_id: str,
-    action: str,
-    payload: Any = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    frame: dict[str, Any] = {
-        "type": "invoke",
-        "surfaceId": "cache-warming",
-        "conversationId": conversation_id,
-        "action": f"cache-warming/{action}",
-        **extra,
-    }
-    if payload is not None:
-        frame["payload"] = payload
-    return send(w, connection_id, **frame)
-
-
-def subscribe(
-    w: World, connection_id: str, conversation_id: str, owner: str = OWNER
-) -> dict[str, Any]:
-    if w.store.get_connection(connection_id) is None:
-        w.services.connect(connection_id, owner)
-    return send(
-        w,
-        connection_id,
-        type="subscribe",
-        surfaceId="cache-warming",
-        conversationId=conversation_id,
-    )
-
-
-def conversation_with_turn(w: World, **body: Any) -> Conversation:
-    """A conversation whose first turn has been generated and sealed."""
-    conversation = w.services.create_conversation(OWNER, body)
-    w.services.start_turn(OWNER, conversation.id, {"text": "hello"})
-    assert w.services.generate(conversation.id, 0) == "sealed"
-    stored = w.store.get_conversation(conversation.id)
-    assert stored is not None
-    return stored
-
-
-def fire(w: World, conversation_id: str) -> Any:
-    """Deliver the one live tick the way Scheduler would: the warm handler waits for the target."""
-    tick = w.timer.pop_due(conversation_id)
-    return w.services.handle_tick(tick.conversation_id, tick.seq, tick.target)
+from tests.fakes.ports import field_value, world
+from tests.helpers import OWNER, conversation_with_turn, fire, invoke, send, subscribe
 
 
 def test_cr4a_a_new_conversation_is_off_with_no_schedule() -> None:

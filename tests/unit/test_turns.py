@@ -9,20 +9,8 @@ import pytest
 from chalicelib.domain.errors import Refused
 from chalicelib.ports import ModelError
 from chalicelib.wire.errors import STATUS
-from tests.fakes.ports import World, field_value, world
-from tests.unit.test_services import OWNER, conversation_with_turn, invoke, subscribe
-
-
-def chat_subscribe(w: World, connection_id: str, conversation_id: str) -> None:
-    if w.store.get_connection(connection_id) is None:
-        w.services.connect(connection_id, OWNER)
-    w.services.handle_frame(
-        connection_id, json.dumps({"type": "chat.subscribe", "conversationId": conversation_id})
-    )
-
-
-def events(w: World, connection_id: str) -> list[str]:
-    return [f["event"] for f in w.sockets.of(connection_id, "chat")]
+from tests.fakes.ports import field_value, world
+from tests.helpers import OWNER, chat_subscribe, conversation_with_turn, events, invoke, subscribe
 
 
 def test_a_turn_streams_batched_deltas_and_seals() -> None:
