@@ -120,6 +120,27 @@ def prices_table() -> str:
     return "\n".join(lines)
 
 
+def budgets_table() -> str:
+    """The idle budget per model and cache, computed by the product's own code."""
+    from chalicelib.adapters.prices import GenaiPriceBook
+    from chalicelib.domain.pricing import idle_warm_budget
+
+    book = GenaiPriceBook()
+    at_ms = int(PRICED_AT.timestamp() * 1000)
+    lines = [
+        "| id | read / 5m write | idle warms, 5m cache | read / 1h write | idle warms, 1h cache |",
+        "|---|---|---|---|---|",
+    ]
+    for f in CATALOG:
+        rates = book.cache_rates(f.id, at_ms)
+        lines.append(
+            f"| `{f.id}` | {rates.cache_read:g} / {rates.cache_write_5m:g} "
+            f"| {idle_warm_budget(rates, '5m')} | {rates.cache_read:g} / {rates.cache_write_1h:g} "
+            f"| {idle_warm_budget(rates, '1h')} |"
+        )
+    return "\n".join(lines)
+
+
 def assumptions_list() -> str:
     lines = []
     for f in CATALOG:
@@ -158,6 +179,7 @@ def rules_table() -> str:
 SECTIONS = {
     "catalog": catalog_table,
     "prices": prices_table,
+    "budgets": budgets_table,
     "assumptions": assumptions_list,
     "sources": sources_list,
     "rules": rules_table,
