@@ -142,6 +142,9 @@ def warm(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.lambda_function(name="generate")
 def generate(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    status = bootstrap.services().generate(str(event["conversationId"]), int(event["turnIndex"]))
+    services = bootstrap.services()
+    # The turn is claimed until Lambda would kill this invocation, no longer.
+    deadline = services.clock.now_ms() + int(context.get_remaining_time_in_millis())
+    status = services.generate(str(event["conversationId"]), int(event["turnIndex"]), deadline)
     emit_turn_metrics(status)
     return {"status": status}

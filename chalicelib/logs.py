@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import logging
 
+from chalicelib.metrics import NAMESPACE
 from chalicelib.services.ticks import TickReport
 
 log = logging.getLogger("cache_warming.ticks")
 
-NAMESPACE = "CacheWarming"
 
 
 def tick_record(report: TickReport) -> dict[str, object]:

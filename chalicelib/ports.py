@@ -111,9 +111,14 @@ class Timer(Protocol):
         """Best effort and idempotent: a tick that already fired or is gone is fine."""
 
 
+# "gone": the connection no longer exists (410); "failed": this one frame was not delivered
+# (refused as too large, throttled, a transport error) but the connection may still be there.
+Delivery = Literal["delivered", "gone", "failed"]
+
+
 class Sockets(Protocol):
-    def post(self, connection_id: str, frame: dict[str, Any]) -> bool:
-        """Send one frame; False when the connection is gone."""
+    def post(self, connection_id: str, frame: dict[str, Any]) -> Delivery:
+        """Send one frame to one connection."""
 
 
 class ModelError(Exception):

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import moto.apigatewaymanagementapi.models as apigw_models
-from chalice.test import Client
+from chalice.local import LambdaContext
+from chalice.test import Client, InvokeResponse, TestLambdaClient
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import JsonRESTError
 
@@ -64,6 +65,27 @@ class RecordingInvoker(AsyncInvoker):
 
     def invoke(self, function: str, payload: dict[str, Any]) -> None:
         self.calls.append((function, payload))
+
+
+class TimedLambdaClient(TestLambdaClient):
+    """chalice.test's Lambda client, but the context counts down from the function's configured
+    timeout as Lambda's does (chalice.test gives every function 3 s)."""
+
+    def invoke(self, function_name: str, payload: Any = None) -> InvokeResponse:
+        scoped = self._config.scope(self._config.chalice_stage, function_name)
+        context = LambdaContext(
+            function_name,
+            memory_size=scoped.lambda_memory_size,
+            max_runtime_ms=scoped.lambda_timeout * 1000,
+        )
+        with self._patched_env_vars(scoped.environment_variables):
+            response = self._app.handler_map[function_name](payload or {}, context)
+        return InvokeResponse(payload=response)
+
+
+def lambda_client(client: Client) -> Client:
+    client._lambda_client = TimedLambdaClient(client._app, client._chalice_config)
+    return client
 
 
 @dataclass
@@ -190,7 +212,7 @@ def build(clock: FakeClock | None = None) -> MotoStack:
         )
     )
     bootstrap.use(services)
-    return MotoStack(services, clock, model, invoker, Client(application.app))
+    return MotoStack(services, clock, model, invoker, lambda_client(Client(application.app)))
 
 
 def patch_gone(monkeypatch: Any, gone: set[str]) -> None:

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.lazy import Lazy
+from chalicelib.ports import Delivery
 
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
@@ -25,7 +26,10 @@ class ManagementApiSockets:
     def client(self) -> ApiGatewayManagementApiClient:
         return self._client()
 
-    def post(self, connection_id: str, frame: dict[str, Any]) -> bool:
+    def post(self, connection_id: str, frame: dict[str, Any]) -> Delivery:
+        """`GoneException` (410) is a gone connection; `PayloadTooLargeException` (413, a frame
+        over 128 KB), `LimitExceededException` (429) and transport errors lose this one frame
+        (the management API's errors, botocore's apigatewaymanagementapi service model)."""
         try:
             self.client.post_to_connection(
                 ConnectionId=connection_id, Data=msgspec.json.encode(frame)
@@ -34,7 +38,10 @@ class ManagementApiSockets:
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code = error.response.get("Error", {}).get("Code")
             if code == "GoneException" or status == 410:
-                return False
-            # Throttling or an oversized frame loses this one frame, not the connection.
+                return "gone"
             log.warning("post to %s failed: %s", connection_id, code)
-        return True
+            return "failed"
+        except BotoCoreError as error:
+            log.warning("post to %s failed: %s", connection_id, type(error).__name__)
+            return "failed"
+        return "delivered"

@@ -7,6 +7,7 @@ A conversation owns its warming state and the bookkeeping of the one turn that m
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -16,9 +17,15 @@ from chalicelib.domain.warming import Retention, WarmingState
 TurnStatus = Literal["generating", "sealed", "aborted", "failed"]
 AbortReason = Literal["cancelled", "closed"]
 
-MAX_TEXT_CHARS = 100_000
-MAX_SYSTEM_CHARS = 200_000  # the conversation item (one DynamoDB item) must stay under 400 KB
+# Sizes are counted as DynamoDB stores them: the text JSON-encoded (escapes included), in UTF-8.
+# One item holds at most 400 KB, attribute names included (DynamoDB developer guide, "Service,
+# account, and table quotas": item size); each limit leaves room for the rest of its item.
+MAX_ITEM_BYTES = 400 * 1024
+MAX_TEXT_BYTES = 100 * 1024  # a turn's user text
+MAX_SYSTEM_BYTES = 200 * 1024  # the conversation item also holds the warming state
 MAX_TITLE_CHARS = 200
+# A turn item: its user text, its reply, and at most this much of everything else.
+TURN_OVERHEAD_BYTES = 8 * 1024
 
 
 @dataclass(frozen=True)
@@ -35,8 +42,10 @@ class Conversation:
     active_turn_id: str | None = None
     # Set by cancel/close; the generating Lambda polls it and stops the stream.
     abort_reason: AbortReason | None = None
-    # Claimed by the generate invocation that streams the active turn: a duplicate invoke backs off.
-    streaming: bool = False
+    # The generate invocation that streams the active turn holds it until its own deadline (when
+    # Lambda kills it at the latest): a duplicate invoke backs off, a retry after a death takes over.
+    stream_owner: str | None = None
+    stream_until: int | None = None
     version: int = 0
 
     @property
@@ -60,6 +69,9 @@ class Turn:
     usage: Usage | None = None
     error_code: str | None = None
     abort_reason: AbortReason | None = None
+    # The stored reply is shorter than the model's: cut at the invocation's deadline or to fit
+    # one DynamoDB item.
+    truncated: bool = False
 
     @property
     def turn_id(self) -> str:
@@ -78,3 +90,29 @@ def is_blank(text: str) -> bool:
     """The API refuses text blocks that are empty or only whitespace: such a text can never be
     sent in a prompt."""
     return not text.strip()
+
+
+def encoded_bytes(text: str) -> int:
+    """The text's size as stored: JSON-encoded, UTF-8 (a control character takes 6 bytes)."""
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def cut_to_bytes(text: str, limit: int) -> str:
+    """The longest prefix of `text` whose encoded size is at most `limit`."""
+    if encoded_bytes(text) <= limit:
+        return text
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if encoded_bytes(text[:middle]) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
+
+
+def fit_reply(user_text: str, reply: str) -> tuple[str, bool]:
+    """The reply as it fits in its turn's item, and whether it was cut."""
+    room = MAX_ITEM_BYTES - TURN_OVERHEAD_BYTES - encoded_bytes(user_text)
+    fitted = cut_to_bytes(reply, room)
+    return fitted, fitted != reply

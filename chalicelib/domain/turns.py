@@ -12,13 +12,22 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from chalicelib.domain.conversation import AbortReason, Conversation, Turn, TurnStatus, is_blank
+from chalicelib.domain.conversation import (
+    AbortReason,
+    Conversation,
+    Turn,
+    TurnStatus,
+    fit_reply,
+    is_blank,
+)
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.pricing import Usage
 from chalicelib.domain.warming import Close, Event, ModelTerms, TurnEnded, TurnSealed, TurnStarted
 
-# Past the generate function's 15-minute timeout, a turn still `generating` has lost its Lambda.
-ABANDONED_AFTER_MS = 16 * 60 * 1000
+# A turn nobody claimed this long after it started has lost its generate invocation for good:
+# Lambda drops an async event older than the function's maximum event age (120 s, infra) and
+# sends it to the on-failure destination instead.
+UNCLAIMED_AFTER_MS = 180_000
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,8 @@ class Reported:
     # The request reached the model, so it read (and refreshed) the cache at the turn's start.
     reached_model: bool = False
     cost_usd: float | None = None
+    # The stream was stopped before the invocation's deadline: what arrived is sealed as is.
+    truncated: bool = False
 
 
 def begin_turn(conversation: Conversation, text: str, now: int) -> Change:
@@ -65,7 +76,8 @@ def begin_turn(conversation: Conversation, text: str, now: int) -> Change:
         turn_count=conversation.turn_count + 1,
         active_turn_id=turn.turn_id,
         abort_reason=None,
-        streaming=False,
+        stream_owner=None,
+        stream_until=None,
     )
     return Change(begun, turn, TurnStarted(now))
 
@@ -82,11 +94,18 @@ def close(conversation: Conversation) -> Change:
     return replace(request_abort(conversation, "closed"), event=Close())
 
 
-def claim_stream(conversation: Conversation, turn_id: str) -> Change | None:
-    """The generate invocation claims its turn; None for a duplicate or a finished turn."""
-    if conversation.active_turn_id != turn_id or conversation.streaming:
+def claim_stream(
+    conversation: Conversation, turn_id: str, owner: str, until: int, now: int
+) -> Change | None:
+    """The generate invocation `owner` claims its turn until its own deadline `until`; None for a
+    finished turn or one another live invocation holds."""
+    if conversation.active_turn_id != turn_id or _held(conversation, now):
         return None
-    return Change(replace(conversation, streaming=True))
+    return Change(replace(conversation, stream_owner=owner, stream_until=until))
+
+
+def _held(conversation: Conversation, now: int) -> bool:
+    return conversation.stream_until is not None and conversation.stream_until > now
 
 
 def announce_start(turn: Turn) -> TurnStartedNotice:
@@ -99,25 +118,34 @@ def end_turn(
     reported: Reported,
     now: int,
     terms: ModelTerms | None,
-) -> Change:
+    owner: str | None = None,
+) -> Change | None:
     """Seal, abort or fail the turn, against the fresh read: an abort asked for before the seal
-    wins, and a blank reply never becomes history. `terms` are needed to seal."""
+    wins, a blank reply never becomes history, and the stored reply always fits its item.
+    None when the turn is no longer the active one, or another live invocation holds it: a late
+    or duplicate invocation writes nothing. `terms` are needed to seal."""
+    if conversation.active_turn_id != started.turn_id:
+        return None
+    if conversation.stream_owner != owner and _held(conversation, now):
+        return None
     status, reason, code = _ending(conversation.abort_reason, reported)
+    text, cut = fit_reply(started.user_text, reported.text)
     ended = replace(
         started,
         status=status,
-        assistant_text=reported.text,
+        assistant_text=text,
         ended_at=now,
         usage=reported.usage,
         error_code=code,
         abort_reason=reason,
+        truncated=cut or (status == "sealed" and reported.truncated),
     )
-    cleared = conversation
-    if conversation.active_turn_id == started.turn_id:
-        cleared = replace(conversation, active_turn_id=None, abort_reason=None, streaming=False)
+    cleared = replace(
+        conversation, active_turn_id=None, abort_reason=None, stream_owner=None, stream_until=None
+    )
     event: Event
     if status == "sealed":
-        assert reported.usage is not None and terms is not None, "a seal needs usage and terms"
+        assert terms is not None, "a seal needs the model's terms"
         event = TurnSealed(started.started_at, now, reported.usage, terms)
     else:
         event = TurnEnded(started.started_at if reported.reached_model else None)
@@ -141,9 +169,14 @@ def _ending(
 
 
 def abandoned_turn(conversation: Conversation, now: int) -> str | None:
-    """The id of a turn whose generate invocation has certainly died, if any."""
+    """The id of a turn whose generate invocation has certainly died, if any: its claim outlived
+    the invocation's deadline, or nobody claimed it in time."""
+    if not conversation.generating:
+        return None
+    if conversation.stream_until is not None:
+        return conversation.active_turn_id if conversation.stream_until <= now else None
     started = conversation.warming.turn_started_at
-    if not conversation.generating or started is None or now - started < ABANDONED_AFTER_MS:
+    if started is None or now - started < UNCLAIMED_AFTER_MS:
         return None
     return conversation.active_turn_id
 

@@ -108,8 +108,10 @@ class Services:
 
     # --- Lambdas ----------------------------------------------------------------------------
 
-    def generate(self, conversation_id: str, turn_index: int) -> str:
-        return self.turns.generate(conversation_id, turn_index)
+    def generate(
+        self, conversation_id: str, turn_index: int, deadline_ms: int | None = None
+    ) -> str:
+        return self.turns.generate(conversation_id, turn_index, deadline_ms)
 
     def handle_tick(self, conversation_id: str, seq: int, target: int) -> TickReport:
         return self.ticks.handle(conversation_id, seq, target)

@@ -3,14 +3,21 @@ chat stream. A gone connection is forgotten and never stops the others."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
+import msgspec
+
+from chalicelib import metrics
 from chalicelib.domain.conversation import Conversation
 from chalicelib.domain.turns import Announcement, TurnEndedNotice, TurnStartedNotice
 from chalicelib.ports import Channel
 from chalicelib.services.ports import Ports
 from chalicelib.wire import chat, surface
+from chalicelib.wire.frames import MAX_PUSH_BYTES
+
+log = logging.getLogger("cache_warming")
 
 DELTA_PUSH_INTERVAL_MS = 100
 SUBSCRIBER_REFRESH_MS = 2_000
@@ -21,8 +28,7 @@ class FanOut:
         self.ports = ports
 
     def reply(self, connection_id: str, frame: dict[str, Any]) -> None:
-        if not self.ports.sockets.post(connection_id, frame):
-            self.ports.store.delete_connection(connection_id)
+        self._post(connection_id, frame)
 
     def subscribers(self, conversation_id: str, channel: Channel) -> list[str]:
         now_s = self.ports.clock.now_ms() // 1000
@@ -42,13 +48,27 @@ class FanOut:
             connection_ids = self.subscribers(conversation_id, channel)
         delivered = []
         for connection_id in connection_ids:
-            if connection_id == exclude:
-                continue
-            if self.ports.sockets.post(connection_id, frame):
+            if connection_id != exclude and self._post(connection_id, frame):
                 delivered.append(connection_id)
-            else:
-                self.ports.store.delete_connection(connection_id)
         return delivered
+
+    def _post(self, connection_id: str, frame: dict[str, Any]) -> bool:
+        """One socket never affects another: whatever befalls this post stays with it. A frame
+        over API Gateway's limit is never sent (it would be refused): an error, and a metric."""
+        if len(msgspec.json.encode(frame)) > MAX_PUSH_BYTES:
+            log.error("a %s frame over %d bytes was not pushed", frame.get("type"), MAX_PUSH_BYTES)
+            metrics.push_failed("too-large")
+            return False
+        try:
+            delivery = self.ports.sockets.post(connection_id, frame)
+        except Exception:
+            log.exception("push to %s failed", connection_id)
+            delivery = "failed"
+        if delivery == "gone":
+            self.ports.store.delete_connection(connection_id)
+        elif delivery == "failed":
+            metrics.push_failed("refused")
+        return delivery == "delivered"
 
     def update(
         self,
@@ -100,12 +120,12 @@ class ChatStream:
             self._flush_locked(self.fanout.ports.clock.now_ms())
 
     def _flush_locked(self, now: int) -> None:
-        if self._pending:
-            frame = chat.delta_frame(self.conversation_id, self.turn_id, self._pending)
+        for piece in chat.delta_pieces(self._pending):
+            frame = chat.delta_frame(self.conversation_id, self.turn_id, piece)
             self._subscribers = self.fanout.publish(
                 self.conversation_id, "chat", frame, connection_ids=self._targets(now)
             )
-            self._pending = ""
+        self._pending = ""
         self._last_push = now
 
     def _targets(self, now: int) -> list[str]:

@@ -20,6 +20,10 @@ from chalicelib.wire import commands
 log = logging.getLogger("cache_warming")
 
 ABORT_POLL_INTERVAL_MS = 200
+# The generate function's timeout (infra/template.yaml); the deadline when the caller gives none.
+GENERATE_TIMEOUT_MS = 900_000
+# The stream stops this long before the deadline, to seal and push what it has in time.
+SEAL_MARGIN_MS = 30_000
 
 
 class Turns:
@@ -73,21 +77,26 @@ class Turns:
         )
         return outcome.conversation
 
-    def generate(self, conversation_id: str, index: int) -> str:
-        """Stream one reply to the chat subscribers; returns the turn's final status."""
-        tid = turn_id(index)
+    def generate(self, conversation_id: str, index: int, deadline_ms: int | None = None) -> str:
+        """Stream one reply to the chat subscribers; returns the turn's final status.
+
+        The invocation claims the turn until `deadline_ms` (when Lambda would kill it). From the
+        claim on, every outcome ends the turn: sealed, aborted, or failed with what was streamed.
+        """
+        now = self.ports.clock.now_ms()
+        deadline = deadline_ms if deadline_ms is not None else now + GENERATE_TIMEOUT_MS
+        owner = self.ports.new_id()
         history = self.ports.store.get_turns(conversation_id)
         current = next((turn for turn in history if turn.index == index), None)
         if current is None:
             return "stale"
+        tid = turn_id(index)
 
-        def claim(conversation: Conversation, _now: int) -> Change | None:
-            change = turns.claim_stream(conversation, tid)
-            return (
-                None
-                if change is None
-                else Change(change.conversation, announce=turns.announce_start(current))
-            )
+        def claim(conversation: Conversation, now: int) -> Change | None:
+            change = turns.claim_stream(conversation, tid, owner, deadline, now)
+            if change is None or conversation.abort_reason:
+                return change  # an aborted turn never starts: no turn-started
+            return replace(change, announce=turns.announce_start(current))
 
         try:
             claimed = self.uow.transition(conversation_id, claim)
@@ -95,56 +104,81 @@ class Turns:
             return "stale"
         if not claimed.changed:
             return "stale"
-        earlier = [turn for turn in history if turn.index < index]
-        prompt = turn_prompt(claimed.conversation, earlier, current.user_text)
         stream = self.uow.fanout.chat_stream(conversation_id, tid)
-        reported = self._stream(conversation_id, prompt, stream)
-        return self.finish(conversation_id, index, reported)
+        try:
+            reported = self._reply(claimed.conversation, history, current, stream, deadline)
+        except Exception:
+            log.exception("generate failed after its claim")
+            reported = Reported("failed", stream.text, None, "internal_error", bool(stream.text))
+        return self.finish(conversation_id, index, reported, owner=owner)
 
-    def _stream(self, conversation_id: str, prompt: Any, stream: ChatStream) -> Reported:
-        poller = AbortPoller(self.uow, conversation_id)
+    def _reply(
+        self,
+        conversation: Conversation,
+        history: list[Turn],
+        current: Turn,
+        stream: ChatStream,
+        deadline: int,
+    ) -> Reported:
+        if conversation.abort_reason:
+            # Cancelled or closed before generation started: never call the model.
+            return Reported("aborted", "")
+        earlier = [turn for turn in history if turn.index < current.index]
+        prompt = turn_prompt(conversation, earlier, current.user_text)
+        poller = AbortPoller(self.uow, conversation.id, stop_at=deadline - SEAL_MARGIN_MS)
         try:
             result = self.ports.model().stream(prompt, stream.add_text, poller.should_abort)
         except ModelError as error:
             stream.flush()
-            return Reported(
-                "failed", stream.text, None, error.code, reached_model=bool(stream.text)
-            )
+            return Reported("failed", stream.text, None, error.code, reached_model=bool(stream.text))
         stream.flush()
+        if poller.out_of_time:
+            # Stopped to end before the invocation's deadline: what arrived is the reply.
+            return Reported("sealed", result.text, result.usage, reached_model=True, truncated=True)
         if result.aborted:
             return Reported("aborted", result.text, result.usage, reached_model=True)
         return Reported("sealed", result.text, result.usage, reached_model=True)
 
-    def finish(self, conversation_id: str, index: int, reported: Reported) -> str:
-        """End the turn against a fresh read (an abort asked for meanwhile wins)."""
+    def finish(
+        self, conversation_id: str, index: int, reported: Reported, owner: str | None = None
+    ) -> str:
+        """End the turn against a fresh read (an abort asked for meanwhile wins); "stale" when it
+        is no longer the active turn or another live invocation holds it."""
         started = next(t for t in self.ports.store.get_turns(conversation_id) if t.index == index)
 
-        def end(conversation: Conversation, now: int) -> Change:
+        def end(conversation: Conversation, now: int) -> Change | None:
             # Prices are looked up only for a reply: the HTTP handlers that fail a turn never
             # load the price library.
             priced, terms = reported, None
-            if reported.status == "sealed" and reported.usage is not None:
-                cost = self.uow.costs.usd(conversation, reported.usage, started.started_at)
-                priced = replace(reported, cost_usd=cost)
+            if reported.status == "sealed":
+                if reported.usage is not None:
+                    cost = self.uow.costs.usd(conversation, reported.usage, started.started_at)
+                    priced = replace(reported, cost_usd=cost)
                 terms = self.uow.costs.terms(conversation, now)
-            return turns.end_turn(conversation, started, priced, now, terms)
+            return turns.end_turn(conversation, started, priced, now, terms, owner)
 
         outcome = self.uow.transition(conversation_id, end)
-        assert outcome.change is not None and outcome.change.turn is not None
+        if outcome.change is None or outcome.change.turn is None:
+            return "stale"
         return outcome.change.turn.status
 
 
 class AbortPoller:
-    """Answers `should_abort` from the store at most every ABORT_POLL_INTERVAL_MS."""
+    """Answers `should_abort`: at `stop_at`, or when the store says the user asked to stop (read
+    at most every ABORT_POLL_INTERVAL_MS)."""
 
-    def __init__(self, uow: UnitOfWork, conversation_id: str) -> None:
+    def __init__(self, uow: UnitOfWork, conversation_id: str, stop_at: int) -> None:
         self.ports = uow.ports
         self.conversation_id = conversation_id
+        self.stop_at = stop_at
+        self.out_of_time = False
         self._checked_at = -ABORT_POLL_INTERVAL_MS
         self._abort = False
 
     def should_abort(self) -> bool:
         now = self.ports.clock.now_ms()
+        if not self._abort and now >= self.stop_at:
+            self._abort = self.out_of_time = True
         if not self._abort and now - self._checked_at >= ABORT_POLL_INTERVAL_MS:
             self._checked_at = now
             conversation = self.ports.store.get_conversation(self.conversation_id)

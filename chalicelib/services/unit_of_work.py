@@ -12,6 +12,7 @@ decided (`WarmFinished`) and applied by the same loop.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -35,6 +36,8 @@ from chalicelib.ports import ModelError, VersionConflict
 from chalicelib.services.costs import Costs
 from chalicelib.services.fanout import FanOut
 from chalicelib.services.ports import Ports
+
+log = logging.getLogger("cache_warming")
 
 MAX_ATTEMPTS = 8
 
@@ -154,12 +157,17 @@ class UnitOfWork:
         return conversation, armed
 
     def _carry_out(self, outcome: Outcome, scope: Scope) -> Outcome:
-        if outcome.pushes_update:
-            self.fanout.update(
-                outcome.conversation, exclude=scope.exclude, connection_ids=scope.listeners
-            )
-        if outcome.change is not None and outcome.change.announce is not None:
-            self.fanout.announce(outcome.change.announce)
+        try:
+            if outcome.pushes_update:
+                self.fanout.update(
+                    outcome.conversation, exclude=scope.exclude, connection_ids=scope.listeners
+                )
+            if outcome.change is not None and outcome.change.announce is not None:
+                self.fanout.announce(outcome.change.announce)
+        except Exception:
+            # The change is saved: a push that cannot be made (the subscriber list unreadable)
+            # must not turn it into an error for the caller.
+            log.exception("pushes after a saved change failed")
         for effect in outcome.effects:
             if isinstance(effect, Warm):
                 return replace(outcome, warm=self._warm(outcome.conversation, effect, scope))

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.domain.conversation import Turn
+import msgspec
+
+from chalicelib.domain.conversation import Turn, cut_to_bytes
 from chalicelib.domain.turns import TurnEndedNotice
+from chalicelib.wire.frames import MAX_PUSH_BYTES
+
+# A delta is at most this much text, so its frame stays far below the push limit.
+DELTA_TEXT_BYTES = 64 * 1024
 
 FAILURE_MESSAGES = {
     "empty_reply": "The model returned no text (a thinking model may have spent its whole budget).",
@@ -32,18 +38,43 @@ def delta_frame(conversation_id: str, turn_id: str, text: str) -> dict[str, Any]
     return chat_frame(conversation_id, "delta", turnId=turn_id, text=text)
 
 
+def delta_pieces(text: str) -> list[str]:
+    """The text of one batch of deltas, in pieces that each fit a frame (nothing is dropped)."""
+    pieces = []
+    while text:
+        piece = cut_to_bytes(text, DELTA_TEXT_BYTES) or text[0]
+        pieces.append(piece)
+        text = text[len(piece) :]
+    return pieces
+
+
+def fitted(frame: dict[str, Any], field: str = "text") -> dict[str, Any]:
+    """The frame with its `field` cut so the whole frame fits a push; `textTruncated` says so
+    (the client has every delta, and the whole text over HTTP)."""
+    size = len(msgspec.json.encode(frame))
+    if size <= MAX_PUSH_BYTES:
+        return frame
+    text = frame[field]
+    room = MAX_PUSH_BYTES - (size - len(msgspec.json.encode(text))) - 64
+    return {**frame, field: cut_to_bytes(text, room), "textTruncated": True}
+
+
 def ended_frame(notice: TurnEndedNotice) -> dict[str, Any]:
+    return fitted(_ended_frame(notice))
+
+
+def _ended_frame(notice: TurnEndedNotice) -> dict[str, Any]:
     turn = notice.turn
     cid, tid = turn.conversation_id, turn.turn_id
     if turn.status == "sealed":
-        assert turn.usage is not None
         return chat_frame(
             cid,
             "turn-sealed",
             turnId=tid,
             text=turn.assistant_text,
-            usage=turn.usage.to_dict(),
+            usage=turn.usage.to_dict() if turn.usage else None,
             costUsd=notice.cost_usd,
+            truncated=turn.truncated,
         )
     if turn.status == "aborted":
         return chat_frame(

@@ -10,7 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.domain.conversation import MAX_SYSTEM_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS
+from chalicelib.domain.conversation import (
+    MAX_SYSTEM_BYTES,
+    MAX_TEXT_BYTES,
+    MAX_TITLE_CHARS,
+    encoded_bytes,
+)
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.warming import Retention
 from chalicelib.wire.decoding import decode_object
@@ -51,7 +56,7 @@ def create_conversation(body: Mapping[str, Any]) -> CreateConversation:
         raise Refused("invalid_field", "'cacheRetention' must be '5m' or '1h'")
     return CreateConversation(
         title=_optional_text(body, "title", MAX_TITLE_CHARS),
-        system=_optional_text(body, "system", MAX_SYSTEM_CHARS),
+        system=_system(body),
         model=_optional_text(body, "model", 128),
         max_tokens=max_tokens,
         retention=retention,
@@ -62,8 +67,10 @@ def start_turn(body: Mapping[str, Any]) -> StartTurn:
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         raise Refused("invalid_text", "'text' must be a non-empty string")
-    if len(text) > MAX_TEXT_CHARS:
-        raise Refused("invalid_text", f"'text' is limited to {MAX_TEXT_CHARS} characters")
+    if encoded_bytes(text) > MAX_TEXT_BYTES:
+        raise Refused(
+            "invalid_text", f"'text' is limited to {MAX_TEXT_BYTES} bytes as UTF-8 JSON"
+        )
     return StartTurn(text)
 
 
@@ -74,3 +81,15 @@ def _optional_text(body: Mapping[str, Any], key: str, limit: int) -> str | None:
     if not isinstance(value, str) or len(value) > limit:
         raise Refused("invalid_field", f"'{key}' must be a string of at most {limit} characters")
     return value or None
+
+
+def _system(body: Mapping[str, Any]) -> str | None:
+    system = body.get("system")
+    if system is None:
+        return None
+    if not isinstance(system, str) or encoded_bytes(system) > MAX_SYSTEM_BYTES:
+        raise Refused(
+            "invalid_field",
+            f"'system' must be a string of at most {MAX_SYSTEM_BYTES} bytes as UTF-8 JSON",
+        )
+    return system or None

@@ -20,6 +20,10 @@ from chalicelib.wire.surface import SET_INTERVAL_ACTION, SURFACE_ID, TOGGLE_ACTI
 
 # API Gateway's WebSocket frame limit; a longer message arrives in several frames we never see.
 MAX_FRAME_BYTES = 32 * 1024
+# API Gateway's message limit for what the backend pushes: PostToConnection's `Data` is at most
+# 131,072 bytes (botocore's apigatewaymanagementapi service model; "Message payload size: 128 KB"
+# in API Gateway's WebSocket quotas); a larger post is refused with PayloadTooLargeException.
+MAX_PUSH_BYTES = 128 * 1024
 MAX_REQUEST_ID_CHARS = 128
 # Conversation ids are ours (uuid4 hex); anything else cannot name a conversation.
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -9,10 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from chalicelib.adapters.prices import GenaiPriceBook
 from chalicelib.domain.pricing import Usage
 from chalicelib.domain.prompts import Prompt
-from chalicelib.ports import ModelError, StreamResult
+from chalicelib.ports import Delivery, ModelError, StreamResult
 from chalicelib.services import Ports, Services
 from tests.fakes.store import InMemoryStore
 
@@ -20,6 +22,9 @@ from tests.fakes.store import InMemoryStore
 PRICES = GenaiPriceBook()
 
 START_MS = 1_800_000_000_000
+# API Gateway refuses a pushed message over 128 KB with PayloadTooLargeException (413): the `Data`
+# member of PostToConnection is at most 131,072 bytes in botocore's service model.
+MAX_PUSH_BYTES = 131_072
 
 
 class FakeClock:
@@ -110,14 +115,18 @@ class FakeSockets:
     def __init__(self) -> None:
         self.frames: dict[str, list[dict[str, Any]]] = {}
         self.gone: set[str] = set()
+        self.refused: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
-    def post(self, connection_id: str, frame: dict[str, Any]) -> bool:
+    def post(self, connection_id: str, frame: dict[str, Any]) -> Delivery:
         with self._lock:
             if connection_id in self.gone:
-                return False
+                return "gone"
+            if len(msgspec.json.encode(frame)) > MAX_PUSH_BYTES:
+                self.refused.append(frame)
+                return "failed"
             self.frames.setdefault(connection_id, []).append(frame)
-            return True
+            return "delivered"
 
     def of(self, connection_id: str, frame_type: str | None = None) -> list[dict[str, Any]]:
         frames = self.frames.get(connection_id, [])
@@ -144,7 +153,7 @@ class FakeModel:
     reply: str = "Hello there, this is a streamed reply."
     chunks: int = 5
     chunk_seconds: float = 0.05
-    stream_error: ModelError | None = None
+    stream_error: Exception | None = None
     turn_usage: Usage = field(
         default_factory=lambda: Usage(
             input_tokens=20, output_tokens=40, cache_read_input_tokens=4000

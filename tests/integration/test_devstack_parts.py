@@ -243,7 +243,7 @@ def test_messages_become_default_events_and_pushes_reach_the_socket(
         assert described["Identity"]["SourceIp"] == "127.0.0.1"
         # The app's own adapter, as the Lambdas use it.
         sockets = ManagementApiSockets(lambda: management)
-        assert sockets.post(connection_id, {"type": "update"}) is True
+        assert sockets.post(connection_id, {"type": "update"}) == "delivered"
         assert json.loads(ws.recv(timeout=5)) == {"type": "update"}
 
 
@@ -263,7 +263,7 @@ def test_a_closed_socket_answers_410_gone(gateway: tuple[WebSocketGateway, FakeW
     assert gone.value.response["Error"]["Code"] == "GoneException"
     assert gone.value.response["ResponseMetadata"]["HTTPStatusCode"] == 410
     assert type(gone.value).__name__ == "GoneException"
-    assert ManagementApiSockets(lambda: management).post(connection_id, {"type": "x"}) is False
+    assert ManagementApiSockets(lambda: management).post(connection_id, {"type": "x"}) == "gone"
     # An id that never existed is gone too, with or without the stage prefix.
     bare = client("apigatewaymanagementapi", f"http://127.0.0.1:{server.management_port}")
     with pytest.raises(ClientError) as unknown:

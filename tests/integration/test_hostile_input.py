@@ -155,7 +155,11 @@ def test_replayed_request_ids_are_answered_each_time_without_side_effects(stack:
 
 
 def http_corpus(cid: str, foreign: str) -> list[tuple[str, str, Any, int, str]]:
-    huge = "x" * 100_001
+    # Limits are in bytes as stored (JSON-encoded UTF-8): 100 KiB of turn text, 200 KiB of system.
+    huge = "x" * (100 * 1024)
+    controls = "\u0001" * 20_000  # 20,000 characters, 120,000 bytes once JSON-escaped
+    cjk = "漢" * 70_000  # 70,000 characters, 210,000 bytes of UTF-8
+    deep = "[" * 5000 + "]" * 5000
     return [
         ("post", "/conversations", "not json", 400, "bad_json"),
         ("post", "/conversations", "[]", 400, "bad_json"),
@@ -165,12 +169,20 @@ def http_corpus(cid: str, foreign: str) -> list[tuple[str, str, Any, int, str]]:
         ("post", "/conversations", '{"maxTokens": 1e9}', 400, "invalid_field"),
         ("post", "/conversations", '{"system": 7}', 400, "invalid_field"),
         ("post", "/conversations", json.dumps({"title": "t" * 201}), 400, "invalid_field"),
-        ("post", "/conversations", json.dumps({"system": "s" * 200_001}), 400, "invalid_field"),
+        ("post", "/conversations", json.dumps({"system": "s" * 200 * 1024}), 400, "invalid_field"),
+        ("post", "/conversations", json.dumps({"system": cjk}, ensure_ascii=False), 400,
+         "invalid_field"),  # fmt: skip
+        ("post", "/conversations", '{"title": "t", "maxTokens": NaN}', 400, "bad_json"),
+        ("post", "/conversations", '{"maxTokens": Infinity}', 400, "bad_json"),
+        ("post", "/conversations", '{"title": "\\ud800"}', 400, "bad_json"),
+        ("post", "/conversations", '{"a": ' + deep + "}", 400, "bad_json"),
+        ("post", "/conversations", json.dumps({"x": "y" * (1024 * 1024)}), 413, "frame_too_large"),
         ("post", "/conversations", '{"cacheRetention": "10m"}', 400, "invalid_field"),
         ("post", f"/conversations/{cid}/turns", "{}", 400, "invalid_text"),
         ("post", f"/conversations/{cid}/turns", '{"text": ""}', 400, "invalid_text"),
         ("post", f"/conversations/{cid}/turns", '{"text": ["a"]}', 400, "invalid_text"),
         ("post", f"/conversations/{cid}/turns", json.dumps({"text": huge}), 400, "invalid_text"),
+        ("post", f"/conversations/{cid}/turns", json.dumps({"text": controls}), 400, "invalid_text"),
         ("post", f"/conversations/{cid}/turns", "nope", 400, "bad_json"),
         ("post", f"/conversations/{foreign}/turns", '{"text": "hi"}', 404, "not_found"),
         ("get", f"/conversations/{foreign}", None, 404, "not_found"),

@@ -43,7 +43,15 @@ def test_a_second_turn_while_generating_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [{}, {"text": ""}, {"text": "   "}, {"text": 5}, {"text": "x" * 100_001}]
+    "body",
+    [
+        {},
+        {"text": ""},
+        {"text": "   "},
+        {"text": 5},
+        {"text": "x" * (100 * 1024)},
+        {"text": "\u0000" * 20_000},
+    ],
 )
 def test_bad_turn_text_is_refused_and_changes_nothing(body: dict[str, object]) -> None:
     w = world()

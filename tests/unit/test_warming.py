@@ -316,3 +316,13 @@ def test_a_turn_whose_prefix_is_below_the_minimum_cacheable_length_books_no_warm
     longer = Usage(input_tokens=900, output_tokens=200)
     state, effects = decide(state, TurnSealed(T0, T0 + 9 * S, longer, terms), T0 + 9 * S)
     assert state.status == "scheduled" and arms(effects)  # a long enough prefix warms again
+
+
+def test_a_new_interval_during_a_warm_is_pushed_by_the_warms_completion_not_before() -> None:
+    state = enabled_state()
+    target = state.next_warm_at or 0
+    claimed, _ = decide(state, TickDue(state.seq, target, TERMS), target)
+    changed, effects = decide(claimed, SetInterval(45), target + 100)
+    assert changed.interval_seconds == 45 and effects == []
+    done, effects = decide(changed, WarmFinished(state.seq, target, TERMS, READ), target + 400)
+    assert PushUpdate() in effects and done.next_warm_at == target + 45 * S

@@ -51,7 +51,8 @@ class TurnStarted:
 class TurnSealed:
     started_at: int
     sealed_at: int
-    usage: Usage
+    # None when the stream was cut before the API reported it (the deadline): sizes unknown.
+    usage: Usage | None
     terms: ModelTerms
 
 

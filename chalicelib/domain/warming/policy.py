@@ -137,7 +137,12 @@ def _set_interval(state: WarmingState, seconds: int, now: int) -> Decision:
     state = replace(state, interval_seconds=seconds)
     if state.status == "scheduled" and not state.rebuild and state.last_refresh_at is not None:
         return _arm(state, max(now, state.last_refresh_at + seconds * 1000))
-    # Off, paused, or a warm in flight (its completion books from the new interval).
+    if state.status == "warming" or state.rebuild:
+        # A warm is in flight or due at once (a rebuild): its completion books from the new
+        # interval and pushes that. A push now would only show the in-flight state, whose
+        # `nextWarmAt` is already past.
+        return state, []
+    # Off or paused: the new interval shows at once.
     return state, [PushUpdate()]
 
 
@@ -216,21 +221,27 @@ def _turn_started(state: WarmingState, at: int) -> Decision:
 
 
 def _turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
+    usage = sealed.usage
     state = replace(
         state,
         turn_started_at=None,
         has_prefix=True,
         last_refresh_at=max(sealed.started_at, state.last_refresh_at or 0),
-        # The next prompt's cacheable prefix: this turn's prompt plus its reply.
-        prefix_tokens=sealed.usage.prompt_tokens + sealed.usage.output_tokens,
         idle_warms=0,
         consecutive_errors=0,
         last_error=None,
-        stats=replace(state.stats, last_cache_pct=sealed.usage.cache_hit_pct),
     )
+    if usage is not None:
+        state = replace(
+            state,
+            # The next prompt's cacheable prefix: this turn's prompt plus its reply.
+            prefix_tokens=usage.prompt_tokens + usage.output_tokens,
+            stats=replace(state.stats, last_cache_pct=usage.cache_hit_pct),
+        )
     if not state.enabled or state.closed:
         return state, [PushUpdate()]
-    if state.prefix_tokens is not None and state.prefix_tokens < sealed.terms.min_cacheable_tokens:
+    prefix = state.prefix_tokens if usage is not None else None
+    if prefix is not None and prefix < sealed.terms.min_cacheable_tokens:
         # Below the model's minimum cacheable length: a warm would be billed and cache nothing.
         return _stop(state, "not-cacheable")
     # The turn refreshed the cache at its start; a long turn must not push the warm past expiry.
