@@ -3,13 +3,12 @@ never counted as delivered, and one socket's failure never affects another's pus
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import msgspec
 
 from tests.fakes.ports import MAX_PUSH_BYTES, World, world
-from tests.helpers import OWNER, chat_subscribe, events, invoke, subscribe
+from tests.helpers import OWNER, chat_subscribe, invoke, subscribe
 
 
 def sizes(w: World, connection_id: str) -> list[int]:
