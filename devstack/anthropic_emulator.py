@@ -13,7 +13,9 @@ definition counts the text of its canonical JSON (keys sorted, compact separator
 removed); any other block (``tool_use``, ``tool_result``, ``thinking``...) counts its canonical JSON
 the same way. Images and documents are refused with a 400. The generated reply is ``reply_tokens``
 words from a fixed list, chosen from a hash of the last user message; one word is one output token
-and one streamed ``text_delta``.
+and one streamed ``text_delta``. ``reply_text`` (admin API) replaces the generated words with a
+fixed text, one whitespace-led piece per token, so tests can see how a front end renders a given
+reply (Markdown, hostile HTML).
 
 Cache model
 -----------
@@ -49,10 +51,11 @@ Time comes from ``EmulatorConfig.clock`` (wall time by default) plus an offset t
 ``AnthropicEmulator.advance`` (or ``POST /_emulator/advance``) moves forward, so TTL expiry is tested
 without waiting. Stream pacing uses real time.
 
-Admin API (no API key needed): ``POST /_emulator/advance {"seconds": n}``, ``POST /_emulator/config``
-(``tokens_per_second``, ``reply_tokens``, ``min_cacheable``, ``fault``), ``GET /_emulator/stats``,
-``GET /_emulator/cache``, ``GET /_emulator/health``, ``POST /_emulator/reset`` (cache and fault;
-``{"stats": true}`` also clears the stats).
+Admin API (no API key needed): ``POST /_emulator/advance {"seconds": n}``,
+``POST /_emulator/config`` (``tokens_per_second``, ``reply_tokens``, ``reply_text``,
+``min_cacheable``, ``fault``), ``GET /_emulator/stats``, ``GET /_emulator/cache``,
+``GET /_emulator/health``, ``POST /_emulator/reset`` (cache and fault; ``{"stats": true}`` also
+clears the stats).
 
 Run in the foreground with ``python -m devstack.anthropic_emulator --port 25204``.
 """
@@ -65,6 +68,7 @@ import copy
 import hashlib
 import itertools
 import json
+import re
 import selectors
 import signal
 import socket
@@ -492,6 +496,11 @@ def parse_messages_request(
     return MessagesRequest(model, max_tokens, stream, blocks, tool_choice, thinking, seed_text)
 
 
+def reply_pieces(text: str, limit: int) -> list[str]:
+    """A fixed reply cut into streamed pieces: each word with the whitespace before it."""
+    return re.findall(r"\s*\S+", text)[:limit]
+
+
 def generate_reply(seed_text: str, words: int) -> list[str]:
     """``words`` deterministic words chosen from ``WORDS`` by hashing ``seed_text``."""
     seed = hashlib.sha256(seed_text.encode()).digest()
@@ -666,6 +675,8 @@ class EmulatorConfig:
     require_api_key: bool = True
     clock: Callable[[], float] = time.time
     verbose: bool = False
+    # A fixed reply instead of generated words (None: generated).
+    reply_text: str | None = None
 
     def min_cacheable_for(self, model: str) -> int:
         """The minimum prefix length (tokens) that ``model`` caches."""
@@ -687,6 +698,7 @@ class EmulatorConfig:
             "lookback_blocks": self.lookback_blocks,
             "max_breakpoints": self.max_breakpoints,
             "require_api_key": self.require_api_key,
+            "reply_text": self.reply_text,
         }
 
 
@@ -974,7 +986,13 @@ class _Handler(BaseHTTPRequestHandler):
         )
         reply_tokens = config.reply_tokens
         tokens_per_second = config.tokens_per_second
-        words = generate_reply(request.seed_text, min(request.max_tokens, reply_tokens))
+        if config.reply_text is not None:
+            pieces = reply_pieces(config.reply_text, request.max_tokens)
+            reply_tokens = len(reply_pieces(config.reply_text, 1 << 30))
+        else:
+            generated = generate_reply(request.seed_text, min(request.max_tokens, reply_tokens))
+            pieces = [word if i == 0 else " " + word for i, word in enumerate(generated)]
+        words = pieces
         stop_reason = "max_tokens" if request.max_tokens < reply_tokens else "end_turn"
         record["usage"] = plan.usage(0 if request.stream else len(words))
         emu.record(record)
@@ -1003,7 +1021,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "type": "message",
                     "role": "assistant",
                     "model": request.model,
-                    "content": [{"type": "text", "text": " ".join(words)}] if words else [],
+                    "content": [{"type": "text", "text": "".join(words)}] if words else [],
                     "stop_reason": stop_reason,
                     "stop_sequence": None,
                     "usage": plan.usage(len(words)),
@@ -1075,7 +1093,7 @@ class _Handler(BaseHTTPRequestHandler):
                     {
                         "type": "content_block_delta",
                         "index": 0,
-                        "delta": {"type": "text_delta", "text": word if i == 0 else " " + word},
+                        "delta": {"type": "text_delta", "text": word},
                     },
                 )
                 sent += 1
@@ -1260,7 +1278,13 @@ class AnthropicEmulator:
 
     def apply_config(self, changes: dict[str, Any]) -> None:
         """Apply the admin API's ``/_emulator/config`` body (raises ValueError/TypeError)."""
-        unknown = set(changes) - {"tokens_per_second", "reply_tokens", "min_cacheable", "fault"}
+        unknown = set(changes) - {
+            "tokens_per_second",
+            "reply_tokens",
+            "reply_text",
+            "min_cacheable",
+            "fault",
+        }
         if unknown:
             raise ValueError(f"unknown config fields: {sorted(unknown)}")
         if "tokens_per_second" in changes:
@@ -1273,6 +1297,11 @@ class AnthropicEmulator:
             if isinstance(reply, bool) or not isinstance(reply, int) or reply < 1:
                 raise ValueError("reply_tokens must be an integer >= 1")
             self.config.reply_tokens = reply
+        if "reply_text" in changes:
+            text = changes["reply_text"]
+            if text is not None and (not isinstance(text, str) or not text.strip()):
+                raise ValueError("reply_text must be a non-empty string or null")
+            self.config.reply_text = text
         if "min_cacheable" in changes:
             minimum = changes["min_cacheable"]
             if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, int)):
