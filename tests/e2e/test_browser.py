@@ -88,15 +88,17 @@ def _api(
         return answer
 
 
-def _post_json(url: str, body: dict[str, Any], method: str = "POST") -> int:
+def _emulator_config(endpoints: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Change the Anthropic emulator's configuration (its admin API); returns the new one."""
     request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        method=method,
+        endpoints["anthropicUrl"] + "/_emulator/config",
+        data=json.dumps(changes).encode(),
+        method="POST",
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status
+        config: dict[str, Any] = json.loads(response.read())
+        return config
 
 
 def _gateway_connections(endpoints: dict[str, Any], user_agent: str) -> list[str]:
@@ -341,8 +343,7 @@ def test_existing_conversations_open_with_their_live_panel(
 def test_coming_back_after_the_browser_was_closed(
     devstack: dict[str, Any], browser: Browser
 ) -> None:
-    emulator_config = devstack["anthropicUrl"] + "/_emulator/config"
-    assert _post_json(emulator_config, {"reply_text": MARKDOWN_REPLY}) == 200
+    _emulator_config(devstack, {"reply_text": MARKDOWN_REPLY})
     try:
         session = Session(browser, devstack, "browser-test/before")
         page = session.page
@@ -356,7 +357,7 @@ def test_coming_back_after_the_browser_was_closed(
         reply = page.locator("[data-testid=message-assistant][data-status=sealed]")
         expect(reply).to_have_count(1, timeout=30_000)
     finally:
-        _post_json(emulator_config, {"reply_text": None})
+        _emulator_config(devstack, {"reply_text": None})
 
     # The reply is rendered Markdown; its HTML stayed text and its script never ran.
     text = reply.locator(".msg-text")
@@ -442,3 +443,40 @@ def test_coming_back_after_the_browser_was_closed(
     conversation = _api(devstack, "GET", f"/conversations/{conversation_id}")
     assert conversation["warming"]["enabled"] is False
     assert errors_before == [] and back.errors == [], (errors_before, back.errors)
+
+
+def test_a_reply_too_large_for_one_frame_still_ends_on_the_page(
+    devstack: dict[str, Any], browser: Browser
+) -> None:
+    """API Gateway refuses pushes over 128 KB (the local gateway too). The backend sends a
+    sealed reply whole in one `turn-sealed` frame, so a long reply's end never reaches the page:
+    the page notices the quiet turn and reads it over HTTP."""
+    words = 1000  # within the page's conversations' 1,024 max tokens: one word, one token
+    big_reply = " ".join(f"w{i:04d}" + "x" * 145 for i in range(words))
+    assert len(big_reply.encode()) > 128 * 1024
+    pace = _emulator_config(devstack, {})["tokens_per_second"]
+    _emulator_config(devstack, {"reply_text": big_reply, "tokens_per_second": 0})
+    try:
+        session = Session(browser, devstack, "browser-test/large-reply")
+        page = session.page
+        page.get_by_test_id("new-conversation").click()
+        expect(page.get_by_test_id("tab")).to_have_count(1)
+        conversation_id = page.get_by_test_id("tab").get_attribute("data-conversation-id")
+        page.get_by_test_id("composer").fill("A very long answer, please.")
+        page.get_by_test_id("send").click()
+        reply = page.locator("[data-testid=message-assistant][data-status=sealed]")
+        expect(reply).to_have_count(1, timeout=30_000)
+    finally:
+        _emulator_config(devstack, {"reply_text": None, "tokens_per_second": pace})
+    shown = reply.locator(".msg-text").inner_text()
+    assert shown.replace("\n", " ").split() == big_reply.split()
+    # The scenario did hit the limit: the gateway refused at least one push with a 413.
+    log = Path(devstack["stderrLog"]).read_text(errors="replace")
+    assert "PayloadTooLargeException" in log
+    page.get_by_test_id("tab-close").click()
+    expect(page.get_by_test_id("tab")).to_have_count(0)
+    session.close()
+    assert _api(devstack, "GET", f"/conversations/{conversation_id}")["turns"][0]["status"] == (
+        "sealed"
+    )
+    assert session.errors == [], session.errors
