@@ -7,17 +7,21 @@
  * renders it. The page reads {httpUrl, wsUrl, token, anthropic, wsLimits} from
  * /devstack/config.json.
  */
-import {
-  CacheWarmingClient,
-  ClientError,
-  HttpApi,
-  SURFACE_ID,
-  TIMER_COMPONENT,
-  countdown,
-  formatAgo,
-  formatDuration,
-} from "/client/index.js";
-import { renderMarkdown } from "/client/markdown.js";
+
+// The client package's build, served from clients/js/dist. Imported dynamically so that a stack
+// started without building it (`python -m devstack` instead of `make up`) says so on the page.
+const [lib, markdown] = await Promise.all([
+  import("/client/index.js"),
+  import("/client/markdown.js"),
+]).catch((error) => {
+  document.querySelector(".conn-text").textContent = "client package missing";
+  document.querySelector("[data-testid=connection]").dataset.state = "down";
+  document.querySelector("[data-testid=panel-body]").textContent =
+    "The page could not load the client package (clients/js/dist): run `make client`, or start the stack with `make up`.";
+  throw error;
+});
+const { CacheWarmingClient, ClientError, HttpApi, SURFACE_ID, TIMER_COMPONENT, countdown, formatAgo } = lib;
+const { renderMarkdown } = markdown;
 
 // -----------------------------------------------------------------------------------------------
 // Constants
