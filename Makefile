@@ -8,11 +8,11 @@ PYTEST_WORKERS ?= auto
 CLIENT := clients/js
 CLIENT_DEPS := $(CLIENT)/node_modules/.installed
 
-.PHONY: venv client test unit lint up bench package deploy clean
+.PHONY: venv client test unit lint up bench conformance package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade "pip<26.3"  # chalice 1.34 requires pip<26.3
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
@@ -43,6 +43,15 @@ up: $(STAMP) client
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The model adapter's contract against the real Anthropic API (the emulator run is in make test).
+# CONFORMANCE_MODELS=a,b picks the models (default: the product's default model).
+conformance: $(STAMP)
+	@if [ -z "$$ANTHROPIC_API_KEY" ]; then \
+		echo "make conformance: ANTHROPIC_API_KEY is not set; nothing was sent."; \
+	else \
+		CONFORMANCE_TARGET=anthropic $(BIN)/python -m pytest -p no:cacheprovider -s tests/conformance; \
+	fi
 
 package: $(STAMP)
 	BIN=$(BIN) infra/package.sh $(or $(STAGE),dev)

@@ -1,46 +1,30 @@
-"""Chalice wiring only: each handler parses, calls one service, and responds."""
+"""Chalice wiring only: each handler parses its input at the edge, calls one use case, responds."""
 
 from __future__ import annotations
 
 import functools
-import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from chalice.app import Chalice, Response, WebsocketEvent
 
-from chalicelib import auth, bootstrap, views
-from chalicelib.domain.protocol import ProtocolError, unexpected
+from chalicelib import auth, bootstrap
+from chalicelib.domain.errors import Refused
 from chalicelib.logs import emit_turn_metrics, log_tick
+from chalicelib.wire import commands, views
+from chalicelib.wire.errors import STATUS, http_body, refusal_of
+from chalicelib.wire.frames import conversation_id_of
 
 app = Chalice(app_name="cache-warming")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
-app.log.setLevel(logging.INFO)
+app.log.setLevel("INFO")
 
 
 # --- HTTP -----------------------------------------------------------------------------------
 
 
-def _error(error: ProtocolError) -> Response:
-    return Response(
-        status_code=error.http_status,
-        body={"error": {"code": error.code, "message": error.message}},
-        headers={"Content-Type": "application/json"},
-    )
-
-
-def _json_body() -> dict[str, Any]:
-    raw = app.current_request.raw_body if app.current_request else b""
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ProtocolError("bad_json", "the body is not valid JSON") from error
-    if not isinstance(body, dict):
-        raise ProtocolError("bad_json", "the body must be a JSON object")
-    return body
+def _body() -> dict[str, Any]:
+    return commands.decode_body(app.current_request.raw_body if app.current_request else None)
 
 
 def _owner() -> str:
@@ -49,17 +33,21 @@ def _owner() -> str:
 
 
 def api(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Map ProtocolError to the documented `{"error": {"code", "message"}}` response."""
+    """Every refusal and failure as the documented `{"error": {"code", "message"}}` response."""
 
     @functools.wraps(handler)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         try:
             return handler(*args, **kwargs)
-        except ProtocolError as error:
-            return _error(error)
         except Exception as error:  # the client gets a stable code, the log the trace
-            app.log.exception("request failed")
-            return _error(unexpected(error))
+            if not isinstance(error, Refused):
+                app.log.exception("request failed")
+            refusal = refusal_of(error)
+            return Response(
+                status_code=STATUS[refusal.code],
+                body=http_body(refusal),
+                headers={"Content-Type": "application/json"},
+            )
 
     return wrapped
 
@@ -72,7 +60,8 @@ def health() -> dict[str, str]:
 @app.route("/conversations", methods=["POST"], cors=True)
 @api
 def create_conversation() -> Response:
-    conversation = bootstrap.services().create_conversation(_owner(), _json_body())
+    command = commands.create_conversation(_body())
+    conversation = bootstrap.services().create_conversation(_owner(), command)
     return Response(status_code=201, body=views.conversation_view(conversation))
 
 
@@ -86,30 +75,32 @@ def list_conversations() -> dict[str, Any]:
 @app.route("/conversations/{conversation_id}", methods=["GET"], cors=True)
 @api
 def get_conversation(conversation_id: str) -> dict[str, Any]:
-    conversation, turns = bootstrap.services().get_conversation(_owner(), conversation_id)
+    owner, cid = _owner(), conversation_id_of(conversation_id)
+    conversation, turns = bootstrap.services().get_conversation(owner, cid)
     return views.conversation_detail(conversation, turns)
 
 
 @app.route("/conversations/{conversation_id}/turns", methods=["POST"], cors=True)
 @api
 def start_turn(conversation_id: str) -> Response:
-    owner = _owner()
-    turn = bootstrap.services().start_turn(owner, conversation_id, _json_body())
+    owner, cid = _owner(), conversation_id_of(conversation_id)
+    turn = bootstrap.services().start_turn(owner, cid, commands.start_turn(_body()))
     return Response(status_code=202, body={"turnId": turn.turn_id, "index": turn.index})
 
 
 @app.route("/conversations/{conversation_id}/cancel", methods=["POST"], cors=True)
 @api
 def cancel_turn(conversation_id: str) -> dict[str, Any]:
-    aborting = bootstrap.services().cancel(_owner(), conversation_id)
-    return {"conversationId": conversation_id, "aborting": aborting}
+    owner, cid = _owner(), conversation_id_of(conversation_id)
+    aborting = bootstrap.services().cancel(owner, cid)
+    return {"conversationId": cid, "aborting": aborting}
 
 
 @app.route("/conversations/{conversation_id}/close", methods=["POST"], cors=True)
 @api
 def close_conversation(conversation_id: str) -> dict[str, Any]:
-    conversation = bootstrap.services().close(_owner(), conversation_id)
-    return views.conversation_view(conversation)
+    owner, cid = _owner(), conversation_id_of(conversation_id)
+    return views.conversation_view(bootstrap.services().close(owner, cid))
 
 
 # --- WebSocket ------------------------------------------------------------------------------
@@ -120,7 +111,7 @@ def connect(event: WebsocketEvent) -> Response | None:
     query = event.to_dict().get("queryStringParameters") or {}
     try:
         owner = bootstrap.verifier().verify(query.get("token"))
-    except ProtocolError:
+    except Refused:
         return Response(status_code=401, body="")
     bootstrap.services().connect(event.connection_id, owner)
     return None

@@ -4,10 +4,10 @@ In process: the services with the in-memory store and fake timer/sockets, the re
 (the official SDK) against the Anthropic emulator, one warp clock for both (the pattern of
 `tests/integration/test_turns_emulator.py`), so a 44-minute idle stretch takes a second.
 
-A warm's *physical minimum* is reading the whole prefix from cache and generating nothing:
-0.1 x prefix tokens, in base-input-token units. Billed = input + 1.25 x 5m cache writes
-+ 0.1 x cache reads + 5 x output (Sonnet's output/input price ratio), from the emulator's usage
-(it counts ceil(chars / 4) tokens). Prefixes of ~2k, ~20k and ~150k tokens (system prompt up to
+A warm's *physical minimum* is reading the whole prefix from cache, sending the documented
+placeholder user message (the pre-warm shape; a few uncached input tokens) and generating nothing.
+Billed and minimum are priced with the model's own rates from `genai-prices` (Sonnet 4.6: reads at
+0.1x input), from the emulator's usage (it counts ceil(chars / 4) tokens). Prefixes of ~2k, ~20k and ~150k tokens (system prompt up to
 its 200,000-character limit, the rest as sealed turns of up to 100,000 characters).
 
 Break-even: an idle conversation warms until it pauses at the idle budget; its total warm cost is
@@ -17,10 +17,12 @@ warming was avoiding. Target: no more than one re-write.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from bench.common import Report
-from chalicelib.domain.pricing import CACHE_READ, CACHE_WRITE_5M, Usage, cost_usd, price_for
+from chalicelib.adapters.prices import GenaiPriceBook
+from chalicelib.domain.pricing import Usage
 from tests.fakes.ports import WarpClock
 
 NAME = "cost"
@@ -30,18 +32,24 @@ TURN_LIMIT_CHARS = 100_000
 REPLY_TOKENS = 40
 OWNER = "bench"
 MODEL = "claude-sonnet-4-6"
+PRICES = GenaiPriceBook()
+# Today's prices: the emulator's clock is warped, prices are not.
+PRICED_AT = int(time.time() * 1000)
 
 
-def billed_units(usage: dict[str, Any]) -> float:
-    price = price_for(MODEL)
-    creation_1h = usage.get("cache_creation_1h_input_tokens") or 0
-    return (
-        usage["input_tokens"]
-        + CACHE_WRITE_5M * (usage["cache_creation_input_tokens"] - creation_1h)
-        + 2.0 * creation_1h
-        + CACHE_READ * usage["cache_read_input_tokens"]
-        + usage["output_tokens"] * price.output / price.input
-    )
+def usage_of(raw: dict[str, Any]) -> Usage:
+    return Usage(**{k: v for k, v in raw.items() if k in Usage.__dataclass_fields__})
+
+
+def billed_usd(usage: dict[str, Any]) -> float:
+    return PRICES.cost_usd(MODEL, usage_of(usage), PRICED_AT)
+
+
+def minimum_usd(usage: dict[str, Any]) -> float:
+    """Read the whole cached prefix, send the placeholder, generate nothing."""
+    prefix = usage["cache_read_input_tokens"] + usage["cache_creation_input_tokens"]
+    ideal = Usage(cache_read_input_tokens=prefix, input_tokens=usage["input_tokens"])
+    return PRICES.cost_usd(MODEL, ideal, PRICED_AT)
 
 
 def prefix_tokens(usage: dict[str, Any]) -> int:
@@ -75,7 +83,7 @@ def _one_size(tokens: int) -> dict[str, Any]:
     from chalicelib.adapters.model import AnthropicModel
     from chalicelib.domain.warming import Toggle
     from chalicelib.services import Limits
-    from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig
+    from devstack.anthropic import AnthropicEmulator, EmulatorConfig
     from tests.fakes.ports import world
 
     clock = WarpClock()
@@ -111,14 +119,14 @@ def _one_size(tokens: int) -> dict[str, Any]:
         return {
             "warms": warms,
             "status": final.warming.status,
-            "budget": final.warming.idle_budget,
+            "budget": w.services.terms(final, PRICED_AT).idle_budget,
             "turns": len(turns),
         }
 
 
 def run() -> Report:
     report = Report(NAME)
-    price = price_for(MODEL)
+    rates = PRICES.cache_rates(MODEL, PRICED_AT)
     for tokens in SIZES:
         result = _one_size(tokens)
         warms: list[dict[str, Any]] = result["warms"]
@@ -126,7 +134,7 @@ def run() -> Report:
             report.note(f"~{tokens} tokens: only {len(warms)} warms")
             continue
         prefix = prefix_tokens(warms[-1])
-        ratios = [billed_units(u) / (CACHE_READ * prefix_tokens(u)) for u in warms]
+        ratios = [billed_usd(u) / minimum_usd(u) for u in warms]
         later = ratios[1:]
         label = f"~{prefix / 1000:.1f}k-token prefix ({result['turns']} turns)"
         print(
@@ -138,7 +146,7 @@ def run() -> Report:
             f"{label}: warm #1 after the turn, billed ÷ minimum",
             ratios[0],
             reference=1.0,
-            reference_label="0.1 x prefix",
+            reference_label="read of the prefix + placeholder",
             note=f"writes the last reply ({warms[0]['cache_creation_input_tokens']} tokens)",
         )
         worst = max(later)
@@ -146,15 +154,12 @@ def run() -> Report:
             f"{label}: warms #2-#{len(warms)}, worst billed ÷ minimum",
             worst,
             reference=1.0,
-            reference_label="0.1 x prefix",
+            reference_label="read of the prefix + placeholder",
             target="1.00",
             met=abs(worst - 1.0) < 0.005,
         )
-        usages = [
-            Usage(**{k: v for k, v in u.items() if k in Usage.__dataclass_fields__}) for u in warms
-        ]
-        total = sum(cost_usd(MODEL, u) for u in usages)
-        rewrite = CACHE_WRITE_5M * prefix * price.input / 1_000_000
+        total = sum(billed_usd(u) for u in warms)
+        rewrite = rates.cache_write_5m * prefix / 1_000_000
         report.add(
             f"{label}: idle warms until '{result['status']}' (budget {result['budget']}), "
             "total cost",

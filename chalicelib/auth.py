@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chalicelib.domain.protocol import ProtocolError
+from chalicelib.domain.errors import Refused
 
 if TYPE_CHECKING:
     import jwt
@@ -26,11 +26,11 @@ LEEWAY_S = 30
 
 class TokenVerifier(Protocol):
     def verify(self, token: str | None) -> str:
-        """The token's subject; ProtocolError('unauthorized') for anything else."""
+        """The token's subject; Refused('unauthorized') for anything else."""
 
 
-def _refuse(reason: str = "a valid bearer token is required") -> ProtocolError:
-    return ProtocolError("unauthorized", reason)
+def _refuse(reason: str = "a valid bearer token is required") -> Refused:
+    return Refused("unauthorized", reason)
 
 
 def _subject(claims: dict[str, Any]) -> str:

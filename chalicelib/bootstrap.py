@@ -1,8 +1,6 @@
 """Composition root: real adapters, built on first use so moto (or the local stack) can step in.
 
-Nothing here runs at import time: a handler's first call builds what it needs. One lock guards the
-building, because a boto3 session must not create clients from several threads at once (Lambda
-serves one request per container, but the local stack runs handlers in threads).
+Nothing here runs at import time: a handler's first call builds what it needs (`chalicelib.lazy`).
 Tests replace the whole graph with `use(services)`; `reset()` drops everything built.
 """
 
@@ -10,24 +8,24 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import boto3
 
 from chalicelib.adapters.clock import SystemClock
 from chalicelib.adapters.lambdas import AsyncInvoker
+from chalicelib.adapters.secrets import SecretString
 from chalicelib.adapters.sockets import ManagementApiSockets
 from chalicelib.adapters.store import DynamoStore
 from chalicelib.adapters.timer import PreciseTimer
 from chalicelib.auth import JwksVerifier, SharedSecretVerifier, TokenVerifier
 from chalicelib.config import settings
-from chalicelib.ports import Model
+from chalicelib.lazy import Lazy
+from chalicelib.ports import Model, PriceBook
 from chalicelib.services import Ports, Services
 
-T = TypeVar("T")
-
-_lock = threading.RLock()
+# A boto3 session must not create clients from several threads at once.
+_session_lock = threading.Lock()
 _override: Services | None = None
 
 
@@ -38,55 +36,29 @@ def use(services: Services) -> None:
 
 def reset() -> None:
     global _override
-    with _lock:
-        _override = None
-        for lazy in (_real, verifier, _model, _session):
-            lazy.clear()
-        settings.cache_clear()
-
-
-class _Lazy(Generic[T]):
-    """A value built once, on first use, under the composition root's lock."""
-
-    def __init__(self, build: Callable[[], T]) -> None:
-        self._build = build
-        self._value: T | None = None
-
-    def __call__(self) -> T:
-        with _lock:
-            if self._value is None:
-                self._value = self._build()
-            return self._value
-
-    def clear(self) -> None:
-        with _lock:
-            self._value = None
+    _override = None
+    for lazy in (_real, verifier, _model, _prices, _session):
+        lazy.clear()
+    settings.cache_clear()
 
 
 def services() -> Services:
     return _override or _real()
 
 
-@_Lazy
-def verifier() -> TokenVerifier:
+def _verifier() -> TokenVerifier:
     config = settings()
     if config.jwt_jwks_url:
         return JwksVerifier(config.jwt_jwks_url, config.jwt_issuer, config.jwt_audience or None)
     return SharedSecretVerifier(config.jwt_secret)
 
 
-@_Lazy
-def _session() -> boto3.session.Session:
-    return boto3.session.Session()
-
-
 def _client(service: str, **options: Any) -> Any:
-    with _lock:
+    with _session_lock:
         return _session().client(service, **options)  # type: ignore[call-overload]
 
 
-@_Lazy
-def _real() -> Services:
+def _build() -> Services:
     config = settings()
     invoker = AsyncInvoker(lambda: _client("lambda"), config.generate_function_arn)
     timer = PreciseTimer(
@@ -106,6 +78,7 @@ def _real() -> Services:
         clock=SystemClock(),
         model=_model,
         invoker=lambda: invoker,
+        prices=_prices,
         new_id=lambda: uuid.uuid4().hex,
         default_model=config.default_model,
         default_system=config.default_system_prompt,
@@ -114,8 +87,7 @@ def _real() -> Services:
     return Services(ports)
 
 
-@_Lazy
-def _model() -> Model:
+def _build_model() -> Model:
     # Imported here: the anthropic SDK is only loaded by the warm and generate functions.
     from chalicelib.adapters.model import AnthropicModel
 
@@ -123,10 +95,25 @@ def _model() -> Model:
     return AnthropicModel.from_settings(_anthropic_key(), config.anthropic_base_url or None)
 
 
+def _build_prices() -> PriceBook:
+    # Imported here: the price library (pydantic + its data) loads only where costs are computed.
+    from chalicelib.adapters.prices import GenaiPriceBook
+
+    return GenaiPriceBook()
+
+
 def _anthropic_key() -> str:
     config = settings()
     if config.anthropic_api_key or not config.anthropic_api_key_secret_id:
         return config.anthropic_api_key
-    # The deployed stack keeps the key in Secrets Manager, read once per container.
-    secret = _client("secretsmanager").get_secret_value(SecretId=config.anthropic_api_key_secret_id)
-    return str(secret["SecretString"])
+    # The deployed stack keeps the key in Secrets Manager.
+    return SecretString(
+        lambda: _client("secretsmanager"), config.anthropic_api_key_secret_id
+    ).read()
+
+
+_session: Lazy[boto3.session.Session] = Lazy(boto3.session.Session)
+_real: Lazy[Services] = Lazy(_build)
+verifier: Lazy[TokenVerifier] = Lazy(_verifier)
+_model: Lazy[Model] = Lazy(_build_model)
+_prices: Lazy[PriceBook] = Lazy(_build_prices)

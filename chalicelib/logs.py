@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
-from chalicelib.services import TickReport
+from chalicelib.services.ticks import TickReport
 
 log = logging.getLogger("cache_warming.ticks")
 

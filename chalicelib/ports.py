@@ -1,6 +1,8 @@
-"""The small interfaces the services need from the outside world.
+"""The small interfaces the use cases need from the outside world, split by concern.
 
 Each has one real adapter in `chalicelib/adapters/` and an in-memory fake in `tests/fakes/`.
+The DynamoDB adapter serves the three storage concerns from one table (`Store`); each use case
+names only the concern it needs.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from chalicelib.domain.conversation import Conversation, Prompt, Turn
-from chalicelib.domain.pricing import Usage
+from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.pricing import CacheRates, Usage
+from chalicelib.domain.prompts import Prompt
 
 Channel = Literal["surface", "chat"]
 
@@ -41,7 +44,9 @@ class Snapshot:
     subscribers: dict[str, list[str]]
 
 
-class Store(Protocol):
+class ConversationStore(Protocol):
+    """Conversations and their turns, written with optimistic concurrency."""
+
     def create_conversation(self, conversation: Conversation) -> None:
         """Raises AlreadyExists if the id is taken."""
 
@@ -65,6 +70,10 @@ class Store(Protocol):
     def load(self, conversation_id: str, now_s: int) -> Snapshot | None:
         """Conversation, turns and live subscribers per channel in one consistent read."""
 
+
+class ConnectionStore(Protocol):
+    """WebSocket connections and their subscriptions to conversations."""
+
     def put_connection(self, connection: Connection) -> None: ...
 
     def get_connection(self, connection_id: str) -> Connection | None: ...
@@ -81,8 +90,14 @@ class Store(Protocol):
     def subscribers(self, conversation_id: str, channel: Channel, now_s: int) -> list[str]:
         """Connection ids subscribed to the conversation's channel, skipping expired ones."""
 
+
+class RateLimits(Protocol):
     def consume(self, bucket: str, window: int, limit: int, expires_at: int) -> bool:
         """Count one hit in `bucket`'s fixed `window`; False (counting nothing) once `limit` is reached."""
+
+
+class Store(ConversationStore, ConnectionStore, RateLimits, Protocol):
+    """All three storage concerns: what the composition root hands out."""
 
 
 class Timer(Protocol):
@@ -130,9 +145,22 @@ class Model(Protocol):
         and the partial text returned with `aborted=True`. Raises ModelError."""
 
 
+class PriceBook(Protocol):
+    def cost_usd(self, model: str, usage: Usage, at_ms: int) -> float:
+        """What the API bills for `usage` on `model` at that time."""
+
+    def cache_rates(self, model: str, at_ms: int, prompt_tokens: int = 0) -> CacheRates:
+        """The model's input-side rates for a prompt of that size at that time."""
+
+
 class Invoker(Protocol):
     def generate(self, conversation_id: str, turn_index: int) -> None:
         """Start the generate function asynchronously."""
+
+
+class FunctionInvoker(Protocol):
+    def invoke(self, function: str, payload: dict[str, Any]) -> None:
+        """Start `function` asynchronously with `payload` (Lambda queues and retries it)."""
 
 
 class Clock(Protocol):

@@ -14,7 +14,7 @@ Scheduler firing       ``devstack.scheduler.SchedulerRunner``     polls moto, in
 Lambda (async invoke)  ``devstack.lambdas.LambdaEmulator``        ``AWS_ENDPOINT_URL_LAMBDA``
 API Gateway WebSocket  ``devstack.gateway.WebSocketGateway``      ``WEBSOCKET_ENDPOINT``
 API Gateway REST       Chalice's local server (``devstack.http``)  (it calls the app directly)
-Anthropic              ``devstack.anthropic_emulator``            ``ANTHROPIC_BASE_URL``
+Anthropic              ``devstack.anthropic``                      ``ANTHROPIC_BASE_URL``
 =====================  =========================================  ===============================
 
 With ``ANTHROPIC_API_KEY`` set in the environment the real Messages API is used instead of the
@@ -286,7 +286,7 @@ class Stack:
     def _start_anthropic(self) -> str:
         if self.real_anthropic:
             return os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
-        from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig
+        from devstack.anthropic import AnthropicEmulator, EmulatorConfig
 
         config = EmulatorConfig(
             tokens_per_second=self.options.tokens_per_second,

@@ -20,12 +20,16 @@ from moto.core.exceptions import JsonRESTError
 import app as application
 from chalicelib import auth, bootstrap
 from chalicelib.adapters.lambdas import AsyncInvoker
+from chalicelib.adapters.prices import GenaiPriceBook
 from chalicelib.adapters.sockets import ManagementApiSockets
 from chalicelib.adapters.store import DynamoStore, create_table
 from chalicelib.adapters.timer import PreciseTimer
 from chalicelib.services import Ports, Services
 from tests.conftest import SCHEDULE_GROUP, SESSION, TABLE_NAME
 from tests.fakes.ports import FakeClock, FakeModel
+
+# The real price library: pure data, loaded once per test process.
+PRICES = GenaiPriceBook()
 
 API_ID = "abc123"
 STAGE = "api"
@@ -181,6 +185,7 @@ def build(clock: FakeClock | None = None) -> MotoStack:
             clock=clock,
             model=lambda: model,
             invoker=lambda: invoker,
+            prices=lambda: PRICES,
             new_id=lambda: uuid.uuid4().hex,
         )
     )

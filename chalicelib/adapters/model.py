@@ -10,11 +10,11 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.domain.conversation import Prompt
 from chalicelib.domain.pricing import Usage
+from chalicelib.domain.prompts import Prompt
 from chalicelib.ports import ModelError, StreamResult
 
 if TYPE_CHECKING:
@@ -52,12 +52,16 @@ def usage_from(raw: Any) -> Usage:
 
 
 def error_code(error: Exception) -> str:
+    """Our stable code for an SDK error (the SDK's classes, anthropic 2.10.0 `_exceptions.py`)."""
     import anthropic
 
     if isinstance(error, anthropic.RateLimitError):
         return "rate_limited"
     if isinstance(error, anthropic.APITimeoutError):
         return "timeout"
+    if isinstance(error, anthropic.NotFoundError):
+        # An unknown or retired model id (404 not_found_error), or one this key cannot use.
+        return "model_unavailable"
     if isinstance(error, anthropic.APIStatusError) and error.status_code == 529:
         return "overloaded"
     if isinstance(error, anthropic.APIStatusError) and 400 <= error.status_code < 500:
@@ -82,8 +86,10 @@ class AnthropicModel:
         self.client = client
         # A warm that takes longer than this is late for its timer anyway.
         self.warm_timeout_s = warm_timeout_s
-        # Some API versions or models refuse max_tokens=0; then 1 is the cheapest warm.
-        self._warm_max_tokens = 0
+        # Models that refused `max_tokens: 0`. Whether models that always think accept it is not
+        # documented (docs/models.md): such a model is warmed with max_tokens 1 instead, the
+        # cheapest request that still reads the same prefix.
+        self._no_zero_max_tokens: set[str] = set()
 
     @classmethod
     def from_settings(cls, api_key: str, base_url: str | None) -> AnthropicModel:
@@ -92,17 +98,19 @@ class AnthropicModel:
         return cls(anthropic.Anthropic(api_key=api_key or "unset", base_url=base_url or None))
 
     def warm(self, prompt: Prompt) -> Usage:
+        """One pre-warm request (not streamed: `max_tokens: 0` is refused with `stream`)."""
         import anthropic
 
-        request = {**prompt.request(), "max_tokens": self._warm_max_tokens}
+        max_tokens = 1 if prompt.model in self._no_zero_max_tokens else 0
+        request = {**prompt.request(), "max_tokens": max_tokens}
         client = self.client.with_options(timeout=self.warm_timeout_s)
         try:
             message = client.messages.create(**request)
         except anthropic.BadRequestError as error:
-            if self._warm_max_tokens != 0 or "max_tokens" not in str(error):
+            if max_tokens != 0 or "max_tokens" not in str(error):
                 raise ModelError(error_code(error), str(error)) from error
-            log.warning("max_tokens=0 refused; warming with max_tokens=1 from now on")
-            self._warm_max_tokens = 1
+            log.warning("%s refused max_tokens=0; warming it with max_tokens=1", prompt.model)
+            self._no_zero_max_tokens.add(prompt.model)
             return self.warm(prompt)
         except anthropic.AnthropicError as error:
             raise ModelError(error_code(error), str(error)) from error
@@ -117,42 +125,53 @@ class AnthropicModel:
         import anthropic
 
         parts: list[str] = []
-        aborted = threading.Event()
-        finished = threading.Event()
+        watch = _AbortWatch(should_abort)
         try:
-            with self.client.messages.stream(**prompt.request()) as stream:
-
-                def watch() -> None:
-                    # Polls even while no token arrives. The reading thread stops at its next
-                    # token; only a stream that stays silent is closed from here.
-                    while not finished.wait(ABORT_POLL_S):
-                        if should_abort():
-                            aborted.set()
-                            if not finished.wait(STALL_CLOSE_S):
-                                _interrupt(stream.response)
-                            return
-
-                watcher = threading.Thread(target=watch, name="abort-watch", daemon=True)
-                watcher.start()
-                try:
-                    for text in stream.text_stream:
-                        if aborted.is_set():
-                            break
-                        parts.append(text)
-                        on_text(text)
-                    if aborted.is_set():
-                        return StreamResult("".join(parts), None, aborted=True)
-                    final = stream.get_final_message()
-                finally:
-                    finished.set()
-                    watcher.join()
+            with self.client.messages.stream(**prompt.request()) as stream, watch.over(stream):
+                for text in stream.text_stream:
+                    if watch.aborted.is_set():
+                        break
+                    parts.append(text)
+                    on_text(text)
+                if watch.aborted.is_set():
+                    return StreamResult("".join(parts), None, aborted=True)
+                final = stream.get_final_message()
         except anthropic.AnthropicError as error:
-            if aborted.is_set():
+            if watch.aborted.is_set():
                 return StreamResult("".join(parts), None, aborted=True)
             raise ModelError(error_code(error), str(error)) from error
         except Exception as error:
             # Closing the HTTP stream from the watcher surfaces as a transport error here.
-            if aborted.is_set():
+            if watch.aborted.is_set():
                 return StreamResult("".join(parts), None, aborted=True)
             raise ModelError("upstream_error", f"the reply stream broke: {error}") from error
         return StreamResult("".join(parts), usage_from(final.usage), aborted=False)
+
+
+class _AbortWatch:
+    """Polls `should_abort` even while no token arrives. The reading thread stops at its next
+    token; only a stream that stays silent is closed from here."""
+
+    def __init__(self, should_abort: Callable[[], bool]) -> None:
+        self.should_abort = should_abort
+        self.aborted = threading.Event()
+        self._finished = threading.Event()
+
+    @contextlib.contextmanager
+    def over(self, stream: Any) -> Iterator[None]:
+        watcher = threading.Thread(target=self._watch, args=(stream,), name="abort-watch")
+        watcher.daemon = True
+        watcher.start()
+        try:
+            yield
+        finally:
+            self._finished.set()
+            watcher.join()
+
+    def _watch(self, stream: Any) -> None:
+        while not self._finished.wait(ABORT_POLL_S):
+            if self.should_abort():
+                self.aborted.set()
+                if not self._finished.wait(STALL_CLOSE_S):
+                    _interrupt(stream.response)
+                return

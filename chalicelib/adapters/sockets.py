@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from botocore.exceptions import ClientError
 
+from chalicelib.lazy import Lazy
+
 if TYPE_CHECKING:
     from mypy_boto3_apigatewaymanagementapi import ApiGatewayManagementApiClient
 
@@ -17,14 +19,11 @@ log = logging.getLogger("cache_warming")
 
 class ManagementApiSockets:
     def __init__(self, client_factory: Callable[[], ApiGatewayManagementApiClient]) -> None:
-        self._client_factory = client_factory
-        self._client: ApiGatewayManagementApiClient | None = None
+        self._client = Lazy(client_factory)
 
     @property
     def client(self) -> ApiGatewayManagementApiClient:
-        if self._client is None:
-            self._client = self._client_factory()
-        return self._client
+        return self._client()
 
     def post(self, connection_id: str, frame: dict[str, Any]) -> bool:
         try:

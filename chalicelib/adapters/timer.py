@@ -19,18 +19,17 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from chalicelib.adapters.lambdas import AsyncInvoker
+from chalicelib.domain.timing import TIMINGS
+from chalicelib.lazy import Lazy
+from chalicelib.ports import FunctionInvoker
 
 if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
 
 log = logging.getLogger("cache_warming")
 
-SCHEDULER_WINDOW_MS = 59_000
-# Below this lead time a schedule's `at` would be too close to now (or past): invoke directly.
-DIRECT_INVOKE_BELOW_MS = 150_000
-# A tick older than this is useless: the 5-minute cache it was meant to keep is gone.
-MAX_EVENT_AGE_S = 300
+SCHEDULER_WINDOW_MS = TIMINGS.scheduler_window_s * 1000
+DIRECT_INVOKE_BELOW_MS = TIMINGS.direct_invoke_below_s * 1000
 NAME_PREFIX = "warm-"
 _NAME_OK = re.compile(r"^[0-9A-Za-z_.-]+$")
 
@@ -58,7 +57,7 @@ class PreciseTimer:
     def __init__(
         self,
         scheduler_factory: Callable[[], EventBridgeSchedulerClient],
-        invoker: AsyncInvoker,
+        invoker: FunctionInvoker,
         *,
         group: str,
         warm_function_arn: str,
@@ -66,8 +65,7 @@ class PreciseTimer:
         dead_letter_arn: str = "",
         new_token: Callable[[], str] = lambda: secrets.token_hex(4),
     ) -> None:
-        self._scheduler_factory = scheduler_factory
-        self._scheduler: EventBridgeSchedulerClient | None = None
+        self._scheduler = Lazy(scheduler_factory)
         self.invoker = invoker
         self.group = group
         self.warm_function_arn = warm_function_arn
@@ -77,9 +75,7 @@ class PreciseTimer:
 
     @property
     def scheduler(self) -> EventBridgeSchedulerClient:
-        if self._scheduler is None:
-            self._scheduler = self._scheduler_factory()
-        return self._scheduler
+        return self._scheduler()
 
     def arm(self, conversation_id: str, seq: int, target_ms: int, now_ms: int) -> str | None:
         payload = tick_payload(conversation_id, seq, target_ms)
@@ -91,7 +87,10 @@ class PreciseTimer:
             "Arn": self.warm_function_arn,
             "RoleArn": self.role_arn,
             "Input": json.dumps(payload),
-            "RetryPolicy": {"MaximumEventAgeInSeconds": MAX_EVENT_AGE_S, "MaximumRetryAttempts": 3},
+            "RetryPolicy": {
+                "MaximumEventAgeInSeconds": TIMINGS.max_event_age_s,
+                "MaximumRetryAttempts": 3,
+            },
         }
         if self.dead_letter_arn:
             target["DeadLetterConfig"] = {"Arn": self.dead_letter_arn}

@@ -1,20 +1,20 @@
-"""Conversations, turns, and prompt assembly with cache breakpoints (pure).
+"""Conversations and their turns (pure).
 
-The warm must replay exactly the prefix the next turn will read, or it misses the cache. Both
-prompts are therefore built here from the same pieces: the system prompt (breakpoint 1) and the
-sealed history (breakpoint 2 on its last message). A turn adds the new user message (breakpoint 3).
-Only sealed turns enter the prompt; aborted and failed turns stay in the history the user sees.
+A conversation owns its warming state and the bookkeeping of the one turn that may be in flight
+(`active_turn_id`, the abort request, the stream claim). The rules that change them are in
+`turns.py`; the prompts built from them in `prompts.py`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from chalicelib.domain.pricing import Usage
 from chalicelib.domain.warming import Retention, WarmingState
 
 TurnStatus = Literal["generating", "sealed", "aborted", "failed"]
+AbortReason = Literal["cancelled", "closed"]
 
 MAX_TEXT_CHARS = 100_000
 MAX_SYSTEM_CHARS = 200_000  # the conversation item (one DynamoDB item) must stay under 400 KB
@@ -30,12 +30,11 @@ class Conversation:
     model: str
     system: str
     max_tokens: int
-    retention: Retention = "5m"
     warming: WarmingState = field(default_factory=WarmingState)
     turn_count: int = 0
     active_turn_id: str | None = None
     # Set by cancel/close; the generating Lambda polls it and stops the stream.
-    abort_reason: str | None = None
+    abort_reason: AbortReason | None = None
     # Claimed by the generate invocation that streams the active turn: a duplicate invoke backs off.
     streaming: bool = False
     version: int = 0
@@ -43,6 +42,10 @@ class Conversation:
     @property
     def generating(self) -> bool:
         return self.active_turn_id is not None
+
+    @property
+    def retention(self) -> Retention:
+        return self.warming.retention
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class Turn:
     ended_at: int | None = None
     usage: Usage | None = None
     error_code: str | None = None
-    abort_reason: str | None = None
+    abort_reason: AbortReason | None = None
 
     @property
     def turn_id(self) -> str:
@@ -67,66 +70,11 @@ def turn_id(index: int) -> str:
     return f"t{index:06d}"
 
 
-@dataclass(frozen=True)
-class Prompt:
-    model: str
-    max_tokens: int
-    system: list[dict[str, Any]]
-    messages: list[dict[str, Any]]
-
-    def request(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "max_tokens": self.max_tokens,
-            "system": self.system,
-            "messages": self.messages,
-        }
+def turn_index(turn_id: str) -> int:
+    return int(turn_id[1:])
 
 
-def _breakpoint(retention: str) -> dict[str, str]:
-    if retention == "1h":
-        return {"type": "ephemeral", "ttl": "1h"}
-    return {"type": "ephemeral"}
-
-
-def _text(text: str, cache: dict[str, str] | None = None) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "text", "text": text}
-    if cache is not None:
-        block["cache_control"] = cache
-    return block
-
-
-def _prefix(
-    conversation: Conversation, history: list[Turn]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    cache = _breakpoint(conversation.retention)
-    system = [_text(conversation.system, cache)]
-    sealed = [turn for turn in history if turn.status == "sealed"]
-    messages: list[dict[str, Any]] = []
-    for position, turn in enumerate(sealed):
-        last = position == len(sealed) - 1
-        messages.append({"role": "user", "content": [_text(turn.user_text)]})
-        messages.append(
-            {"role": "assistant", "content": [_text(turn.assistant_text, cache if last else None)]}
-        )
-    return system, messages
-
-
-def turn_prompt(conversation: Conversation, history: list[Turn], user_text: str) -> Prompt:
-    system, messages = _prefix(conversation, history)
-    messages.append(
-        {"role": "user", "content": [_text(user_text, _breakpoint(conversation.retention))]}
-    )
-    return Prompt(conversation.model, conversation.max_tokens, system, messages)
-
-
-def warm_prompt(conversation: Conversation, history: list[Turn]) -> Prompt | None:
-    """The prefix the next turn will read, ending on the last sealed reply; None before any."""
-    system, messages = _prefix(conversation, history)
-    if not messages:
-        return None
-    return Prompt(conversation.model, 0, system, messages)
-
-
-def sealed_turn_exists(history: list[Turn]) -> bool:
-    return any(turn.status == "sealed" for turn in history)
+def is_blank(text: str) -> bool:
+    """The API refuses text blocks that are empty or only whitespace: such a text can never be
+    sent in a prompt."""
+    return not text.strip()

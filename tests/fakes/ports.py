@@ -9,11 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.domain.conversation import Prompt
+from chalicelib.adapters.prices import GenaiPriceBook
 from chalicelib.domain.pricing import Usage
+from chalicelib.domain.prompts import Prompt
 from chalicelib.ports import ModelError, StreamResult
 from chalicelib.services import Ports, Services
 from tests.fakes.store import InMemoryStore
+
+# The real price library: pure data, loaded once per test process.
+PRICES = GenaiPriceBook()
 
 START_MS = 1_800_000_000_000
 
@@ -214,6 +218,7 @@ def world(store: Any = None, timer: Any = None, clock: FakeClock | None = None) 
             clock=clock,
             model=lambda: model,
             invoker=lambda: invoker,
+            prices=lambda: PRICES,
             new_id=lambda: f"c{next(ids):04d}",
         )
     )

@@ -20,7 +20,7 @@ import anthropic
 import httpx2
 import pytest
 
-from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig, estimate_tokens
+from devstack.anthropic import AnthropicEmulator, EmulatorConfig, estimate_tokens
 
 MODEL = "claude-sonnet-4-6"  # minimum cacheable prefix: 1024 tokens
 REPLY = 12
@@ -352,16 +352,23 @@ def test_missing_api_key_is_401(emu: AnthropicEmulator) -> None:
     assert payload["error"]["type"] == "authentication_error"
 
 
-def test_final_assistant_message_is_a_prefill(client: anthropic.Anthropic) -> None:
-    message = create(
-        client,
-        model=MODEL,
-        max_tokens=50,
-        messages=[
-            {"role": "user", "content": "Name a colour"},
-            {"role": "assistant", "content": "The colour"},
-        ],
+def test_final_assistant_message_is_a_prefill_only_where_the_model_allows_it(
+    client: anthropic.Anthropic,
+) -> None:
+    conversation = [
+        {"role": "user", "content": "Name a colour"},
+        {"role": "assistant", "content": "The colour"},
+    ]
+    # Claude 4.6 and later refuse a request that ends on an assistant turn.
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        create(client, model=MODEL, max_tokens=50, messages=conversation)
+    assert refused.value.status_code == 400
+    assert refused.value.body["error"]["message"] == (  # type: ignore[index]
+        "This model does not support assistant message prefill. "
+        "The conversation must end with a user message."
     )
+    # Haiku 4.5 still continues a prefill.
+    message = create(client, model="claude-haiku-4-5", max_tokens=50, messages=conversation)
     assert message.stop_reason == "end_turn"
     assert message.usage.input_tokens == estimate_tokens("Name a colour") + estimate_tokens(
         "The colour"
@@ -421,8 +428,10 @@ def test_next_turn_reads_the_old_prefix_by_lookback_and_writes_only_the_new_part
     assert cache_usage(turn3) == (2450, 0, 27)
 
 
-@pytest.mark.parametrize(("extra_blocks", "hit"), [(20, True), (21, False)])
-def test_lookback_reaches_20_blocks_back(
+# The breakpoint's own position is the first of the 20 looked at: an entry 19 positions back is
+# found, one 20 positions back is not.
+@pytest.mark.parametrize(("extra_blocks", "hit"), [(19, True), (20, False)])
+def test_lookback_reaches_20_positions_counting_the_breakpoint(
     client: anthropic.Anthropic, extra_blocks: int, hit: bool
 ) -> None:
     create(
@@ -449,8 +458,10 @@ def test_lookback_reaches_20_blocks_back(
         ("claude-haiku-4-5", 4095, False),
         ("claude-haiku-4-5", 4096, True),
         ("claude-opus-4-5", 2000, False),
-        ("claude-3-haiku-20240307", 2047, False),
-        ("claude-3-haiku-20240307", 2048, True),
+        ("claude-opus-4-7", 2047, False),
+        ("claude-opus-4-7", 2048, True),
+        ("claude-opus-5-5", 511, False),
+        ("claude-opus-5-5", 512, True),
     ],
 )
 def test_prefix_below_the_model_minimum_is_not_cached(

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chalicelib.auth import JwksVerifier, SharedSecretVerifier, bearer, mint
-from chalicelib.domain.protocol import ProtocolError
+from chalicelib.domain.errors import Refused
 
 SECRET = "a-dev-secret-that-is-long-enough-for-hs256"
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_TEST"
@@ -24,7 +24,7 @@ AUDIENCE = "client-123"
 def refused(verifier: Any, token: str | None) -> bool:
     try:
         verifier.verify(token)
-    except ProtocolError as error:
+    except Refused as error:
         assert error.code == "unauthorized"
         return True
     return False

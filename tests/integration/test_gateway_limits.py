@@ -22,7 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from chalicelib.adapters.sockets import ManagementApiSockets
 from devstack.gateway import GatewayLimits, WebSocketGateway
-from tests.integration.test_devstack_parts import FakeWsApp, client, wait_until
+from tests.devstack_helpers import FakeWsApp, client, wait_until
 
 SHORT = GatewayLimits(idle_timeout_s=0.8, max_connection_s=30.0, max_message_bytes=1024)
 

@@ -10,8 +10,8 @@ import pytest
 
 from chalicelib.services import Limits
 from tests.conftest import SESSION, TABLE_NAME
+from tests.helpers import BAD_FRAMES
 from tests.moto_stack import OWNER, MotoStack, create, join, sealed_turn
-from tests.unit.test_protocol import BAD_FRAMES
 
 OTHER = "mallory"
 INVOKE = {"type": "invoke", "surfaceId": "cache-warming", "action": "cache-warming/set-interval"}

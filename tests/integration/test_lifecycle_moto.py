@@ -273,9 +273,39 @@ def test_the_real_composition_root_works_under_moto(
         bootstrap.reset()
 
 
-def test_the_http_and_websocket_handlers_never_import_anthropic() -> None:
-    code = "import sys, app; assert 'anthropic' not in sys.modules, 'anthropic imported'"
+@pytest.mark.parametrize("module", ["anthropic", "genai_prices", "pydantic"])
+def test_the_http_and_websocket_handlers_never_import_the_sdk_or_the_price_library(
+    module: str,
+) -> None:
+    code = f"import sys, app; assert {module!r} not in sys.modules, '{module} imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_toggles_closes_and_refused_turns_never_need_prices(stack: MotoStack) -> None:
+    def no_prices() -> Any:
+        raise AssertionError("the price library was asked for on a WebSocket or HTTP path")
+
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    stack.services.ports.prices = no_prices
+    join(stack, "ws-1", conversation_id)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    invoke(stack, "ws-1", conversation_id, "set-interval", 60)
+
+    def lambda_down(conversation_id: str, turn_index: int) -> None:
+        raise RuntimeError("Lambda is down")
+
+    stack.invoker.generate = lambda_down  # type: ignore[method-assign]
+    turn = stack.http.http.post(
+        f"/conversations/{conversation_id}/turns",
+        headers=stack.headers(OWNER),
+        body=json.dumps({"text": "hi"}),
+    )
+    assert turn.status_code == 502, turn.body
+    closed = stack.http.http.post(
+        f"/conversations/{conversation_id}/close", headers=stack.headers(OWNER)
+    )
+    assert closed.json_body["warming"]["status"] == "closed"
 
 
 def test_a_warm_costs_four_aws_calls_plus_one_post_per_subscriber(stack: MotoStack) -> None:

@@ -13,7 +13,7 @@ import anthropic
 import pytest
 
 from chalicelib.adapters.model import AnthropicModel
-from chalicelib.domain.conversation import Prompt
+from chalicelib.domain.prompts import Prompt
 from chalicelib.ports import ModelError
 from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig
 
@@ -25,7 +25,13 @@ MESSAGES = [
         "content": [{"type": "text", "text": "Hello!", "cache_control": {"type": "ephemeral"}}],
     },
 ]
-WARM = Prompt("claude-sonnet-4-6", 0, SYSTEM, MESSAGES)
+# The documented pre-warm shape: the cached prefix, then a placeholder user message.
+WARM = Prompt(
+    "claude-sonnet-4-6",
+    0,
+    SYSTEM,
+    [*MESSAGES, {"role": "user", "content": [{"type": "text", "text": "(warm-up)"}]}],
+)
 TURN = Prompt("claude-sonnet-4-6", 100, SYSTEM, [MESSAGES[0]])
 
 
@@ -140,6 +146,18 @@ def test_warm_errors_map_to_stable_codes(
     with pytest.raises(ModelError) as caught:
         model_for(emulator.url).warm(WARM)
     assert caught.value.code == code
+
+
+def test_an_unknown_model_is_model_unavailable() -> None:
+    def not_found(handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        # The API's answer to a model id it does not serve (a 404 `not_found_error`).
+        error = {"type": "not_found_error", "message": f"model: {body['model']}"}
+        reply(handler, 404, {"type": "error", "error": error, "request_id": "req_1"})
+
+    for url in serve(not_found):
+        with pytest.raises(ModelError) as caught:
+            model_for(url).warm(WARM)
+        assert caught.value.code == "model_unavailable"
 
 
 def test_a_bad_request_is_model_rejected_not_retried_as_one_token(

@@ -96,7 +96,6 @@ def test_create_then_get_roundtrips_every_field(store: Store) -> None:
     )
     created = conversation(
         title="Ünïcode ✓ title",
-        retention="1h",
         warming=warming,
         turn_count=4,
         active_turn_id="t000004",

@@ -18,12 +18,13 @@ import anthropic
 import pytest
 
 from chalicelib.adapters.model import AnthropicModel
+from chalicelib.domain import catalog
 from chalicelib.domain.pricing import Usage
+from chalicelib.domain.prompts import WARM_PLACEHOLDER
 from chalicelib.domain.warming import Toggle
-from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig
+from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig, estimate_tokens
 from tests.fakes.ports import WarpClock, World, field_value, world
-from tests.unit.test_services import invoke, subscribe
-from tests.unit.test_turns import chat_subscribe, events
+from tests.helpers import chat_subscribe, events, invoke, subscribe
 
 OWNER = "alice"
 # About 1,600 tokens by the emulator's count: above Sonnet's 1,024-token cache minimum.
@@ -73,24 +74,11 @@ def fire(rig: Rig, conversation_id: str) -> Any:
     return rig.w.services.handle_tick(conversation_id, tick.seq, tick.target)
 
 
-def billed_ratio(usage: dict[str, Any]) -> float:
-    """Tokens billed (in base-input units) over the physical minimum of a warm: 0.1 x prefix."""
-    prefix = (
-        usage["input_tokens"]
-        + usage["cache_read_input_tokens"]
-        + usage["cache_creation_input_tokens"]
-    )
-    billed = (
-        usage["input_tokens"]
-        + 1.25 * usage["cache_creation_input_tokens"]
-        + 0.1 * usage["cache_read_input_tokens"]
-        + usage["output_tokens"]
-    )
-    return billed / (0.1 * prefix)
-
-
 def test_warms_read_the_whole_prefix_and_the_next_turn_reads_the_history(rig: Rig) -> None:
     cid = new_conversation(rig)
+    model = rig.w.store.get_conversation(cid).model  # type: ignore[union-attr]
+    facts = catalog.lookup(model)
+    assert facts is not None and not facts.accepts_prefill  # the warm must not end on a reply
     assert turn(rig, cid, "What is a prompt cache?") == "sealed"
     assert turn(rig, cid, "And how long does it live?") == "sealed"
     subscribe(rig.w, "ws1", cid)
@@ -101,15 +89,21 @@ def test_warms_read_the_whole_prefix_and_the_next_turn_reads_the_history(rig: Ri
     warms = rig.usages(warms=True)
     assert len(warms) == 5
     assert warms[0]["cache_creation_input_tokens"] > 0  # writes the last reply, once
+    placeholder = estimate_tokens(WARM_PLACEHOLDER)
     for usage in warms[1:]:
+        # The whole prefix is read; only the placeholder user message is billed beyond it.
         assert usage["cache_creation_input_tokens"] == 0
-        assert usage["input_tokens"] == 0 and usage["output_tokens"] == 0
-        assert billed_ratio(usage) == pytest.approx(1.0)
+        assert usage["input_tokens"] == placeholder and usage["output_tokens"] == 0
+        assert usage["cache_read_input_tokens"] == warms[-1]["cache_read_input_tokens"]
     prefix = warms[-1]["cache_read_input_tokens"]
     rig.clock.advance(50)
-    assert turn(rig, cid, "Thanks, one more question.") == "sealed"
+    text = "Thanks, one more question."
+    assert turn(rig, cid, text) == "sealed"
     next_turn = rig.usages(warms=False)[-1]
-    assert next_turn["cache_read_input_tokens"] == prefix  # the whole history, from cache
+    assert next_turn["cache_read_input_tokens"] >= prefix  # everything the warm kept alive
+    # ...and it writes only the new exchange: the new user message.
+    assert next_turn["cache_creation_input_tokens"] == estimate_tokens(text)
+    assert next_turn["input_tokens"] == 0
     assert field_value(rig.w.sockets.of("ws1", "update")[-1], "last-cache-pct") > 90
 
 

@@ -2,13 +2,12 @@
 
 The schema is what front ends build against (clients/js generates its types from it); the backend
 defines the same things in code. Every enum, table and frame shape in the schema is compared here
-with its definition in chalicelib (imported, never edited), and frames built by the backend's own
+with its definition in chalicelib (imported, not copied), and frames built by the backend's own
 builders are validated against the schema, so a change on either side fails this test.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from dataclasses import replace
@@ -18,12 +17,17 @@ from typing import Any, get_args
 import pytest
 from jsonschema import Draft202012Validator
 
-from chalicelib import services, views
 from chalicelib.domain import conversation as conversation_domain
-from chalicelib.domain import protocol, surface, warming
+from chalicelib.domain import errors as domain_errors
+from chalicelib.domain import warming
 from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.pricing import TTL_SECONDS, Usage
+from chalicelib.domain.timing import TIMINGS
+from chalicelib.domain.turns import TurnEndedNotice
 from chalicelib.domain.warming import WarmingState, WarmStats
+from chalicelib.services.ports import Limits
+from chalicelib.wire import chat, commands, frames, surface, views
+from chalicelib.wire import errors as wire_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA: dict[str, Any] = json.loads((ROOT / "contract" / "schema.json").read_text())
@@ -59,16 +63,17 @@ def test_the_schema_is_valid_json_schema() -> None:
 
 
 def test_error_codes_and_http_statuses_are_the_backends() -> None:
-    assert SCHEMA["x-errorHttpStatus"] == protocol.ERROR_STATUS
-    assert enum("ErrorCode") == list(protocol.ERROR_STATUS)
+    assert SCHEMA["x-errorHttpStatus"] == wire_errors.STATUS
+    assert enum("ErrorCode") == list(domain_errors.CODES) == list(wire_errors.STATUS)
 
 
 def test_warming_statuses_are_the_backends() -> None:
     assert enum("WarmingStatus") == list(get_args(warming.Status))
 
 
-def test_turn_statuses_and_retentions_are_the_backends() -> None:
+def test_turn_statuses_abort_reasons_and_retentions_are_the_backends() -> None:
     assert enum("TurnStatus") == list(get_args(conversation_domain.TurnStatus))
+    assert enum("AbortReason") == list(get_args(conversation_domain.AbortReason))
     assert enum("CacheRetention") == list(get_args(warming.Retention)) == list(TTL_SECONDS)
 
 
@@ -82,23 +87,23 @@ def test_surface_constants_are_the_backends() -> None:
 
 def test_limits_are_the_backends() -> None:
     limits = SCHEMA["x-limits"]
-    assert limits["maxFrameBytes"] == protocol.MAX_FRAME_BYTES
-    assert limits["maxRequestIdChars"] == protocol.MAX_REQUEST_ID_CHARS
-    assert limits["conversationIdPattern"] == protocol.ID_PATTERN.pattern
-    assert DEFS["ConversationId"]["pattern"] == protocol.ID_PATTERN.pattern
-    assert DEFS["RequestId"]["maxLength"] == protocol.MAX_REQUEST_ID_CHARS
+    assert limits["maxFrameBytes"] == frames.MAX_FRAME_BYTES
+    assert limits["maxBodyBytes"] == commands.MAX_BODY_BYTES
+    assert limits["maxRequestIdChars"] == frames.MAX_REQUEST_ID_CHARS
+    assert DEFS["RequestId"]["maxLength"] == frames.MAX_REQUEST_ID_CHARS
+    # The backend full-matches its pattern; the schema anchors the same one.
+    anchored = f"^{frames.ID_PATTERN.pattern}$"
+    assert limits["conversationIdPattern"] == DEFS["ConversationId"]["pattern"] == anchored
     assert limits["maxTextChars"] == conversation_domain.MAX_TEXT_CHARS
-    assert (
-        DEFS["StartTurnBody"]["properties"]["text"]["maxLength"]
-        == conversation_domain.MAX_TEXT_CHARS
-    )
+    text = DEFS["StartTurnBody"]["properties"]["text"]
+    assert text["maxLength"] == conversation_domain.MAX_TEXT_CHARS
     assert limits["maxTitleChars"] == conversation_domain.MAX_TITLE_CHARS
     assert limits["maxSystemChars"] == conversation_domain.MAX_SYSTEM_CHARS
-    assert limits["minIntervalSeconds"] == warming.MIN_INTERVAL_SECONDS
+    assert limits["minIntervalSeconds"] == TIMINGS.min_interval_s
     assert limits["defaultIntervalSeconds"] == warming.DEFAULT_INTERVAL_SECONDS
     for retention, high in limits["maxIntervalSeconds"].items():
-        assert warming.interval_bounds(retention) == (warming.MIN_INTERVAL_SECONDS, high)
-    caps = services.Limits()
+        assert warming.interval_bounds(retention) == (TIMINGS.min_interval_s, high)
+    caps = Limits()
     assert limits["framesPerSecondPerConnection"] == caps.frames_per_second
     assert limits["turnsPerMinutePerUser"] == caps.turns_per_minute
     assert limits["warmingConversationsPerUser"] == caps.warming_conversations
@@ -167,11 +172,11 @@ def test_surface_and_update_frames_match_the_schema() -> None:
 CLIENT_EXAMPLES: dict[str, tuple[dict[str, Any], type]] = {
     "SubscribeFrame": (
         {"type": "subscribe", "surfaceId": "cache-warming", "conversationId": C},
-        protocol.Subscribe,
+        frames.Subscribe,
     ),
     "UnsubscribeFrame": (
         {"type": "unsubscribe", "surfaceId": "cache-warming", "conversationId": C},
-        protocol.Unsubscribe,
+        frames.Unsubscribe,
     ),
     "ToggleFrame": (
         {
@@ -181,7 +186,7 @@ CLIENT_EXAMPLES: dict[str, tuple[dict[str, Any], type]] = {
             "action": "cache-warming/toggle",
             "payload": True,
         },
-        protocol.InvokeToggle,
+        frames.InvokeToggle,
     ),
     "SetIntervalFrame": (
         {
@@ -191,15 +196,15 @@ CLIENT_EXAMPLES: dict[str, tuple[dict[str, Any], type]] = {
             "action": "cache-warming/set-interval",
             "payload": 120,
         },
-        protocol.InvokeSetInterval,
+        frames.InvokeSetInterval,
     ),
-    "ChatSubscribeFrame": ({"type": "chat.subscribe", "conversationId": C}, protocol.ChatSubscribe),
+    "ChatSubscribeFrame": ({"type": "chat.subscribe", "conversationId": C}, frames.ChatSubscribe),
     "ChatUnsubscribeFrame": (
         {"type": "chat.unsubscribe", "conversationId": C},
-        protocol.ChatUnsubscribe,
+        frames.ChatUnsubscribe,
     ),
-    "CloseFrame": ({"type": "close", "conversationId": C}, protocol.CloseConversation),
-    "PingFrame": ({"type": "ping"}, protocol.Ping),
+    "CloseFrame": ({"type": "close", "conversationId": C}, frames.CloseConversation),
+    "PingFrame": ({"type": "ping"}, frames.Ping),
 }
 
 
@@ -209,19 +214,19 @@ def test_client_frames_are_exactly_the_ones_the_backend_parses() -> None:
     for name, (example, expected) in CLIENT_EXAMPLES.items():
         assert_valid(name, example)
         assert_valid("ClientFrame", example)
-        frame = protocol.parse_frame(json.dumps({**example, "requestId": "r1"}))
+        frame = frames.parse_frame(json.dumps({**example, "requestId": "r1"}))
         assert type(frame) is expected, name
         assert frame.request_id == "r1"
         parsed_classes.add(expected)
     # Every frame class the backend can produce has a schema definition (no type added unseen).
-    assert parsed_classes == set(get_args(protocol.Frame))
+    assert parsed_classes == set(get_args(frames.Frame))
     types = {DEFS[name]["properties"]["type"]["const"] for name in CLIENT_EXAMPLES}
-    assert types == set(enum("ClientFrameType"))
+    assert types == set(enum("ClientFrameType")) == set(frames.PARSERS)
 
 
 def test_a_type_outside_the_schema_is_unknown_to_the_backend() -> None:
-    with pytest.raises(protocol.ProtocolError) as refused:
-        protocol.parse_frame(json.dumps({"type": "chat.resume", "conversationId": C}))
+    with pytest.raises(frames.FrameRefused) as refused:
+        frames.parse_frame(json.dumps({"type": "chat.resume", "conversationId": C}))
     assert refused.value.code == "unknown_type"
 
 
@@ -248,8 +253,8 @@ def test_a_frame_the_schema_refuses_is_refused_by_the_backend() -> None:
     ]
     for frame in bad:
         assert not validator("ClientFrame").is_valid(frame), frame
-        with pytest.raises(protocol.ProtocolError):
-            protocol.parse_frame(json.dumps(frame))
+        with pytest.raises(frames.FrameRefused):
+            frames.parse_frame(json.dumps(frame))
 
 
 # --- server frames -----------------------------------------------------------------------------
@@ -257,58 +262,44 @@ def test_a_frame_the_schema_refuses_is_refused_by_the_backend() -> None:
 
 def test_ack_pong_and_error_frames_match_the_schema() -> None:
     for of in enum("AckOf"):
-        assert_valid("AckFrame", protocol.ack_frame(of, C, "r1"))
-        assert_valid("AckFrame", protocol.ack_frame(of, C, None))
-    assert_valid("PongFrame", protocol.pong_frame("r1"))
-    assert_valid("PongFrame", protocol.pong_frame(None))
-    for code in protocol.ERROR_STATUS:
-        assert_valid("ErrorFrame", protocol.error_frame(code, "a sentence", None))
-        assert_valid("ServerFrame", protocol.conversation_error_frame(C, code, "a sentence", "r"))
+        assert_valid("AckFrame", frames.ack_frame(of, C, "r1"))
+        assert_valid("AckFrame", frames.ack_frame(of, C, None))
+    assert_valid("PongFrame", frames.pong_frame("r1"))
+    assert_valid("PongFrame", frames.pong_frame(None))
+    for code in domain_errors.CODES:
+        refusal = domain_errors.Refused(code, "a sentence")
+        assert_valid("ErrorFrame", wire_errors.error_frame(refusal))
+        assert_valid("ServerFrame", wire_errors.error_frame(refusal, "r", C))
+        assert_valid("HttpError", wire_errors.http_body(refusal))
 
 
-def _pushed_chat_events() -> dict[str, set[str]]:
-    """`pusher.send("event", field=...)` calls in services.py (and the chat pusher's own
-    `self.send("delta", ...)`): event -> the keyword fields it sends."""
-    tree = ast.parse((ROOT / "chalicelib" / "services.py").read_text())
-    events: dict[str, set[str]] = {}
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "send"
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id in ("pusher", "self")
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-        ):
-            keywords = {k.arg for k in node.keywords if k.arg is not None}
-            events.setdefault(str(node.args[0].value), set()).update(keywords)
-    return events
+USAGE = Usage(12, 300, 5100, 420, 420, 0)
 
 
-def test_chat_events_and_their_fields_are_the_ones_the_backend_pushes() -> None:
-    pushed = _pushed_chat_events()
-    assert set(pushed) == set(enum("ChatEvent"))
-    frames = {DEFS[name]["properties"]["event"]["const"]: name for name in one_of("ChatFrame")}
-    assert set(frames) == set(enum("ChatEvent"))
-    for event, keywords in pushed.items():
-        properties = set(DEFS[frames[event]]["properties"])
-        assert properties == {"type", "conversationId", "event", "turnId"} | keywords, event
+def _ended(status: str, **changes: object) -> TurnEndedNotice:
+    turn = Turn(C, 2, "And then?", 1767614400000, status, "Then the end.", 1767614401000)  # type: ignore[arg-type]
+    return TurnEndedNotice(replace(turn, **changes), 0.00614 if status == "sealed" else None)
 
 
-def test_chat_frames_built_by_the_backend_match_the_schema() -> None:
-    usage = Usage(12, 300, 5100, 420, 420, 0).to_dict()
-    examples = {
-        "turn-started": {"userText": "And then?"},
-        "delta": {"text": "Then the "},
-        "turn-sealed": {"text": "Then the end.", "usage": usage, "costUsd": 0.00614},
-        "turn-aborted": {"reason": "closed", "text": "Partial"},
-        "turn-failed": {"code": "overloaded", "message": "The model is overloaded.", "text": ""},
-    }
-    for event, fields in examples.items():
-        frame = protocol.chat_frame(C, event, turnId="t000002", **fields)
+def _backend_chat_frames() -> list[dict[str, Any]]:
+    """One frame of every kind the backend's chat builders make, every failure code included."""
+    turn = Turn(C, 2, "And then?", 1767614400000)
+    built = [chat.started_frame(turn), chat.delta_frame(C, turn.turn_id, "Then the ")]
+    built.append(chat.ended_frame(_ended("sealed", usage=USAGE)))
+    built += [chat.ended_frame(_ended("aborted", abort_reason=r)) for r in enum("AbortReason")]
+    built += [chat.ended_frame(_ended("failed", error_code=c)) for c in chat.FAILURE_MESSAGES]
+    return built
+
+
+def test_chat_events_and_their_fields_are_the_ones_the_backend_builds() -> None:
+    built = _backend_chat_frames()
+    assert {frame["event"] for frame in built} == set(enum("ChatEvent"))
+    definitions = {DEFS[n]["properties"]["event"]["const"]: n for n in one_of("ChatFrame")}
+    assert set(definitions) == set(enum("ChatEvent"))
+    for frame in built:
         assert_valid("ChatFrame", frame)
         assert_valid("ServerFrame", frame)
+        assert set(frame) == set(DEFS[definitions[frame["event"]]]["properties"]), frame
 
 
 def test_turn_failure_codes_are_the_ones_the_backend_reports() -> None:
@@ -326,6 +317,7 @@ def test_turn_failure_codes_are_the_ones_the_backend_reports() -> None:
         status_error(anthropic.RateLimitError, 429),
         status_error(anthropic.InternalServerError, 529),
         status_error(anthropic.BadRequestError, 400),
+        status_error(anthropic.NotFoundError, 404),
         status_error(anthropic.InternalServerError, 500),
         anthropic.APITimeoutError(request),
         anthropic.APIConnectionError(request=request),
@@ -334,9 +326,9 @@ def test_turn_failure_codes_are_the_ones_the_backend_reports() -> None:
     reported = {model.error_code(error) for error in errors}
     codes = set(enum("TurnFailureCode"))
     assert reported <= codes
-    # services fails abandoned or unstartable turns with codes of its own.
-    assert set(services._FAILURE_MESSAGES) <= codes
-    assert reported | set(services._FAILURE_MESSAGES) == codes
+    # The chat frame has a message for every code a failed turn can carry (the model's, and
+    # `empty_reply`, `timeout` and `upstream_error` decided by the turn rules).
+    assert set(chat.FAILURE_MESSAGES) == codes
 
 
 # --- HTTP --------------------------------------------------------------------------------------
@@ -359,21 +351,20 @@ def test_routes_are_the_apps() -> None:
 
 
 def test_http_views_match_the_schema() -> None:
-    usage = Usage(12, 300, 5100, 420, 420, 0)
     conversation = Conversation(
         id=C,
         owner="dev-user",
         created_at=1767614400000,
         title="New conversation",
-        model="claude-sonnet-4-6",
+        model="claude-sonnet-5-5",
         system="You are a helpful assistant.",
-        max_tokens=1024,
+        max_tokens=8192,
         warming=_states()[2],
-        turn_count=3,
-        active_turn_id="t000002",
+        turn_count=4,
+        active_turn_id="t000003",
     )
     turns = [
-        Turn(C, 0, "Hi", 1767614400000, "sealed", "Hello!", 1767614401000, usage),
+        Turn(C, 0, "Hi", 1767614400000, "sealed", "Hello!", 1767614401000, USAGE),
         Turn(C, 1, "More", 1767614500000, "aborted", "Part", 1767614503000, abort_reason="closed"),
         Turn(C, 2, "Again", 1767614600000, "failed", "", 1767614601000, error_code="timeout"),
         Turn(C, 3, "Now", 1767614700000),
@@ -382,14 +373,10 @@ def test_http_views_match_the_schema() -> None:
     assert_valid("ConversationDetail", views.conversation_detail(conversation, turns))
     for turn in turns:
         assert_valid("Turn", views.turn_view(turn))
-    assert_valid(
-        "WarmingSummary",
-        views.warming_view(
-            Conversation(
-                id=C, owner="u", created_at=0, title="t", model="m", system="s", max_tokens=1
-            )
-        ),
+    fresh = Conversation(
+        id=C, owner="u", created_at=0, title="t", model="m", system="s", max_tokens=1
     )
+    assert_valid("WarmingSummary", views.warming_view(fresh))
 
 
 def test_the_prose_contract_names_everything_in_the_schema() -> None:

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from chalicelib.services import Limits
 from tests.fakes.ports import world
-from tests.unit.test_services import OWNER, conversation_with_turn, invoke, subscribe
+from tests.helpers import OWNER, conversation_with_turn, invoke, subscribe
 
 
 def test_frames_beyond_the_per_second_cap_are_refused_then_allowed_next_second() -> None:

@@ -8,67 +8,11 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.conversation import Conversation
-from chalicelib.domain.protocol import ProtocolError
+from chalicelib.domain.errors import Refused
 from chalicelib.domain.warming import Toggle
 from chalicelib.ports import ModelError, VersionConflict
-from tests.fakes.ports import World, field_value, world
-
-OWNER = "alice"
-
-
-def send(w: World, connection_id: str, **frame: Any) -> dict[str, Any]:
-    w.services.handle_frame(connection_id, json.dumps(frame))
-    return w.sockets.last(connection_id)
-
-
-def invoke(
-    w: World,
-    connection_id: str,
-    conversation_id: str,
-    action: str,
-    payload: Any = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    frame: dict[str, Any] = {
-        "type": "invoke",
-        "surfaceId": "cache-warming",
-        "conversationId": conversation_id,
-        "action": f"cache-warming/{action}",
-        **extra,
-    }
-    if payload is not None:
-        frame["payload"] = payload
-    return send(w, connection_id, **frame)
-
-
-def subscribe(
-    w: World, connection_id: str, conversation_id: str, owner: str = OWNER
-) -> dict[str, Any]:
-    if w.store.get_connection(connection_id) is None:
-        w.services.connect(connection_id, owner)
-    return send(
-        w,
-        connection_id,
-        type="subscribe",
-        surfaceId="cache-warming",
-        conversationId=conversation_id,
-    )
-
-
-def conversation_with_turn(w: World) -> Conversation:
-    """A conversation whose first turn has been generated and sealed."""
-    conversation = w.services.create_conversation(OWNER, {})
-    w.services.start_turn(OWNER, conversation.id, {"text": "hello"})
-    assert w.services.generate(conversation.id, 0) == "sealed"
-    stored = w.store.get_conversation(conversation.id)
-    assert stored is not None
-    return stored
-
-
-def fire(w: World, conversation_id: str) -> Any:
-    """Deliver the one live tick the way Scheduler would: the warm handler waits for the target."""
-    tick = w.timer.pop_due(conversation_id)
-    return w.services.handle_tick(tick.conversation_id, tick.seq, tick.target)
+from tests.fakes.ports import field_value, world
+from tests.helpers import OWNER, conversation_with_turn, fire, invoke, send, subscribe
 
 
 def test_cr4a_a_new_conversation_is_off_with_no_schedule() -> None:
@@ -197,18 +141,28 @@ def test_duplicate_and_stale_ticks_write_nothing() -> None:
     assert len(w.sockets.of("ws1")) == frames and len(w.model.warms) == 1
 
 
-def test_idle_budget_pauses_after_eleven_warms() -> None:
+@pytest.mark.parametrize(
+    ("model", "retention", "budget"),
+    [
+        # Cache reads at 0.1x of input: (1.25 - 0.1) / 0.1 -> 11 warms; (2 - 0.1) / 0.1 -> 19.
+        ("claude-sonnet-4-6", "5m", 11),
+        ("claude-sonnet-4-6", "1h", 19),
+        # Sonnet 5.5 reads at 0.05x: (1.25 - 0.05) / 0.05 -> 24.
+        ("claude-sonnet-5-5", "5m", 24),
+    ],
+)
+def test_the_idle_budget_is_the_models_break_even(model: str, retention: str, budget: int) -> None:
     w = world()
-    conversation = conversation_with_turn(w)
+    conversation = conversation_with_turn(w, model=model, cacheRetention=retention)
     subscribe(w, "ws1", conversation.id)
     invoke(w, "ws1", conversation.id, "set-interval", 20)
     invoke(w, "ws1", conversation.id, "toggle", True)
-    for _ in range(11):
+    for _ in range(budget):
         fire(w, conversation.id)
     last = w.sockets.of("ws1", "update")[-1]
     assert field_value(last, "status") == "paused-idle"
     assert field_value(last, "timer")["nextWarmAt"] is None
-    assert w.timer.live_for(conversation.id) == [] and len(w.model.warms) == 11
+    assert w.timer.live_for(conversation.id) == [] and len(w.model.warms) == budget
 
 
 def test_a_late_tick_after_expiry_sends_no_warm_and_shows_cache_expired() -> None:
@@ -234,7 +188,8 @@ def test_enabling_after_expiry_rebuilds_at_once_and_then_warms_normally() -> Non
     w.model.warm_usage = w.model.warm_usage.__class__(cache_creation_input_tokens=5000)
     fire(w, conversation.id)
     rebuilt = w.sockets.of("ws1", "update")[-1]
-    assert field_value(rebuilt, "warm-cost")["lastUsd"] == pytest.approx(5000 * 3.75 / 1e6)
+    # The default model, Sonnet 5.5, writes the 5-minute cache at $2.50 per million tokens.
+    assert field_value(rebuilt, "warm-cost")["lastUsd"] == pytest.approx(5000 * 2.5 / 1e6)
     assert field_value(rebuilt, "status") == "scheduled"
     assert fire(w, conversation.id).action == "warmed"
 
@@ -288,7 +243,7 @@ def test_another_owners_conversation_is_not_found_everywhere() -> None:
     ):
         reply = send(w, "mallory-ws", conversationId=conversation.id, **frame)  # type: ignore[arg-type]
         assert reply["code"] == "not_found"
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(Refused) as caught:
         w.services.get_conversation("mallory", conversation.id)
     assert caught.value.code == "not_found"
     assert w.store.get_conversation(conversation.id).version == 0  # type: ignore[union-attr]
@@ -347,3 +302,27 @@ def test_warm_errors_stop_in_error_after_three_and_a_turn_recovers() -> None:
     w.services.start_turn(OWNER, conversation.id, {"text": "again"})
     w.services.generate(conversation.id, 1)
     assert field_value(w.sockets.of("ws1", "update")[-1], "status") == "scheduled"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"model": "claude-unknown-9"}, "'model' must be one of the catalog's models"),
+        ({"model": "claude-haiku-4-5", "maxTokens": 64_001}, "from 1 to 64000"),
+        ({"maxTokens": 0}, "'maxTokens' must be an integer"),
+        ({"system": " \n\t"}, "'system' must contain non-whitespace text"),
+    ],
+)
+def test_creation_refuses_what_the_model_would_refuse(body: dict[str, Any], problem: str) -> None:
+    w = world()
+    with pytest.raises(Refused) as caught:
+        w.services.create_conversation(OWNER, body)
+    assert caught.value.code == "invalid_field" and problem in caught.value.message
+    assert w.store.list_conversations(OWNER) == []
+
+
+def test_a_model_alias_is_accepted_and_max_tokens_defaults_within_its_limit() -> None:
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {"model": "claude-haiku-4-5-20251001"})
+    assert conversation.model == "claude-haiku-4-5-20251001"
+    assert conversation.max_tokens == 8192

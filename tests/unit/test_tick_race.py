@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.domain.warming import Toggle
 from tests.fakes.ports import FakeTimer, world
-from tests.unit.test_services import conversation_with_turn
+from tests.helpers import conversation_with_turn
 
 
 class RealClock:

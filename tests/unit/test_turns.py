@@ -6,22 +6,11 @@ import json
 
 import pytest
 
-from chalicelib.domain.protocol import ProtocolError
+from chalicelib.domain.errors import Refused
 from chalicelib.ports import ModelError
-from tests.fakes.ports import World, field_value, world
-from tests.unit.test_services import OWNER, conversation_with_turn, invoke, subscribe
-
-
-def chat_subscribe(w: World, connection_id: str, conversation_id: str) -> None:
-    if w.store.get_connection(connection_id) is None:
-        w.services.connect(connection_id, OWNER)
-    w.services.handle_frame(
-        connection_id, json.dumps({"type": "chat.subscribe", "conversationId": conversation_id})
-    )
-
-
-def events(w: World, connection_id: str) -> list[str]:
-    return [f["event"] for f in w.sockets.of(connection_id, "chat")]
+from chalicelib.wire.errors import STATUS
+from tests.fakes.ports import field_value, world
+from tests.helpers import OWNER, chat_subscribe, conversation_with_turn, events, invoke, subscribe
 
 
 def test_a_turn_streams_batched_deltas_and_seals() -> None:
@@ -47,9 +36,9 @@ def test_a_second_turn_while_generating_is_refused() -> None:
     w = world()
     conversation = w.services.create_conversation(OWNER, {})
     w.services.start_turn(OWNER, conversation.id, {"text": "one"})
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(Refused) as caught:
         w.services.start_turn(OWNER, conversation.id, {"text": "two"})
-    assert caught.value.code == "turn_in_progress" and caught.value.http_status == 409
+    assert caught.value.code == "turn_in_progress" and STATUS[caught.value.code] == 409
     assert len(w.store.get_turns(conversation.id)) == 1
 
 
@@ -59,7 +48,7 @@ def test_a_second_turn_while_generating_is_refused() -> None:
 def test_bad_turn_text_is_refused_and_changes_nothing(body: dict[str, object]) -> None:
     w = world()
     conversation = w.services.create_conversation(OWNER, {})
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(Refused) as caught:
         w.services.start_turn(OWNER, conversation.id, body)
     assert caught.value.code == "invalid_text"
     assert w.store.get_turns(conversation.id) == [] and w.invoker.calls == []
@@ -197,11 +186,38 @@ def test_an_upstream_failure_ends_the_turn_and_keeps_the_conversation_usable(cod
     assert [m["role"] for m in w.model.streams[-1].messages] == ["user"]
 
 
+@pytest.mark.parametrize("reply", ["", "  \n\t "])
+def test_a_blank_reply_fails_the_turn_and_never_enters_a_prompt(reply: str) -> None:
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {})
+    chat_subscribe(w, "ws1", conversation.id)
+    w.model.reply = reply
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "think hard"})
+    assert w.services.generate(conversation.id, turn.index) == "failed"
+    failed = w.sockets.of("ws1", "chat")[-1]
+    assert (failed["event"], failed["code"], failed["text"]) == (
+        "turn-failed",
+        "empty_reply",
+        reply,
+    )
+    stored = w.store.get_turns(conversation.id)[0]
+    assert (stored.status, stored.error_code, stored.usage) == (
+        "failed",
+        "empty_reply",
+        w.model.turn_usage,
+    )
+    # The conversation stays usable, and the blank reply is not sent back to the model.
+    w.model.reply = "A real answer."
+    again = w.services.start_turn(OWNER, conversation.id, {"text": "again"})
+    assert w.services.generate(conversation.id, again.index) == "sealed"
+    assert [m["role"] for m in w.model.streams[-1].messages] == ["user"]
+
+
 def test_a_failed_generate_invoke_fails_the_turn() -> None:
     w = world()
     conversation = w.services.create_conversation(OWNER, {})
     w.invoker.fail = RuntimeError("lambda throttled")
-    with pytest.raises(ProtocolError) as caught:
+    with pytest.raises(Refused) as caught:
         w.services.start_turn(OWNER, conversation.id, {"text": "hi"})
     assert caught.value.code == "upstream_error"
     assert w.store.get_turns(conversation.id)[0].status == "failed"
@@ -261,7 +277,7 @@ def test_a_turn_abandoned_by_a_dead_lambda_is_failed_by_the_next_turn() -> None:
     w = world()
     conversation = w.services.create_conversation(OWNER, {})
     w.services.start_turn(OWNER, conversation.id, {"text": "lost"})  # generate never runs
-    with pytest.raises(ProtocolError):
+    with pytest.raises(Refused):
         w.services.start_turn(OWNER, conversation.id, {"text": "too early"})
     w.clock.advance(17 * 60)
     again = w.services.start_turn(OWNER, conversation.id, {"text": "again"})

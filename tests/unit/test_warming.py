@@ -6,13 +6,14 @@ from dataclasses import replace
 
 import pytest
 
-from chalicelib.domain.pricing import Usage, idle_warm_budget
+from chalicelib.domain.pricing import CacheRates, Usage, idle_warm_budget
 from chalicelib.domain.warming import (
     ArmTimer,
     CancelTimer,
     Close,
     ConversationCreated,
     InvalidInterval,
+    ModelTerms,
     PushUpdate,
     SetInterval,
     TickDue,
@@ -29,12 +30,14 @@ from chalicelib.domain.warming import (
 T0 = 1_800_000_000_000
 S = 1000
 READ = Usage(cache_read_input_tokens=5000)
+# A model whose every prefix caches, with the classic 0.1x reads' 11-warm budget.
+TERMS = ModelTerms(idle_budget=11, min_cacheable_tokens=0)
 
 
 def sealed_state(at: int = T0, **changes: object) -> WarmingState:
     """A conversation with one sealed turn that refreshed the cache at `at`."""
     state, _ = decide(
-        WarmingState(), TurnSealed(at, at + 2 * S, Usage(input_tokens=5000)), at + 2 * S
+        WarmingState(), TurnSealed(at, at + 2 * S, Usage(input_tokens=5000), TERMS), at + 2 * S
     )
     return replace(state, **changes)  # type: ignore[arg-type]
 
@@ -63,14 +66,16 @@ def test_enabling_before_any_turn_waits_for_the_first_turn() -> None:
 
 def test_the_first_sealed_turn_books_the_first_warm_one_interval_later() -> None:
     waiting, _ = decide(WarmingState(), Toggle(True), T0)
-    state, effects = decide(waiting, TurnSealed(T0, T0 + 3 * S, Usage(input_tokens=9)), T0 + 3 * S)
+    state, effects = decide(
+        waiting, TurnSealed(T0, T0 + 3 * S, Usage(input_tokens=9), TERMS), T0 + 3 * S
+    )
     assert state.status == "scheduled"
     assert arms(effects) == [ArmTimer(state.seq, T0 + 3 * S + 240 * S)]
 
 
 def test_a_long_turn_never_books_the_warm_past_the_cache_expiry() -> None:
     waiting, _ = decide(WarmingState(), Toggle(True), T0)
-    state, _ = decide(waiting, TurnSealed(T0, T0 + 90 * S, Usage()), T0 + 90 * S)
+    state, _ = decide(waiting, TurnSealed(T0, T0 + 90 * S, Usage(), TERMS), T0 + 90 * S)
     assert state.next_warm_at == T0 + 270 * S  # started_at + TTL - safety, not sealed + 240 s
 
 
@@ -84,7 +89,7 @@ def test_enabling_after_the_cache_expired_rebuilds_it_at_once() -> None:
     state, effects = decide(sealed_state(), Toggle(True), T0 + 400 * S)
     assert arms(effects) == [ArmTimer(state.seq, T0 + 400 * S)]
     assert state.rebuild
-    claimed, effects = decide(state, TickDue(state.seq, T0 + 400 * S), T0 + 400 * S)
+    claimed, effects = decide(state, TickDue(state.seq, T0 + 400 * S, TERMS), T0 + 400 * S)
     assert effects == [Warm(state.seq)] and claimed.status == "warming"
 
 
@@ -130,7 +135,7 @@ def test_interval_bounds_follow_the_retention() -> None:
 
 def test_a_due_tick_claims_the_warm_and_a_duplicate_does_nothing() -> None:
     state = enabled_state()
-    tick = TickDue(state.seq, state.next_warm_at or 0)
+    tick = TickDue(state.seq, state.next_warm_at or 0, TERMS)
     claimed, effects = decide(state, tick, tick.target)
     assert effects == [Warm(state.seq)] and claimed.status == "warming"
     again, effects = decide(claimed, tick, tick.target + 500)
@@ -139,7 +144,7 @@ def test_a_due_tick_claims_the_warm_and_a_duplicate_does_nothing() -> None:
 
 def test_a_claim_whose_lambda_died_can_be_reclaimed_after_the_lease() -> None:
     state, _ = decide(enabled_state(), SetInterval(20), T0 + 10 * S)
-    tick = TickDue(state.seq, state.next_warm_at or 0)
+    tick = TickDue(state.seq, state.next_warm_at or 0, TERMS)
     claimed, _ = decide(state, tick, tick.target)
     assert decide(claimed, tick, tick.target + 170 * S) == (claimed, [])
     _, effects = decide(claimed, tick, tick.target + 181 * S)
@@ -149,13 +154,13 @@ def test_a_claim_whose_lambda_died_can_be_reclaimed_after_the_lease() -> None:
 @pytest.mark.parametrize("delta_seq,delta_target", [(-1, 0), (1, 0), (0, 1000)])
 def test_stale_ticks_do_nothing(delta_seq: int, delta_target: int) -> None:
     state = enabled_state()
-    tick = TickDue(state.seq + delta_seq, (state.next_warm_at or 0) + delta_target)
+    tick = TickDue(state.seq + delta_seq, (state.next_warm_at or 0) + delta_target, TERMS)
     assert decide(state, tick, T0 + 300 * S) == (state, [])
 
 
 def test_a_tick_after_toggle_off_or_close_does_nothing() -> None:
     state = enabled_state()
-    tick = TickDue(state.seq, state.next_warm_at or 0)
+    tick = TickDue(state.seq, state.next_warm_at or 0, TERMS)
     for stop in (Toggle(False), Close()):
         stopped, _ = decide(state, stop, T0 + 10 * S)
         assert decide(stopped, tick, tick.target) == (stopped, [])
@@ -164,8 +169,8 @@ def test_a_tick_after_toggle_off_or_close_does_nothing() -> None:
 def test_after_a_warm_the_next_is_booked_one_interval_after_its_start() -> None:
     state = enabled_state()
     target = state.next_warm_at or 0
-    claimed, _ = decide(state, TickDue(state.seq, target), target)
-    done, effects = decide(claimed, WarmFinished(state.seq, target, "m", READ), target + 800)
+    claimed, _ = decide(state, TickDue(state.seq, target, TERMS), target)
+    done, effects = decide(claimed, WarmFinished(state.seq, target, TERMS, READ), target + 800)
     assert done.last_warm_at == target and done.last_refresh_at == target
     assert arms(effects) == [ArmTimer(state.seq + 1, target + 240 * S)]
     assert done.next_warm_at is not None and done.next_warm_at > done.last_warm_at
@@ -177,18 +182,17 @@ def run_warms(state: WarmingState, count: int) -> WarmingState:
     for _ in range(count):
         target = state.next_warm_at
         assert target is not None
-        state, _ = decide(state, TickDue(state.seq, target), target)
-        state, _ = decide(state, WarmFinished(state.seq, target, "m", READ), target + 500)
+        state, _ = decide(state, TickDue(state.seq, target, TERMS), target)
+        state, _ = decide(state, WarmFinished(state.seq, target, TERMS, READ), target + 500)
     return state
 
 
-def test_idle_budget_pauses_after_eleven_warms_without_a_turn() -> None:
-    assert idle_warm_budget("5m") == 11 and idle_warm_budget("1h") == 19
+def test_idle_budget_pauses_after_the_budget_of_warms_without_a_turn() -> None:
     state = run_warms(enabled_state(), 10)
     assert state.status == "scheduled"
     target = state.next_warm_at or 0
-    state, _ = decide(state, TickDue(state.seq, target), target)
-    state, effects = decide(state, WarmFinished(state.seq, target, "m", READ), target + 500)
+    state, _ = decide(state, TickDue(state.seq, target, TERMS), target)
+    state, effects = decide(state, WarmFinished(state.seq, target, TERMS, READ), target + 500)
     assert state.status == "paused-idle" and state.next_warm_at is None
     assert arms(effects) == [] and state.stats.warms == 11
 
@@ -197,7 +201,7 @@ def test_a_new_turn_resumes_a_paused_conversation() -> None:
     paused = run_warms(enabled_state(), 11)
     at = (paused.last_warm_at or 0) + 60 * S
     state, _ = decide(paused, TurnStarted(at), at)
-    state, effects = decide(state, TurnSealed(at, at + 2 * S, Usage()), at + 2 * S)
+    state, effects = decide(state, TurnSealed(at, at + 2 * S, Usage(), TERMS), at + 2 * S)
     assert state.status == "scheduled" and state.idle_warms == 0
     assert arms(effects) == [ArmTimer(state.seq, at + 242 * S)]
 
@@ -206,7 +210,7 @@ def test_a_tick_that_would_start_after_expiry_shows_cache_expired_and_sends_no_w
     state = enabled_state()
     target = state.next_warm_at or 0
     late = T0 + 301 * S  # last refresh + TTL has passed
-    expired, effects = decide(state, TickDue(state.seq, target), late)
+    expired, effects = decide(state, TickDue(state.seq, target, TERMS), late)
     assert expired.status == "cache-expired" and expired.next_warm_at is None
     assert not any(isinstance(e, Warm) for e in effects) and arms(effects) == []
 
@@ -215,7 +219,7 @@ def test_a_tick_during_a_generating_turn_sends_no_warm_and_rearms() -> None:
     state = enabled_state()
     target = state.next_warm_at or 0
     busy, _ = decide(state, TurnStarted(target - 5 * S), target - 5 * S)
-    _, effects = decide(busy, TickDue(busy.seq, target), target)
+    _, effects = decide(busy, TickDue(busy.seq, target, TERMS), target)
     assert not any(isinstance(e, Warm) for e in effects)
     assert arms(effects) == [ArmTimer(busy.seq + 1, target + 240 * S)]
 
@@ -225,25 +229,25 @@ def test_warm_errors_retry_then_stop_in_error_and_a_turn_recovers() -> None:
     state = replace(state, interval_seconds=20, next_warm_at=T0 + 20 * S)
     for attempt in range(1, 4):
         target = state.next_warm_at or 0
-        state, _ = decide(state, TickDue(state.seq, target), target)
+        state, _ = decide(state, TickDue(state.seq, target, TERMS), target)
         state, effects = decide(
-            state, WarmFinished(state.seq, target, "m", None, "overloaded"), target + S
+            state, WarmFinished(state.seq, target, TERMS, None, error="overloaded"), target + S
         )
         if attempt < 3:
             assert state.status == "scheduled"
             assert arms(effects)[0].target == target + S + 20 * S * attempt
     assert state.status == "error" and state.last_error == "overloaded"
     state, _ = decide(state, TurnStarted(T0 + 200 * S), T0 + 200 * S)
-    state, _ = decide(state, TurnSealed(T0 + 200 * S, T0 + 201 * S, Usage()), T0 + 201 * S)
+    state, _ = decide(state, TurnSealed(T0 + 200 * S, T0 + 201 * S, Usage(), TERMS), T0 + 201 * S)
     assert state.status == "scheduled" and state.consecutive_errors == 0
 
 
 def test_a_warm_finishing_after_toggle_off_records_stats_and_books_nothing() -> None:
     state = enabled_state()
     target = state.next_warm_at or 0
-    claimed, _ = decide(state, TickDue(state.seq, target), target)
+    claimed, _ = decide(state, TickDue(state.seq, target, TERMS), target)
     off, _ = decide(claimed, Toggle(False), target + 100)
-    done, effects = decide(off, WarmFinished(state.seq, target, "m", READ), target + 900)
+    done, effects = decide(off, WarmFinished(state.seq, target, TERMS, READ), target + 900)
     assert done.status == "off" and arms(effects) == []
     assert done.stats.warms == 1 and done.last_refresh_at == target
 
@@ -259,7 +263,9 @@ def test_a_new_turn_reopens_a_closed_conversation_with_warming_off() -> None:
     closed, _ = decide(enabled_state(), Close(), T0 + 5 * S)
     reopened, _ = decide(closed, TurnStarted(T0 + 9 * S), T0 + 9 * S)
     assert not reopened.closed and not reopened.enabled and reopened.status == "off"
-    sealed, effects = decide(reopened, TurnSealed(T0 + 9 * S, T0 + 10 * S, Usage()), T0 + 10 * S)
+    sealed, effects = decide(
+        reopened, TurnSealed(T0 + 9 * S, T0 + 10 * S, Usage(), TERMS), T0 + 10 * S
+    )
     assert arms(effects) == [] and sealed.status == "off"
 
 
@@ -274,10 +280,39 @@ def test_an_aborted_turn_refreshes_and_resumes_an_expired_enabled_conversation()
 def test_a_warm_that_caches_nothing_stops_as_not_cacheable_until_the_next_turn() -> None:
     state = enabled_state()
     target = state.next_warm_at or 0
-    state, _ = decide(state, TickDue(state.seq, target), target)
+    state, _ = decide(state, TickDue(state.seq, target, TERMS), target)
     uncached = Usage(input_tokens=300)  # below the model's minimum cacheable length
-    state, effects = decide(state, WarmFinished(state.seq, target, "m", uncached), target + 400)
+    state, effects = decide(state, WarmFinished(state.seq, target, TERMS, uncached), target + 400)
     assert state.status == "not-cacheable" and arms(effects) == []
     assert state.stats.warms == 1
-    state, effects = decide(state, TurnSealed(target + S, target + 3 * S, Usage()), target + 3 * S)
+    state, effects = decide(
+        state, TurnSealed(target + S, target + 3 * S, Usage(), TERMS), target + 3 * S
+    )
     assert state.status == "scheduled" and len(arms(effects)) == 1
+
+
+@pytest.mark.parametrize(
+    ("read", "retention", "budget"),
+    [(0.30, "5m", 11), (0.30, "1h", 19), (0.15, "5m", 24), (0.075, "5m", 49), (0.075, "1h", 79)],
+)
+def test_the_idle_budget_is_the_break_even_of_reads_against_one_rescue(
+    read: float, retention: str, budget: int
+) -> None:
+    # A $3 input model: writes 3.75 (5m) / 6.00 (1h); reads at 0.1x, 0.05x, 0.025x.
+    rates = CacheRates(input=3.0, cache_write_5m=3.75, cache_write_1h=6.0, cache_read=read)
+    assert idle_warm_budget(rates, retention) == budget
+    # n warms cost no more than one rescue saves; n + 1 would.
+    saving = rates.write(retention) - read
+    assert budget * read <= saving + 1e-12 < (budget + 1) * read
+
+
+def test_a_turn_whose_prefix_is_below_the_minimum_cacheable_length_books_no_warm() -> None:
+    waiting, _ = decide(WarmingState(), Toggle(True), T0)
+    short = Usage(input_tokens=700, output_tokens=200)
+    terms = ModelTerms(idle_budget=11, min_cacheable_tokens=1024)
+    state, effects = decide(waiting, TurnSealed(T0, T0 + 3 * S, short, terms), T0 + 3 * S)
+    assert state.status == "not-cacheable" and state.prefix_tokens == 900
+    assert arms(effects) == [] and PushUpdate() in effects
+    longer = Usage(input_tokens=900, output_tokens=200)
+    state, effects = decide(state, TurnSealed(T0, T0 + 9 * S, longer, terms), T0 + 9 * S)
+    assert state.status == "scheduled" and arms(effects)  # a long enough prefix warms again

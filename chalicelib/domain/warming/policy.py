@@ -1,4 +1,4 @@
-"""Warming state per conversation and the pure transition function `decide`.
+"""The warming policy: the pure transition function `decide`.
 
 All times are epoch milliseconds passed in by the caller: this module never reads a clock.
 
@@ -10,207 +10,36 @@ service must apply, in this order: arm timers, write state, cancel replaced time
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from dataclasses import replace
 
-from chalicelib.domain.pricing import TTL_SECONDS, Usage, cost_usd, idle_warm_budget
-
-Status = Literal[
-    "off",
-    "waiting-for-first-turn",
-    "scheduled",
-    "warming",
-    "paused-idle",
-    "cache-expired",
-    "not-cacheable",
-    "error",
-    "closed",
-]
-Retention = Literal["5m", "1h"]
-
-DEFAULT_INTERVAL_SECONDS = 240
-MIN_INTERVAL_SECONDS = 20
-# The warm must start this long before the cache entry expires; covers timer jitter and latency.
-TTL_SAFETY_SECONDS = 30
-MAX_CONSECUTIVE_ERRORS = 3
-# A claimed warm whose Lambda died is re-claimable by a redelivered tick after this long.
-WARM_LEASE_MS = 180_000
-
-
-class InvalidInterval(ValueError):
-    pass
-
-
-def interval_bounds(retention: str) -> tuple[int, int]:
-    return MIN_INTERVAL_SECONDS, TTL_SECONDS[retention] - TTL_SAFETY_SECONDS
-
-
-@dataclass(frozen=True)
-class WarmStats:
-    warms: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    total_cost_usd: float = 0.0
-    last_warm_cost_usd: float | None = None
-    last_warm_tokens: int | None = None
-    # Share of the latest request's prompt (warm or turn) that was read from cache.
-    last_cache_pct: float | None = None
-
-    def with_warm(self, model: str, usage: Usage) -> WarmStats:
-        cost = cost_usd(model, usage)
-        return replace(
-            self,
-            warms=self.warms + 1,
-            input_tokens=self.input_tokens + usage.input_tokens,
-            output_tokens=self.output_tokens + usage.output_tokens,
-            cache_read_tokens=self.cache_read_tokens + usage.cache_read_input_tokens,
-            cache_write_tokens=self.cache_write_tokens + usage.cache_creation_input_tokens,
-            total_cost_usd=round(self.total_cost_usd + cost, 8),
-            last_warm_cost_usd=round(cost, 8),
-            last_warm_tokens=usage.prompt_tokens + usage.output_tokens,
-            last_cache_pct=usage.cache_hit_pct,
-        )
-
-
-@dataclass(frozen=True)
-class WarmingState:
-    retention: Retention = "5m"
-    enabled: bool = False
-    closed: bool = False
-    interval_seconds: int = DEFAULT_INTERVAL_SECONDS
-    status: Status = "off"
-    seq: int = 0
-    next_warm_at: int | None = None
-    # The timer adapter's handle of the live tick (a schedule name), None for a direct invoke.
-    timer_ref: str | None = None
-    last_warm_at: int | None = None
-    # Start of the last request that read or wrote the cache (its TTL counts from there).
-    last_refresh_at: int | None = None
-    has_prefix: bool = False
-    idle_warms: int = 0
-    consecutive_errors: int = 0
-    last_error: str | None = None
-    warm_started_at: int | None = None
-    # The live tick may rebuild an expired cache: the user enabled warming and asked for it.
-    rebuild: bool = False
-    turn_started_at: int | None = None
-    stats: WarmStats = field(default_factory=WarmStats)
-
-    @property
-    def ttl_ms(self) -> int:
-        return TTL_SECONDS[self.retention] * 1000
-
-    @property
-    def cache_expires_at(self) -> int | None:
-        if self.last_refresh_at is None:
-            return None
-        return self.last_refresh_at + self.ttl_ms
-
-    @property
-    def idle_budget(self) -> int:
-        return idle_warm_budget(self.retention)
-
-
-# --- events -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConversationCreated:
-    retention: Retention = "5m"
-
-
-@dataclass(frozen=True)
-class Toggle:
-    """`enabled=None` flips the current setting."""
-
-    enabled: bool | None
-
-
-@dataclass(frozen=True)
-class SetInterval:
-    seconds: int
-
-
-@dataclass(frozen=True)
-class TickDue:
-    seq: int
-    target: int
-
-
-@dataclass(frozen=True)
-class WarmFinished:
-    seq: int
-    started_at: int
-    model: str
-    usage: Usage | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class TurnStarted:
-    at: int
-
-
-@dataclass(frozen=True)
-class TurnSealed:
-    started_at: int
-    sealed_at: int
-    usage: Usage
-
-
-@dataclass(frozen=True)
-class TurnEnded:
-    """A turn that was aborted or failed; `refreshed_at` is its request start if it reached the model."""
-
-    refreshed_at: int | None
-
-
-@dataclass(frozen=True)
-class Close:
-    pass
-
-
-Event = (
-    ConversationCreated
-    | Toggle
-    | SetInterval
-    | TickDue
-    | WarmFinished
-    | TurnStarted
-    | TurnSealed
-    | TurnEnded
-    | Close
+from chalicelib.domain.timing import TIMINGS
+from chalicelib.domain.warming.events import (
+    ArmTimer,
+    CancelTimer,
+    Close,
+    ConversationCreated,
+    Decision,
+    Effect,
+    Event,
+    PushUpdate,
+    SetInterval,
+    TickDue,
+    Toggle,
+    TurnEnded,
+    TurnSealed,
+    TurnStarted,
+    Warm,
+    WarmFinished,
+)
+from chalicelib.domain.warming.state import (
+    MAX_CONSECUTIVE_ERRORS,
+    InvalidInterval,
+    Status,
+    WarmingState,
+    interval_bounds,
 )
 
-# --- effects ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ArmTimer:
-    seq: int
-    target: int
-
-
-@dataclass(frozen=True)
-class CancelTimer:
-    ref: str
-
-
-@dataclass(frozen=True)
-class Warm:
-    seq: int
-
-
-@dataclass(frozen=True)
-class PushUpdate:
-    pass
-
-
-Effect = ArmTimer | CancelTimer | Warm | PushUpdate
-Decision = tuple[WarmingState, list[Effect]]
-
+_MARGIN_MS = TIMINGS.ttl_margin_s * 1000
 _ACTIVE: frozenset[str] = frozenset({"scheduled", "warming", "waiting-for-first-turn"})
 
 
@@ -281,7 +110,7 @@ def _resume(state: WarmingState, now: int) -> Decision:
     if not state.has_prefix:
         return _stop(state, "waiting-for-first-turn")
     expires_at = state.cache_expires_at
-    if expires_at is None or now >= expires_at - TTL_SAFETY_SECONDS * 1000:
+    if expires_at is None or now >= expires_at - _MARGIN_MS:
         # The cache is gone (or about to be): the user asked for warming, so rebuild it now.
         return _arm(state, now, rebuild=True)
     assert state.last_refresh_at is not None
@@ -319,7 +148,8 @@ def _tick_due(state: WarmingState, tick: TickDue, now: int) -> Decision:
         return state, []
     if state.status == "warming":
         lease_over = (
-            state.warm_started_at is not None and now - state.warm_started_at > WARM_LEASE_MS
+            state.warm_started_at is not None
+            and now - state.warm_started_at > TIMINGS.warm_lease_s * 1000
         )
         if not lease_over:
             return state, []
@@ -333,7 +163,7 @@ def _tick_due(state: WarmingState, tick: TickDue, now: int) -> Decision:
     expires_at = state.cache_expires_at
     if not state.rebuild and (expires_at is None or now >= expires_at):
         return _stop(state, "cache-expired")
-    if state.idle_warms >= state.idle_budget:
+    if state.idle_warms >= tick.terms.idle_budget:
         return _stop(state, "paused-idle")
     claimed = replace(state, status="warming", warm_started_at=now)
     return claimed, [Warm(state.seq)]
@@ -346,7 +176,8 @@ def _warm_finished(state: WarmingState, done: WarmFinished, now: int) -> Decisio
             state,
             last_warm_at=done.started_at,
             last_refresh_at=max(done.started_at, state.last_refresh_at or 0),
-            stats=state.stats.with_warm(done.model, done.usage),
+            prefix_tokens=done.usage.cached_prefix_tokens or state.prefix_tokens,
+            stats=state.stats.with_warm(done.usage, done.cost_usd),
         )
     if not current:
         # Toggled off, closed or re-armed while the warm ran: keep its stats, book nothing.
@@ -356,17 +187,18 @@ def _warm_finished(state: WarmingState, done: WarmFinished, now: int) -> Decisio
         state = replace(state, consecutive_errors=errors, last_error=done.error or "upstream_error")
         if errors >= MAX_CONSECUTIVE_ERRORS:
             return _stop(state, "error")
-        retry_at = now + MIN_INTERVAL_SECONDS * 1000 * errors
+        retry_at = now + TIMINGS.min_interval_s * 1000 * errors
         expires_at = state.cache_expires_at
         if not state.rebuild and (expires_at is None or retry_at >= expires_at):
             return _stop(state, "cache-expired")
         return _arm(state, retry_at, rebuild=state.rebuild)
     state = replace(state, idle_warms=state.idle_warms + 1, consecutive_errors=0, last_error=None)
-    if done.usage.cache_read_input_tokens == 0 and done.usage.cache_creation_input_tokens == 0:
-        # The prefix is below the model's minimum cacheable length: every warm would pay full
-        # input price and keep nothing. A longer conversation (the next turn) tries again.
+    if done.usage.cached_prefix_tokens == 0:
+        # The API cached nothing: the prefix is below the model's minimum cacheable length after
+        # all (the catalog's figure is checked at the seal, on an estimate). Every warm would pay
+        # full input price and keep nothing. A longer conversation (the next turn) tries again.
         return _stop(state, "not-cacheable")
-    if state.idle_warms >= state.idle_budget:
+    if state.idle_warms >= done.terms.idle_budget:
         return _stop(state, "paused-idle")
     return _arm(state, max(now, done.started_at + state.interval_seconds * 1000))
 
@@ -389,6 +221,8 @@ def _turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
         turn_started_at=None,
         has_prefix=True,
         last_refresh_at=max(sealed.started_at, state.last_refresh_at or 0),
+        # The next prompt's cacheable prefix: this turn's prompt plus its reply.
+        prefix_tokens=sealed.usage.prompt_tokens + sealed.usage.output_tokens,
         idle_warms=0,
         consecutive_errors=0,
         last_error=None,
@@ -396,8 +230,11 @@ def _turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
     )
     if not state.enabled or state.closed:
         return state, [PushUpdate()]
+    if state.prefix_tokens is not None and state.prefix_tokens < sealed.terms.min_cacheable_tokens:
+        # Below the model's minimum cacheable length: a warm would be billed and cache nothing.
+        return _stop(state, "not-cacheable")
     # The turn refreshed the cache at its start; a long turn must not push the warm past expiry.
-    latest = sealed.started_at + state.ttl_ms - TTL_SAFETY_SECONDS * 1000
+    latest = sealed.started_at + state.ttl_ms - _MARGIN_MS
     target = max(now, min(sealed.sealed_at + state.interval_seconds * 1000, latest))
     return _arm(state, target)
 

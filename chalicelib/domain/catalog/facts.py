@@ -1,15 +1,4 @@
-"""The model catalog: what each Claude model accepts and how it caches, from Anthropic's documentation.
-
-Every model-dependent decision reads this table: which model ids a conversation may use, the
-largest `maxTokens`, whether the pre-warm request shape is needed (all current models refuse a
-final assistant message), the minimum cacheable prefix, and the thinking mode. Prices are not
-here: they come from the maintained `genai-prices` library (`chalicelib/adapters/prices.py`),
-which carries 1-hour writes, size tiers and dated price changes.
-
-Each row names the pages it was read from and the date. When Anthropic ships a model, add a row
-here (and check `genai-prices` knows it: `tests/unit/test_catalog.py` fails otherwise), then run
-`make conformance` against the real API before offering it.
-"""
+"""What the catalog records of each model, and where each fact was read."""
 
 from __future__ import annotations
 
@@ -45,22 +34,16 @@ class ModelFacts:
     accepts_prefill: bool
     thinking: ThinkingMode
     sources: tuple[Source, ...]
+    # Manual extended thinking (`thinking.type: "enabled"` with `budget_tokens`): Claude 4.7 and
+    # later answer it with a 400, while `thinking` alone cannot tell a 4.6 model (deprecated but
+    # accepted) from a 4.7 one; the emulator needs the difference to refuse what the API refuses.
+    accepts_extended_thinking: bool = True
+    # Forced tool use (`tool_choice` any/tool): a 400 on Opus 5.5, Sonnet 5.5 and Fable 5.1+.
+    accepts_forced_tool_choice: bool = True
+    # "field=value: why" for each fact of this row that no stored page states for this model (an
+    # assumption) or that another source contradicts; docs/models.md marks those values.
+    unverified: tuple[str, ...] = ()
 
     @property
     def ids(self) -> tuple[str, ...]:
         return (self.id, *self.aliases)
-
-
-CATALOG: tuple[ModelFacts, ...] = ()
-
-
-_BY_ID: dict[str, ModelFacts] = {model_id: facts for facts in CATALOG for model_id in facts.ids}
-
-
-def lookup(model_id: str) -> ModelFacts | None:
-    """The facts of an exact model id or alias; None for an id the catalog does not know."""
-    return _BY_ID.get(model_id)
-
-
-def known_ids() -> tuple[str, ...]:
-    return tuple(_BY_ID)

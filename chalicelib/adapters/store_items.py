@@ -1,0 +1,149 @@
+"""The single table's layout: keys, item shapes, the body codec, and the table itself.
+
+Key layout (pk / sk):
+    CONV#<id>    META                       conversation: version, owner, gsi1pk, gsi1sk, body
+    CONV#<id>    TURN#<index:06d>           turn: body
+    CONV#<id>    SUB#<channel>#<connId>     subscription: connectionId, expiresAt
+    CONN#<id>    META                       connection: owner, connectedAt, expiresAt
+    CONN#<id>    SUB#<convId>#<channel>     mirror of a subscription, so a disconnect finds them all
+GSI `by-owner`: gsi1pk = OWNER#<owner>, gsi1sk = <created_at:013d>#<id>. TTL attribute: expiresAt.
+
+`body` is the msgspec JSON of the dataclass. A conversation's version lives only in the `version`
+attribute, which the conditional writes compare against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from chalicelib.domain.conversation import Conversation, Turn
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+    Item = dict[str, AttributeValueTypeDef]
+
+GSI_NAME = "by-owner"
+TTL_ATTRIBUTE = "expiresAt"
+META = "META"
+
+
+def encode_conversation(conversation: Conversation) -> str:
+    data = msgspec.to_builtins(conversation)
+    del data["version"]
+    return msgspec.json.encode(data).decode()
+
+
+def decode_conversation(body: str, version: int) -> Conversation:
+    return dataclasses.replace(msgspec.json.decode(body, type=Conversation), version=version)
+
+
+def encode_turn(turn: Turn) -> str:
+    return msgspec.json.encode(turn).decode()
+
+
+def decode_turn(body: str) -> Turn:
+    return msgspec.json.decode(body, type=Turn)
+
+
+def conversation_key(conversation_id: str) -> Item:
+    return {"pk": s_value(f"CONV#{conversation_id}"), "sk": s_value(META)}
+
+
+def turn_key(conversation_id: str, index: int) -> Item:
+    return {"pk": s_value(f"CONV#{conversation_id}"), "sk": s_value(f"TURN#{index:06d}")}
+
+
+def connection_key(connection_id: str) -> Item:
+    return {"pk": s_value(f"CONN#{connection_id}"), "sk": s_value(META)}
+
+
+def subscription_key(conversation_id: str, channel: str, connection_id: str) -> Item:
+    return {
+        "pk": s_value(f"CONV#{conversation_id}"),
+        "sk": s_value(f"SUB#{channel}#{connection_id}"),
+    }
+
+
+def subscription_mirror_key(connection_id: str, conversation_id: str, channel: str) -> Item:
+    return {
+        "pk": s_value(f"CONN#{connection_id}"),
+        "sk": s_value(f"SUB#{conversation_id}#{channel}"),
+    }
+
+
+def owner_index_keys(conversation: Conversation) -> tuple[str, str]:
+    return f"OWNER#{conversation.owner}", f"{conversation.created_at:013d}#{conversation.id}"
+
+
+def conversation_item(conversation: Conversation, version: int) -> Item:
+    gsi1pk, gsi1sk = owner_index_keys(conversation)
+    return {
+        **conversation_key(conversation.id),
+        "version": n_value(version),
+        "owner": s_value(conversation.owner),
+        "gsi1pk": s_value(gsi1pk),
+        "gsi1sk": s_value(gsi1sk),
+        "body": s_value(encode_conversation(conversation)),
+    }
+
+
+def turn_item(turn: Turn) -> Item:
+    return {**turn_key(turn.conversation_id, turn.index), "body": s_value(encode_turn(turn))}
+
+
+def s_value(value: str) -> AttributeValueTypeDef:
+    return {"S": value}
+
+
+def n_value(value: int) -> AttributeValueTypeDef:
+    return {"N": str(value)}
+
+
+def str_attr(item: Item, name: str) -> str:
+    return item[name]["S"]
+
+
+def int_attr(item: Item, name: str) -> int:
+    return int(item[name]["N"])
+
+
+# --- table ---------------------------------------------------------------------------------
+
+
+def create_table(client: DynamoDBClient, table_name: str) -> None:
+    """Create the single table (on-demand, GSI `by-owner`, TTL on `expiresAt`) and wait for it."""
+    client.create_table(
+        TableName=table_name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "gsi1pk", "AttributeType": "S"},
+            {"AttributeName": "gsi1sk", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": GSI_NAME,
+                "KeySchema": [
+                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    # UpdateTimeToLive is refused while the table is still being created.
+    client.get_waiter("table_exists").wait(TableName=table_name)
+    client.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+    )

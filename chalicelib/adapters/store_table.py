@@ -1,0 +1,69 @@
+"""The table every storage adapter writes to: its client, paginated queries, batched writes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, cast
+
+from botocore.exceptions import ClientError
+
+from chalicelib.lazy import Lazy
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef, WriteRequestTypeDef
+
+    from chalicelib.adapters.store_items import Item
+
+# BatchWriteItem accepts at most 25 requests per call.
+_BATCH = 25
+_MAX_UNPROCESSED_ROUNDS = 8
+
+
+def default_client() -> DynamoDBClient:
+    import boto3
+
+    return boto3.client("dynamodb")
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class Table:
+    def __init__(
+        self,
+        table_name: str,
+        client_factory: Callable[[], DynamoDBClient] = default_client,
+    ) -> None:
+        self._table = table_name
+        self._client = Lazy(client_factory)
+
+    @property
+    def client(self) -> DynamoDBClient:
+        return self._client()
+
+    def _query(self, request: QueryInputTypeDef) -> Iterator[Item]:
+        while True:
+            page = self.client.query(**request)
+            yield from page.get("Items", [])
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            request = {**request, "ExclusiveStartKey": last}
+
+    def _batch_write(self, requests: Sequence[WriteRequestTypeDef]) -> None:
+        for start in range(0, len(requests), _BATCH):
+            pending = list(requests[start : start + _BATCH])
+            for attempt in range(_MAX_UNPROCESSED_ROUNDS):
+                if attempt:
+                    # Unprocessed items mean throttling: back off before resubmitting them.
+                    time.sleep(0.05 * 2**attempt)
+                response = self.client.batch_write_item(RequestItems={self._table: pending})
+                unprocessed = response.get("UnprocessedItems", {}).get(self._table, [])
+                if not unprocessed:
+                    break
+                pending = cast("list[WriteRequestTypeDef]", unprocessed)
+            else:
+                raise RuntimeError(f"batch write left {len(pending)} items unprocessed")

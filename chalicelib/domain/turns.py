@@ -1,0 +1,157 @@
+"""The turn rules (pure): begin a turn, request an abort, claim the stream, end a turn, find an
+abandoned one, and the warming cap.
+
+Each takes the conversation as it was just read and returns a `Change`, shaped like
+`warming.decide`: the edited conversation, a turn item to write in the same transaction, the
+event the warming policy hears, and the chat announcement to push once the write has landed.
+The caller writes it conditionally on the version it read, and decides again on a conflict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from chalicelib.domain.conversation import AbortReason, Conversation, Turn, TurnStatus, is_blank
+from chalicelib.domain.errors import Refused
+from chalicelib.domain.pricing import Usage
+from chalicelib.domain.warming import Close, Event, ModelTerms, TurnEnded, TurnSealed, TurnStarted
+
+# Past the generate function's 15-minute timeout, a turn still `generating` has lost its Lambda.
+ABANDONED_AFTER_MS = 16 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TurnStartedNotice:
+    turn: Turn
+
+
+@dataclass(frozen=True)
+class TurnEndedNotice:
+    turn: Turn
+    cost_usd: float | None = None
+
+
+Announcement = TurnStartedNotice | TurnEndedNotice
+
+
+@dataclass(frozen=True)
+class Change:
+    conversation: Conversation
+    turn: Turn | None = None
+    event: Event | None = None
+    announce: Announcement | None = None
+
+
+@dataclass(frozen=True)
+class Reported:
+    """How the generate invocation saw its turn end."""
+
+    status: Literal["sealed", "aborted", "failed"]
+    text: str
+    usage: Usage | None = None
+    error_code: str | None = None
+    # The request reached the model, so it read (and refreshed) the cache at the turn's start.
+    reached_model: bool = False
+    cost_usd: float | None = None
+
+
+def begin_turn(conversation: Conversation, text: str, now: int) -> Change:
+    if conversation.generating:
+        raise Refused("turn_in_progress", "a reply is still being generated")
+    turn = Turn(conversation.id, conversation.turn_count, text, now)
+    begun = replace(
+        conversation,
+        turn_count=conversation.turn_count + 1,
+        active_turn_id=turn.turn_id,
+        abort_reason=None,
+        streaming=False,
+    )
+    return Change(begun, turn, TurnStarted(now))
+
+
+def request_abort(conversation: Conversation, reason: AbortReason) -> Change:
+    """Ask the generating invocation to stop; the first reason asked for wins."""
+    if not conversation.generating or conversation.abort_reason:
+        return Change(conversation)
+    return Change(replace(conversation, abort_reason=reason))
+
+
+def close(conversation: Conversation) -> Change:
+    """Warming off and the in-flight turn aborted, in one write."""
+    return replace(request_abort(conversation, "closed"), event=Close())
+
+
+def claim_stream(conversation: Conversation, turn_id: str) -> Change | None:
+    """The generate invocation claims its turn; None for a duplicate or a finished turn."""
+    if conversation.active_turn_id != turn_id or conversation.streaming:
+        return None
+    return Change(replace(conversation, streaming=True))
+
+
+def announce_start(turn: Turn) -> TurnStartedNotice:
+    return TurnStartedNotice(turn)
+
+
+def end_turn(
+    conversation: Conversation,
+    started: Turn,
+    reported: Reported,
+    now: int,
+    terms: ModelTerms | None,
+) -> Change:
+    """Seal, abort or fail the turn, against the fresh read: an abort asked for before the seal
+    wins, and a blank reply never becomes history. `terms` are needed to seal."""
+    status, reason, code = _ending(conversation.abort_reason, reported)
+    ended = replace(
+        started,
+        status=status,
+        assistant_text=reported.text,
+        ended_at=now,
+        usage=reported.usage,
+        error_code=code,
+        abort_reason=reason,
+    )
+    cleared = conversation
+    if conversation.active_turn_id == started.turn_id:
+        cleared = replace(conversation, active_turn_id=None, abort_reason=None, streaming=False)
+    event: Event
+    if status == "sealed":
+        assert reported.usage is not None and terms is not None, "a seal needs usage and terms"
+        event = TurnSealed(started.started_at, now, reported.usage, terms)
+    else:
+        event = TurnEnded(started.started_at if reported.reached_model else None)
+    cost = reported.cost_usd if status == "sealed" else None
+    return Change(cleared, ended, event, TurnEndedNotice(ended, cost))
+
+
+def _ending(
+    requested: AbortReason | None, reported: Reported
+) -> tuple[TurnStatus, AbortReason | None, str | None]:
+    if reported.status == "aborted" or (reported.status == "sealed" and requested):
+        # The user asked to stop: a reply that finished meanwhile still counts as aborted.
+        return "aborted", requested or "cancelled", None
+    if reported.status == "sealed" and is_blank(reported.text):
+        # Sent back as history, a blank reply would make every later request a 400 ("text
+        # content blocks must contain non-whitespace text").
+        return "failed", None, "empty_reply"
+    if reported.status == "failed":
+        return "failed", None, reported.error_code or "upstream_error"
+    return "sealed", None, None
+
+
+def abandoned_turn(conversation: Conversation, now: int) -> str | None:
+    """The id of a turn whose generate invocation has certainly died, if any."""
+    started = conversation.warming.turn_started_at
+    if not conversation.generating or started is None or now - started < ABANDONED_AFTER_MS:
+        return None
+    return conversation.active_turn_id
+
+
+def check_warming_cap(
+    conversation: Conversation, wanted: bool | None, warming_elsewhere: int, cap: int
+) -> None:
+    """Enabling one more warming conversation past the user's cap is refused."""
+    enabling = wanted is not False and not conversation.warming.enabled
+    if enabling and warming_elsewhere >= cap:
+        raise Refused("limit_reached", f"at most {cap} conversations can warm at the same time")

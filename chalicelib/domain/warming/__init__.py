@@ -1,0 +1,62 @@
+"""Warming per conversation: its state (`state.py`), the events and effects (`events.py`), and the
+whole policy as one pure function, `decide(state, event, now) -> (state, effects)` (`policy.py`)."""
+
+from chalicelib.domain.warming.events import (
+    ArmTimer,
+    CancelTimer,
+    Close,
+    ConversationCreated,
+    Decision,
+    Effect,
+    Event,
+    PushUpdate,
+    SetInterval,
+    TickDue,
+    Toggle,
+    TurnEnded,
+    TurnSealed,
+    TurnStarted,
+    Warm,
+    WarmFinished,
+)
+from chalicelib.domain.warming.policy import decide
+from chalicelib.domain.warming.state import (
+    DEFAULT_INTERVAL_SECONDS,
+    MAX_CONSECUTIVE_ERRORS,
+    InvalidInterval,
+    ModelTerms,
+    Retention,
+    Status,
+    WarmingState,
+    WarmStats,
+    interval_bounds,
+)
+
+__all__ = [
+    "DEFAULT_INTERVAL_SECONDS",
+    "MAX_CONSECUTIVE_ERRORS",
+    "ArmTimer",
+    "CancelTimer",
+    "Close",
+    "ConversationCreated",
+    "Decision",
+    "Effect",
+    "Event",
+    "InvalidInterval",
+    "ModelTerms",
+    "PushUpdate",
+    "Retention",
+    "SetInterval",
+    "Status",
+    "TickDue",
+    "Toggle",
+    "TurnEnded",
+    "TurnSealed",
+    "TurnStarted",
+    "Warm",
+    "WarmFinished",
+    "WarmStats",
+    "WarmingState",
+    "decide",
+    "interval_bounds",
+]

@@ -1,0 +1,107 @@
+"""What the policy hears (events) and what it asks for (effects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.domain.pricing import Usage
+from chalicelib.domain.warming.state import ModelTerms, Retention, WarmingState
+
+
+@dataclass(frozen=True)
+class ConversationCreated:
+    retention: Retention = "5m"
+
+
+@dataclass(frozen=True)
+class Toggle:
+    """`enabled=None` flips the current setting."""
+
+    enabled: bool | None
+
+
+@dataclass(frozen=True)
+class SetInterval:
+    seconds: int
+
+
+@dataclass(frozen=True)
+class TickDue:
+    seq: int
+    target: int
+    terms: ModelTerms
+
+
+@dataclass(frozen=True)
+class WarmFinished:
+    seq: int
+    started_at: int
+    terms: ModelTerms
+    usage: Usage | None = None
+    cost_usd: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    at: int
+
+
+@dataclass(frozen=True)
+class TurnSealed:
+    started_at: int
+    sealed_at: int
+    usage: Usage
+    terms: ModelTerms
+
+
+@dataclass(frozen=True)
+class TurnEnded:
+    """A turn that was aborted or failed; `refreshed_at` is its request start if it reached the model."""
+
+    refreshed_at: int | None
+
+
+@dataclass(frozen=True)
+class Close:
+    pass
+
+
+Event = (
+    ConversationCreated
+    | Toggle
+    | SetInterval
+    | TickDue
+    | WarmFinished
+    | TurnStarted
+    | TurnSealed
+    | TurnEnded
+    | Close
+)
+
+# --- effects ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArmTimer:
+    seq: int
+    target: int
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    ref: str
+
+
+@dataclass(frozen=True)
+class Warm:
+    seq: int
+
+
+@dataclass(frozen=True)
+class PushUpdate:
+    pass
+
+
+Effect = ArmTimer | CancelTimer | Warm | PushUpdate
+Decision = tuple[WarmingState, list[Effect]]

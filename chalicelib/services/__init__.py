@@ -1,0 +1,115 @@
+"""The use cases, one module each, around one shared unit of work (`unit_of_work.py`):
+
+    conversations.py  create, read, list
+    frames.py         connect, disconnect, frames (one handler per type), subscriptions, limits
+    turns.py          start, cancel, close, generate, finish
+    ticks.py          the warm tick
+    fanout.py         replies, panel updates, chat streams
+    costs.py          the model's terms (catalog + prices) and costs
+
+`Services` is the application's entry point: one method per command, each a one-line delegation,
+so `app.py` and the tests see one object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.warming import Event, ModelTerms
+from chalicelib.ports import Clock, Sockets, Store, Timer
+from chalicelib.services.conversations import Conversations
+from chalicelib.services.costs import Costs
+from chalicelib.services.fanout import FanOut
+from chalicelib.services.frames import Frames
+from chalicelib.services.ports import Limits, Ports
+from chalicelib.services.ticks import TickReport, Ticks
+from chalicelib.services.turns import Turns
+from chalicelib.services.unit_of_work import Outcome, Planner, Scope, UnitOfWork
+from chalicelib.wire import commands
+
+__all__ = ["Limits", "Outcome", "Ports", "Services", "TickReport"]
+
+
+class Services:
+    def __init__(self, ports: Ports) -> None:
+        self.ports = ports
+        self.uow = UnitOfWork(ports, FanOut(ports), Costs(ports))
+        self.conversations = Conversations(self.uow)
+        self.turns = Turns(self.uow)
+        self.frames = Frames(self.uow, self.turns)
+        self.ticks = Ticks(self.uow)
+
+    @property
+    def store(self) -> Store:
+        return self.ports.store
+
+    @property
+    def timer(self) -> Timer:
+        return self.ports.timer
+
+    @property
+    def sockets(self) -> Sockets:
+        return self.ports.sockets
+
+    @property
+    def clock(self) -> Clock:
+        return self.ports.clock
+
+    def transition(
+        self,
+        conversation_id: str,
+        plan: Event | Planner | None,
+        *,
+        owner: str | None = None,
+        current: Conversation | None = None,
+        scope: Scope | None = None,
+    ) -> Outcome:
+        return self.uow.transition(conversation_id, plan, owner=owner, current=current, scope=scope)
+
+    def terms(self, conversation: Conversation, now: int) -> ModelTerms:
+        return self.uow.costs.terms(conversation, now)
+
+    # --- WebSocket -----------------------------------------------------------------------------
+
+    def connect(self, connection_id: str, owner: str) -> None:
+        self.frames.connect(connection_id, owner)
+
+    def disconnect(self, connection_id: str) -> None:
+        self.frames.disconnect(connection_id)
+
+    def handle_frame(self, connection_id: str, raw: str | bytes) -> None:
+        self.frames.handle(connection_id, raw)
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    def create_conversation(
+        self, owner: str, body: commands.CreateConversation | Mapping[str, Any]
+    ) -> Conversation:
+        return self.conversations.create(owner, body)
+
+    def get_conversation(self, owner: str, conversation_id: str) -> tuple[Conversation, list[Turn]]:
+        return self.conversations.get(owner, conversation_id)
+
+    def list_conversations(self, owner: str) -> list[Conversation]:
+        return self.conversations.list(owner)
+
+    def start_turn(
+        self, owner: str, conversation_id: str, body: commands.StartTurn | Mapping[str, Any]
+    ) -> Turn:
+        return self.turns.start(owner, conversation_id, body)
+
+    def cancel(self, owner: str, conversation_id: str) -> bool:
+        return self.turns.cancel(owner, conversation_id)
+
+    def close(self, owner: str, conversation_id: str) -> Conversation:
+        return self.turns.close(owner, conversation_id)
+
+    # --- Lambdas ----------------------------------------------------------------------------
+
+    def generate(self, conversation_id: str, turn_index: int) -> str:
+        return self.turns.generate(conversation_id, turn_index)
+
+    def handle_tick(self, conversation_id: str, seq: int, target: int) -> TickReport:
+        return self.ticks.handle(conversation_id, seq, target)

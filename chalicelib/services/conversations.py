@@ -1,0 +1,61 @@
+"""Conversations over HTTP: create (the model checked against the catalog), read, list."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chalicelib.domain import catalog
+from chalicelib.domain.conversation import Conversation, Turn, is_blank
+from chalicelib.domain.errors import Refused
+from chalicelib.domain.warming import WarmingState
+from chalicelib.services.unit_of_work import UnitOfWork
+from chalicelib.wire import commands
+
+
+class Conversations:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.ports = uow.ports
+
+    def create(
+        self, owner: str, body: commands.CreateConversation | Mapping[str, Any]
+    ) -> Conversation:
+        command = (
+            body
+            if isinstance(body, commands.CreateConversation)
+            else commands.create_conversation(body)
+        )
+        if command.system is not None and is_blank(command.system):
+            # The API refuses whitespace-only text blocks: every request would fail.
+            raise Refused("invalid_field", "'system' must contain non-whitespace text")
+        model = command.model or self.ports.default_model
+        facts = catalog.lookup(model)
+        if facts is None:
+            known = ", ".join(catalog.known_ids())
+            raise Refused("invalid_field", f"'model' must be one of the catalog's models: {known}")
+        limit = facts.max_output_tokens
+        max_tokens = command.max_tokens or min(self.ports.default_max_tokens, limit)
+        if max_tokens > limit:
+            raise Refused(
+                "invalid_field", f"'maxTokens' must be an integer from 1 to {limit} for {model}"
+            )
+        conversation = Conversation(
+            id=self.ports.new_id(),
+            owner=owner,
+            created_at=self.ports.clock.now_ms(),
+            title=command.title or "New conversation",
+            model=model,
+            system=command.system or self.ports.default_system,
+            max_tokens=max_tokens,
+            warming=WarmingState(retention=command.retention),
+        )
+        self.ports.store.create_conversation(conversation)
+        return conversation
+
+    def get(self, owner: str, conversation_id: str) -> tuple[Conversation, list[Turn]]:
+        conversation = self.uow.read_owned(conversation_id, owner)
+        return conversation, self.ports.store.get_turns(conversation.id)
+
+    def list(self, owner: str) -> list[Conversation]:
+        return self.ports.store.list_conversations(owner)

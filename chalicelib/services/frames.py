@@ -1,0 +1,126 @@
+"""WebSocket connections and frames: connect, disconnect, the per-connection frame limit, and
+one handler per frame type. Every client frame gets exactly one reply, errors included."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, assert_never
+
+from chalicelib.domain import turns
+from chalicelib.domain.errors import Refused
+from chalicelib.domain.warming import Event, SetInterval, Toggle
+from chalicelib.ports import Connection
+from chalicelib.services.turns import Turns
+from chalicelib.services.unit_of_work import Scope, UnitOfWork
+from chalicelib.wire import frames, surface
+from chalicelib.wire.errors import error_frame, refusal_of
+from chalicelib.wire.frames import Frame, FrameRefused
+
+log = logging.getLogger("cache_warming")
+
+# API Gateway closes a WebSocket after 2 hours: connection and subscription items live as long.
+CONNECTION_LIFETIME_S = 2 * 60 * 60
+
+
+class Frames:
+    def __init__(self, uow: UnitOfWork, turns: Turns) -> None:
+        self.uow = uow
+        self.ports = uow.ports
+        self.turns = turns
+
+    def connect(self, connection_id: str, owner: str) -> None:
+        now = self.ports.clock.now_ms()
+        expires_at = now // 1000 + CONNECTION_LIFETIME_S
+        self.ports.store.put_connection(Connection(connection_id, owner, now, expires_at))
+
+    def disconnect(self, connection_id: str) -> None:
+        # Forget the socket only: warming and turns carry on without a browser.
+        self.ports.store.delete_connection(connection_id)
+
+    def handle(self, connection_id: str, raw: str | bytes) -> None:
+        """Parse and run one client frame; every outcome, errors included, is one reply frame."""
+        request_id: str | None = None
+        conversation_id: str | None = None
+        try:
+            frame = frames.parse_frame(raw)
+            request_id = frame.request_id
+            conversation_id = getattr(frame, "conversation_id", None)
+            connection = self._admit(connection_id)
+            reply = self.dispatch(connection, frame)
+        except Exception as failure:  # every frame gets exactly one reply
+            if isinstance(failure, FrameRefused):
+                request_id = failure.request_id
+                conversation_id = failure.conversation_id
+            elif not isinstance(failure, Refused):
+                log.exception("frame failed")
+            reply = error_frame(refusal_of(failure), request_id, conversation_id)
+        self.uow.fanout.reply(connection_id, reply)
+
+    def _admit(self, connection_id: str) -> Connection:
+        connection = self.ports.store.get_connection(connection_id)
+        if connection is None:
+            raise Refused("unauthorized", "this connection is not authenticated")
+        now_s = self.ports.clock.now_ms() // 1000
+        limit = self.ports.limits.frames_per_second
+        if not self.ports.store.consume(f"frames#{connection_id}", now_s, limit, now_s + 60):
+            raise Refused("rate_limited", "too many frames; slow down")
+        return connection
+
+    def dispatch(self, connection: Connection, frame: Frame) -> dict[str, Any]:
+        """The one handler of each frame type; returns the reply to the caller."""
+        cid, owner, rid = connection.connection_id, connection.owner, frame.request_id
+        match frame:
+            case frames.Ping():
+                return frames.pong_frame(rid)
+            case frames.Subscribe(conversation_id=conversation_id):
+                conversation = self.uow.read_owned(conversation_id, owner)
+                self.ports.store.subscribe(cid, conversation_id, "surface", connection.expires_at)
+                return surface.surface_frame(conversation_id, conversation.warming, rid)
+            case frames.Unsubscribe(conversation_id=conversation_id):
+                self.uow.read_owned(conversation_id, owner)
+                self.ports.store.unsubscribe(cid, conversation_id, "surface")
+                return frames.ack_frame("unsubscribe", conversation_id, rid)
+            case frames.InvokeToggle(conversation_id=conversation_id, enabled=enabled):
+                self._check_warming_cap(owner, conversation_id, enabled)
+                return self._invoke(cid, owner, conversation_id, Toggle(enabled), rid)
+            case frames.InvokeSetInterval(conversation_id=conversation_id, seconds=seconds):
+                return self._invoke(cid, owner, conversation_id, SetInterval(seconds), rid)
+            case frames.ChatSubscribe(conversation_id=conversation_id):
+                self.uow.read_owned(conversation_id, owner)
+                self.ports.store.subscribe(cid, conversation_id, "chat", connection.expires_at)
+                return frames.ack_frame("chat.subscribe", conversation_id, rid)
+            case frames.ChatUnsubscribe(conversation_id=conversation_id):
+                self.uow.read_owned(conversation_id, owner)
+                self.ports.store.unsubscribe(cid, conversation_id, "chat")
+                return frames.ack_frame("chat.unsubscribe", conversation_id, rid)
+            case frames.CloseConversation(conversation_id=conversation_id):
+                self.turns.close(owner, conversation_id)
+                return frames.ack_frame("close", conversation_id, rid)
+            case _:
+                assert_never(frame)
+
+    def _check_warming_cap(self, owner: str, conversation_id: str, wanted: bool | None) -> None:
+        conversation = self.uow.read_owned(conversation_id, owner)
+        elsewhere = sum(
+            1
+            for other in self.ports.store.list_conversations(owner)
+            if other.warming.enabled and other.id != conversation_id
+        )
+        cap = self.ports.limits.warming_conversations
+        turns.check_warming_cap(conversation, wanted, elsewhere, cap)
+
+    def _invoke(
+        self,
+        connection_id: str,
+        owner: str,
+        conversation_id: str,
+        event: Event,
+        request_id: str | None,
+    ) -> dict[str, Any]:
+        outcome = self.uow.transition(
+            conversation_id, event, owner=owner, scope=Scope(exclude=connection_id)
+        )
+        # The caller always hears back (with its requestId), even when nothing changed.
+        return surface.update_frame(
+            outcome.conversation.id, outcome.conversation.warming, request_id
+        )

@@ -1,0 +1,152 @@
+"""Turns: start one, cancel it, close the conversation, generate the reply, finish the turn."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from chalicelib.domain import turns
+from chalicelib.domain.conversation import Conversation, Turn, turn_id, turn_index
+from chalicelib.domain.errors import Refused
+from chalicelib.domain.prompts import turn_prompt
+from chalicelib.domain.turns import Change, Reported
+from chalicelib.ports import ModelError
+from chalicelib.services.fanout import ChatStream
+from chalicelib.services.unit_of_work import UnitOfWork
+from chalicelib.wire import commands
+
+log = logging.getLogger("cache_warming")
+
+ABORT_POLL_INTERVAL_MS = 200
+
+
+class Turns:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.ports = uow.ports
+
+    def start(
+        self, owner: str, conversation_id: str, body: commands.StartTurn | Mapping[str, Any]
+    ) -> Turn:
+        command = body if isinstance(body, commands.StartTurn) else commands.start_turn(body)
+        existing = self.uow.read_owned(conversation_id, owner)
+        now = self.ports.clock.now_ms()
+        abandoned = turns.abandoned_turn(existing, now)
+        if abandoned is not None:
+            self.finish(
+                conversation_id, turn_index(abandoned), Reported("failed", "", None, "timeout")
+            )
+        minute = now // 60_000
+        limit = self.ports.limits.turns_per_minute
+        if not self.ports.store.consume(f"turns#{owner}", minute, limit, minute * 60 + 120):
+            raise Refused("rate_limited", "too many turns this minute; wait a moment")
+        outcome = self.uow.transition(
+            conversation_id,
+            lambda conversation, _now: turns.begin_turn(conversation, command.text, now),
+            owner=owner,
+        )
+        assert outcome.change is not None and outcome.change.turn is not None
+        turn = outcome.change.turn
+        try:
+            self.ports.invoker().generate(conversation_id, turn.index)
+        except Exception as error:
+            log.exception("generate invoke failed")
+            self.finish(conversation_id, turn.index, Reported("failed", "", None, "upstream_error"))
+            raise Refused("upstream_error", "could not start the reply; try again") from error
+        return turn
+
+    def cancel(self, owner: str, conversation_id: str) -> bool:
+        """Abort the in-flight turn only. True when there was one to abort."""
+        outcome = self.uow.transition(
+            conversation_id,
+            lambda conversation, _now: turns.request_abort(conversation, "cancelled"),
+            owner=owner,
+        )
+        return outcome.conversation.generating
+
+    def close(self, owner: str, conversation_id: str) -> Conversation:
+        """Warming off and any in-flight turn aborted; closing a closed conversation changes nothing."""
+        outcome = self.uow.transition(
+            conversation_id, lambda conversation, _now: turns.close(conversation), owner=owner
+        )
+        return outcome.conversation
+
+    def generate(self, conversation_id: str, index: int) -> str:
+        """Stream one reply to the chat subscribers; returns the turn's final status."""
+        tid = turn_id(index)
+        history = self.ports.store.get_turns(conversation_id)
+        current = next((turn for turn in history if turn.index == index), None)
+        if current is None:
+            return "stale"
+
+        def claim(conversation: Conversation, _now: int) -> Change | None:
+            change = turns.claim_stream(conversation, tid)
+            return (
+                None
+                if change is None
+                else Change(change.conversation, announce=turns.announce_start(current))
+            )
+
+        try:
+            claimed = self.uow.transition(conversation_id, claim)
+        except Refused:
+            return "stale"
+        if not claimed.changed:
+            return "stale"
+        earlier = [turn for turn in history if turn.index < index]
+        prompt = turn_prompt(claimed.conversation, earlier, current.user_text)
+        stream = self.uow.fanout.chat_stream(conversation_id, tid)
+        reported = self._stream(conversation_id, prompt, stream)
+        return self.finish(conversation_id, index, reported)
+
+    def _stream(self, conversation_id: str, prompt: Any, stream: ChatStream) -> Reported:
+        poller = AbortPoller(self.uow, conversation_id)
+        try:
+            result = self.ports.model().stream(prompt, stream.add_text, poller.should_abort)
+        except ModelError as error:
+            stream.flush()
+            return Reported(
+                "failed", stream.text, None, error.code, reached_model=bool(stream.text)
+            )
+        stream.flush()
+        if result.aborted:
+            return Reported("aborted", result.text, result.usage, reached_model=True)
+        return Reported("sealed", result.text, result.usage, reached_model=True)
+
+    def finish(self, conversation_id: str, index: int, reported: Reported) -> str:
+        """End the turn against a fresh read (an abort asked for meanwhile wins)."""
+        started = next(t for t in self.ports.store.get_turns(conversation_id) if t.index == index)
+
+        def end(conversation: Conversation, now: int) -> Change:
+            # Prices are looked up only for a reply: the HTTP handlers that fail a turn never
+            # load the price library.
+            priced, terms = reported, None
+            if reported.status == "sealed" and reported.usage is not None:
+                cost = self.uow.costs.usd(conversation, reported.usage, started.started_at)
+                priced = replace(reported, cost_usd=cost)
+                terms = self.uow.costs.terms(conversation, now)
+            return turns.end_turn(conversation, started, priced, now, terms)
+
+        outcome = self.uow.transition(conversation_id, end)
+        assert outcome.change is not None and outcome.change.turn is not None
+        return outcome.change.turn.status
+
+
+class AbortPoller:
+    """Answers `should_abort` from the store at most every ABORT_POLL_INTERVAL_MS."""
+
+    def __init__(self, uow: UnitOfWork, conversation_id: str) -> None:
+        self.ports = uow.ports
+        self.conversation_id = conversation_id
+        self._checked_at = -ABORT_POLL_INTERVAL_MS
+        self._abort = False
+
+    def should_abort(self) -> bool:
+        now = self.ports.clock.now_ms()
+        if not self._abort and now - self._checked_at >= ABORT_POLL_INTERVAL_MS:
+            self._checked_at = now
+            conversation = self.ports.store.get_conversation(self.conversation_id)
+            self._abort = conversation is None or bool(conversation.abort_reason)
+        return self._abort

@@ -1,0 +1,192 @@
+"""The one loop every use case runs, and the one interpreter of its effects.
+
+    read (strongly consistent) -> decide -> arm the new timer -> conditional write (version)
+    -> cancel the replaced timer -> push the update / the chat announcement -> warm
+
+A version conflict means someone else changed the conversation between our read and our write:
+the timer we armed is cancelled (it would be an orphan) and we decide again from a fresh read.
+Cancelling the replaced timer only after the write means a crash leaves an old tick that is now
+stale, never a state pointing at a deleted tick. The warm itself is an effect too: its result is
+decided (`WarmFinished`) and applied by the same loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.errors import Refused, not_found
+from chalicelib.domain.pricing import Usage
+from chalicelib.domain.prompts import warm_prompt
+from chalicelib.domain.turns import Change
+from chalicelib.domain.warming import (
+    ArmTimer,
+    CancelTimer,
+    Effect,
+    Event,
+    ModelTerms,
+    PushUpdate,
+    Warm,
+    WarmFinished,
+    decide,
+)
+from chalicelib.ports import ModelError, VersionConflict
+from chalicelib.services.costs import Costs
+from chalicelib.services.fanout import FanOut
+from chalicelib.services.ports import Ports
+
+MAX_ATTEMPTS = 8
+
+Planner = Callable[[Conversation, int], Change | None]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a transition's effects need beyond the state: who hears its pushes (the requester is
+    answered separately), and what the caller already read, so a warm costs one query."""
+
+    exclude: str | None = None
+    listeners: list[str] | None = None
+    turns: list[Turn] | None = None
+    terms: ModelTerms | None = None
+
+
+@dataclass(frozen=True)
+class WarmResult:
+    started_at: int
+    usage: Usage | None
+    cost_usd: float
+    error: str | None
+    finished: Outcome
+
+
+@dataclass(frozen=True)
+class Outcome:
+    conversation: Conversation
+    effects: list[Effect]
+    changed: bool
+    change: Change | None = None
+    warm: WarmResult | None = None
+
+    @property
+    def pushes_update(self) -> bool:
+        return any(isinstance(effect, PushUpdate) for effect in self.effects)
+
+
+class UnitOfWork:
+    def __init__(self, ports: Ports, fanout: FanOut, costs: Costs) -> None:
+        self.ports = ports
+        self.fanout = fanout
+        self.costs = costs
+
+    def read_owned(self, conversation_id: str, owner: str | None) -> Conversation:
+        conversation = self.ports.store.get_conversation(conversation_id)
+        if conversation is None or (owner is not None and conversation.owner != owner):
+            raise not_found()
+        return conversation
+
+    def transition(
+        self,
+        conversation_id: str,
+        plan: Event | Planner | None,
+        *,
+        owner: str | None = None,
+        current: Conversation | None = None,
+        scope: Scope | None = None,
+    ) -> Outcome:
+        """Decide `plan` against a fresh read, write it, and carry out its effects.
+
+        `plan` is a warming event, or a function of the fresh read and the time that returns the
+        `Change` to write (None: nothing to do). `current`, when the caller just read it, saves
+        the first read; a conflict always re-reads.
+        """
+        outcome = self._commit(conversation_id, plan, owner, current)
+        return self._carry_out(outcome, scope or Scope())
+
+    def _commit(
+        self,
+        conversation_id: str,
+        plan: Event | Planner | None,
+        owner: str | None,
+        current: Conversation | None,
+    ) -> Outcome:
+        for _ in range(MAX_ATTEMPTS):
+            if current is None:
+                current = self.read_owned(conversation_id, owner)
+            now = self.ports.clock.now_ms()
+            change = plan(current, now) if callable(plan) else Change(current, event=plan)
+            if change is None:
+                return Outcome(current, [], changed=False)
+            state, effects = (
+                decide(change.conversation.warming, change.event, now)
+                if change.event is not None
+                else (change.conversation.warming, [])
+            )
+            updated = replace(change.conversation, warming=state)
+            if updated == current and change.turn is None:
+                return Outcome(current, [], changed=False)
+            updated, armed = self._arm(updated, effects, now)
+            try:
+                saved = self.ports.store.save_conversation(updated, change.turn)
+            except VersionConflict:
+                for ref in armed:
+                    self.ports.timer.cancel(ref)
+                current = None
+                continue
+            for effect in effects:
+                if isinstance(effect, CancelTimer):
+                    self.ports.timer.cancel(effect.ref)
+            return Outcome(saved, effects, changed=True, change=change)
+        raise Refused("conflict", "the conversation is changing too fast; try again")
+
+    def _arm(
+        self, conversation: Conversation, effects: list[Effect], now: int
+    ) -> tuple[Conversation, list[str]]:
+        armed: list[str] = []
+        for effect in effects:
+            if isinstance(effect, ArmTimer):
+                ref = self.ports.timer.arm(conversation.id, effect.seq, effect.target, now)
+                if ref is not None:
+                    armed.append(ref)
+                warming = replace(conversation.warming, timer_ref=ref)
+                conversation = replace(conversation, warming=warming)
+        return conversation, armed
+
+    def _carry_out(self, outcome: Outcome, scope: Scope) -> Outcome:
+        if outcome.pushes_update:
+            self.fanout.update(
+                outcome.conversation, exclude=scope.exclude, connection_ids=scope.listeners
+            )
+        if outcome.change is not None and outcome.change.announce is not None:
+            self.fanout.announce(outcome.change.announce)
+        for effect in outcome.effects:
+            if isinstance(effect, Warm):
+                return replace(outcome, warm=self._warm(outcome.conversation, effect, scope))
+        return outcome
+
+    def _warm(self, conversation: Conversation, effect: Warm, scope: Scope) -> WarmResult:
+        turns = scope.turns
+        if turns is None:
+            turns = self.ports.store.get_turns(conversation.id)
+        now = self.ports.clock.now_ms()
+        terms = scope.terms or self.costs.terms(conversation, now)
+        prompt = warm_prompt(conversation, turns)
+        started_at = self.ports.clock.now_ms()
+        usage: Usage | None = None
+        error: str | None = None
+        if prompt is None:
+            error = "nothing_to_warm"
+        else:
+            try:
+                usage = self.ports.model().warm(prompt)
+            except ModelError as failure:
+                error = failure.code
+        cost = self.costs.usd(conversation, usage, started_at) if usage is not None else 0.0
+        finished = self.transition(
+            conversation.id,
+            WarmFinished(effect.seq, started_at, terms, usage, cost, error),
+            current=conversation,
+            scope=replace(scope, turns=turns),
+        )
+        return WarmResult(started_at, usage, cost, error, finished)

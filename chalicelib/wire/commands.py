@@ -1,0 +1,76 @@
+"""HTTP bodies parsed into typed commands at the edge (through the same decoder as frames).
+
+The edge checks shapes and types; the rules that need the domain (the model catalog, the model's
+output limit) are checked by the use case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.domain.conversation import MAX_SYSTEM_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS
+from chalicelib.domain.errors import Refused
+from chalicelib.domain.warming import Retention
+from chalicelib.wire.decoding import decode_object
+
+# API Gateway accepts up to 10 MB; our largest field (the system prompt) is far below this.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CreateConversation:
+    title: str | None = None
+    system: str | None = None
+    model: str | None = None
+    max_tokens: int | None = None
+    retention: Retention = "5m"
+
+
+@dataclass(frozen=True)
+class StartTurn:
+    text: str
+
+
+def decode_body(raw: bytes | str | None) -> dict[str, Any]:
+    """An empty body is an empty object; anything else must be a JSON object."""
+    if not raw:
+        return {}
+    return decode_object(raw, limit_bytes=MAX_BODY_BYTES, what="body")
+
+
+def create_conversation(body: Mapping[str, Any]) -> CreateConversation:
+    max_tokens = body.get("maxTokens")
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+    ):
+        raise Refused("invalid_field", "'maxTokens' must be an integer from 1 to the model's limit")
+    retention = body.get("cacheRetention", "5m")
+    if retention not in ("5m", "1h"):
+        raise Refused("invalid_field", "'cacheRetention' must be '5m' or '1h'")
+    return CreateConversation(
+        title=_optional_text(body, "title", MAX_TITLE_CHARS),
+        system=_optional_text(body, "system", MAX_SYSTEM_CHARS),
+        model=_optional_text(body, "model", 128),
+        max_tokens=max_tokens,
+        retention=retention,
+    )
+
+
+def start_turn(body: Mapping[str, Any]) -> StartTurn:
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise Refused("invalid_text", "'text' must be a non-empty string")
+    if len(text) > MAX_TEXT_CHARS:
+        raise Refused("invalid_text", f"'text' is limited to {MAX_TEXT_CHARS} characters")
+    return StartTurn(text)
+
+
+def _optional_text(body: Mapping[str, Any], key: str, limit: int) -> str | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise Refused("invalid_field", f"'{key}' must be a string of at most {limit} characters")
+    return value or None

@@ -1,0 +1,53 @@
+"""Every refusal's HTTP status and error frame: the one table both app.py and the frame handler
+use. An unexpected exception becomes `upstream_error` (an AWS dependency failed) or
+`internal_error` (a bug); its details go to the log, never to the client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.domain.errors import Code, Refused
+
+STATUS: dict[Code, int] = {
+    "bad_json": 400,
+    "unknown_type": 400,
+    "unknown_surface": 400,
+    "unknown_action": 400,
+    "missing_field": 400,
+    "invalid_field": 400,
+    "invalid_interval": 400,
+    "invalid_payload": 400,
+    "invalid_text": 400,
+    "frame_too_large": 413,
+    "unauthorized": 401,
+    "not_found": 404,
+    "turn_in_progress": 409,
+    "conflict": 409,
+    "rate_limited": 429,
+    "limit_reached": 429,
+    "upstream_error": 502,
+    "internal_error": 500,
+}
+
+
+def refusal_of(error: Exception) -> Refused:
+    if isinstance(error, Refused):
+        return error
+    if type(error).__module__.startswith("botocore"):
+        return Refused("upstream_error", "a backing service failed; try again")
+    return Refused("internal_error", "something went wrong on our side")
+
+
+def http_body(refusal: Refused) -> dict[str, Any]:
+    return {"error": {"code": refusal.code, "message": refusal.message}}
+
+
+def error_frame(
+    refusal: Refused, request_id: str | None = None, conversation_id: str | None = None
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": refusal.code, "message": refusal.message}
+    if request_id is not None:
+        frame["requestId"] = request_id
+    if conversation_id is not None:
+        frame["conversationId"] = conversation_id
+    return frame

@@ -1,0 +1,99 @@
+"""The cache-warming surface: a small server-described panel rendered from the warming state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.domain.warming import WarmingState, interval_bounds
+
+SURFACE_ID = "cache-warming"
+TOGGLE_ACTION = "cache-warming/toggle"
+SET_INTERVAL_ACTION = "cache-warming/set-interval"
+ACTIONS = (TOGGLE_ACTION, SET_INTERVAL_ACTION)
+TIMER_COMPONENT = "cache-warming-timer"
+
+Field = dict[str, Any]
+
+
+def _field(field_id: str, kind: str, label: str, value: Any, **extra: Any) -> Field:
+    return {"id": field_id, "kind": kind, "label": label, "value": value, **extra}
+
+
+def _interval(state: WarmingState) -> Field:
+    low, high = interval_bounds(state.retention)
+    return _field(
+        "interval",
+        "number",
+        "Interval",
+        state.interval_seconds,
+        min=low,
+        max=high,
+        unit="s",
+        action=SET_INTERVAL_ACTION,
+    )
+
+
+def _timer(state: WarmingState) -> Field:
+    value = {"nextWarmAt": state.next_warm_at, "lastWarmAt": state.last_warm_at}
+    return _field("timer", "custom", "Next warm", value, component=TIMER_COMPONENT)
+
+
+def _warm_cost(state: WarmingState) -> Field:
+    stats = state.stats
+    total_tokens = (
+        stats.input_tokens
+        + stats.output_tokens
+        + stats.cache_read_tokens
+        + stats.cache_write_tokens
+    )
+    value = {
+        "warms": stats.warms,
+        "lastTokens": stats.last_warm_tokens,
+        "lastUsd": stats.last_warm_cost_usd,
+        "totalTokens": total_tokens,
+        "totalUsd": stats.total_cost_usd,
+    }
+    return _field("warm-cost", "cost", "Warm cost", value)
+
+
+def fields(state: WarmingState) -> list[Field]:
+    """The panel's fields, always all of them, in the contract's order."""
+    return [
+        _field("enabled", "toggle", "Cache warming", state.enabled, action=TOGGLE_ACTION),
+        _interval(state),
+        _timer(state),
+        _field("status", "status", "Status", state.status),
+        _field("last-cache-pct", "percent", "Last Cache %", state.stats.last_cache_pct),
+        _field("cache-retention", "text", "Cache retention", state.retention),
+        _warm_cost(state),
+    ]
+
+
+def surface_frame(
+    conversation_id: str, state: WarmingState, request_id: str | None
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "type": "surface",
+        "surfaceId": SURFACE_ID,
+        "conversationId": conversation_id,
+        "spec": {"title": "Cache warming", "actions": list(ACTIONS), "fields": fields(state)},
+    }
+    return _with_request_id(frame, request_id)
+
+
+def update_frame(
+    conversation_id: str, state: WarmingState, request_id: str | None = None
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "type": "update",
+        "surfaceId": SURFACE_ID,
+        "conversationId": conversation_id,
+        "fields": fields(state),
+    }
+    return _with_request_id(frame, request_id)
+
+
+def _with_request_id(frame: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+    if request_id is not None:
+        frame["requestId"] = request_id
+    return frame

@@ -1,0 +1,5 @@
+import sys
+
+from devstack.anthropic.cli import main
+
+sys.exit(main())
