@@ -451,7 +451,7 @@ def test_a_reply_too_large_for_one_frame_still_ends_on_the_page(
     """API Gateway refuses pushes over 128 KB (the local gateway too). The backend sends a
     sealed reply whole in one `turn-sealed` frame, so a long reply's end never reaches the page:
     the page notices the quiet turn and reads it over HTTP."""
-    words = 1000  # within the page's conversations' 1,024 max tokens: one word, one token
+    words = 1000  # within a conversation's default max tokens: one word is one token
     big_reply = " ".join(f"w{i:04d}" + "x" * 145 for i in range(words))
     assert len(big_reply.encode()) > 128 * 1024
     pace = _emulator_config(devstack, {})["tokens_per_second"]

@@ -46,7 +46,8 @@ export type ChatEvent = (typeof CHAT_EVENTS)[number];
 export const ABORT_REASONS = ["cancelled", "closed"] as const;
 export type AbortReason = (typeof ABORT_REASONS)[number];
 
-export const TURN_FAILURE_CODES = ["rate_limited", "overloaded", "timeout", "model_rejected", "upstream_error"] as const;
+/** `turn-failed` codes (and a failed turn's errorCode over HTTP). */
+export const TURN_FAILURE_CODES = ["rate_limited", "overloaded", "timeout", "model_rejected", "model_unavailable", "upstream_error", "empty_reply"] as const;
 export type TurnFailureCode = (typeof TURN_FAILURE_CODES)[number];
 
 /** The surface's field ids, in the order the server always sends them. */
@@ -375,7 +376,9 @@ export interface HttpError {
 export interface CreateConversationBody {
   readonly title?: string;
   readonly system?: string;
+  /** A model id of the catalog (docs/models.md). */
   readonly model?: string;
+  /** Up to the model's output limit. */
   readonly maxTokens?: number;
   readonly cacheRetention?: CacheRetention;
 }
@@ -491,10 +494,7 @@ export const LIMITS = {
   "maxTextChars": 100000,
   "maxTitleChars": 200,
   "maxSystemChars": 200000,
-  "maxTokensRange": [
-    1,
-    64000
-  ],
+  "maxBodyBytes": 1048576,
   "minIntervalSeconds": 20,
   "maxIntervalSeconds": {
     "5m": 270,
