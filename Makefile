@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= auto
 
-.PHONY: venv test unit lint up bench conformance package deploy clean
+CLIENT := clients/js
+CLIENT_DEPS := $(CLIENT)/node_modules/.installed
+
+.PHONY: venv client test unit lint up bench conformance package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +18,16 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# The TypeScript client (clients/js): the page imports its build, the e2e tests run its tests.
+# --prefer-offline: npm's cache answers when it can.
+$(CLIENT_DEPS): $(CLIENT)/package-lock.json
+	cd $(CLIENT) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	touch $@
+
+client: $(CLIENT_DEPS)
+	cd $(CLIENT) && npm run --silent build
+
+test: $(STAMP) client
 	bash scripts/install-browser.sh
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q -p no:cacheprovider tests
 
@@ -26,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-up: $(STAMP)
+up: $(STAMP) client
 	$(BIN)/python -m devstack
 
 bench: $(STAMP)
@@ -48,4 +60,4 @@ deploy: package
 	infra/deploy.sh $(or $(STAGE),dev)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .devstack
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .devstack $(CLIENT)/node_modules $(CLIENT)/dist

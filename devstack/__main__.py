@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 STARTED = time.monotonic()
 
@@ -70,6 +71,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=64,
         help="threads running Lambda invocations (warms sleep in them)",
     )
+    parser.add_argument(
+        "--ws-idle-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="gateway: close a socket whose client sent nothing for this long (AWS: 600)",
+    )
+    parser.add_argument(
+        "--ws-max-connection",
+        type=float,
+        default=7200.0,
+        metavar="SECONDS",
+        help="gateway: close every socket this long after it connected (AWS: 7200)",
+    )
+    parser.add_argument(
+        "--ws-max-message-bytes",
+        type=int,
+        default=128 * 1024,
+        metavar="BYTES",
+        help="gateway: largest message in either direction (AWS: 131072)",
+    )
     parser.add_argument("--stage", default="dev", help="Chalice stage whose config is used")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -81,6 +103,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--reply-tokens must be at least 1")
     if args.lambda_workers < 1:
         parser.error("--lambda-workers must be at least 1")
+    if args.ws_idle_timeout <= 0 or args.ws_max_connection <= 0 or args.ws_max_message_bytes < 1:
+        parser.error("the --ws-* limits must be positive")
     if args.min_cacheable == "model":
         args.min_cacheable = None
     else:
@@ -119,7 +143,7 @@ def configure_logging(verbose: bool) -> None:
     logging.getLogger("devstack").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def banner(endpoints: dict[str, str], args: argparse.Namespace, real_anthropic: bool) -> str:
+def banner(endpoints: dict[str, Any], args: argparse.Namespace, real_anthropic: bool) -> str:
     if real_anthropic:
         anthropic = f"{endpoints['anthropicUrl']} (the real API: ANTHROPIC_API_KEY is set)"
     else:
@@ -144,6 +168,11 @@ def banner(endpoints: dict[str, str], args: argparse.Namespace, real_anthropic: 
         ),
         ("Anthropic", anthropic),
         ("scheduler", scheduler),
+        (
+            "socket limits",
+            f"idle {args.ws_idle_timeout:g} s, connection {args.ws_max_connection:g} s, "
+            f"message {args.ws_max_message_bytes} bytes",
+        ),
         ("dev token", endpoints["token"]),
     ]
     if args.endpoints_file is not None:
@@ -182,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             min_cacheable=args.min_cacheable,
             lambda_workers=args.lambda_workers,
             chalice_stage=args.stage,
+            ws_idle_timeout_s=args.ws_idle_timeout,
+            ws_max_connection_s=args.ws_max_connection,
+            ws_max_message_bytes=args.ws_max_message_bytes,
         )
     )
     try:

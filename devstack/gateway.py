@@ -19,10 +19,49 @@ API Gateway's two roles:
   ``{"message": "GoneException"}`` body, so botocore raises the same ``GoneException`` it raises
   against AWS.
 
-Fidelity notes: binary frames are refused (close code 1003) as API Gateway does; messages over
-128 KB close the socket (1009). A message handler that raises makes the client receive API
-Gateway's ``{"message": "Internal server error", ...}`` frame. Not emulated: the 10-minute idle and
-2-hour connection limits, and throttling.
+Fidelity notes (limits are ``GatewayLimits``; AWS's values by default, shorter ones for tests):
+
+* **Message size, client to server**: a message over 128 KB closes the socket with 1009 (the
+  ``websockets`` server's ``max_size``). Source: AWS, "Quotas for configuring and running a
+  WebSocket in API Gateway" (docs.aws.amazon.com/apigateway/latest/developerguide/
+  apigateway-execution-service-websocket-limits-table.html), rows "Message payload size: 128 KB"
+  and "WebSocket frame size: 32 KB" and footnote **: a larger message or frame closes the
+  connection with code 1009. Read 2026-12-01. Not emulated: the separate 32 KB *frame* limit
+  (``websockets`` checks the whole message only); browsers send every message as one frame, so
+  on AWS a browser message over 32 KB is already fatal: clients must keep frames under 32 KB (the
+  contract's ``frame_too_large`` limit; clients/js refuses to send one).
+* **Message size, server to client**: a management-API ``POST`` whose body is over 128 KB is
+  refused with HTTP 413, ``x-amzn-ErrorType: PayloadTooLargeException``, and nothing is sent,
+  so botocore raises ``PayloadTooLargeException`` as against AWS. Sources: the quotas page above
+  (the 128 KB quota "applies to @connections commands", footnote **); AWS's service model of
+  the management API as shipped in botocore 1.44.8 (``apigatewaymanagementapi/2018-11-29/
+  service-2.json``: ``Data`` blob ``max`` 131072; ``PayloadTooLargeException``
+  ``httpStatusCode`` 413; ``GoneException`` 410). Read 2026-12-01. The error's message text is
+  not documented: ours is made up.
+* **Idle timeout** (10 minutes) and **connection duration** (2 hours): the quotas page above,
+  rows "Idle Connection Timeout: 10 minutes" and "Connection duration for WebSocket API: 2 hours",
+  read 2026-12-01. AWS documents neither the close code nor which messages count as activity.
+  Chosen conservatively: only messages *from the client* reset the idle timer (a third-party
+  report, hotsock.io/docs/connections/keep-alive, read 2026-12-01, observed that server pushes
+  keep an AWS connection alive too, but a client that relied on that would break if it stopped
+  being true, and our pushes are rare); protocol-level pings do not count either (a browser cannot
+  send them). Both limits close with 1001 "Going away" (RFC 6455's code for an endpoint going
+  away), and the app's ``$disconnect`` carries that code. A client must treat any close as
+  "reconnect", whatever its code.
+* **Binary frames** are refused with close code 1003. Source: AWS, "Binary media types for
+  WebSocket APIs in API Gateway" (docs.aws.amazon.com/apigateway/latest/developerguide/
+  websocket-api-develop-binary-media-types.html): "If a client app sends a binary frame, API
+  Gateway rejects it and disconnects the client with code 1003." Read 2026-12-01.
+* ``DELETE /@connections/{id}`` closes the socket with 1000 (the code is not documented).
+* A message handler that raises makes the client receive API Gateway's
+  ``{"message": "Internal server error", ...}`` frame.
+* Not emulated: throttling (500 new connections per second, the management API's
+  ``LimitExceededException``), the 29-second integration timeout.
+
+Devstack only (not AWS): ``GET /@connections`` on the management port lists the live
+connections (id, ``connectedAt``, ``lastActiveAt``, identity), so tests can find the socket a
+given client opened (by its ``User-Agent``) and drop it with ``DELETE``, as AWS's
+``DeleteConnection`` would.
 """
 
 from __future__ import annotations
@@ -57,8 +96,6 @@ log = logging.getLogger("devstack.gateway")
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
-MAX_MESSAGE_BYTES = 128 * 1024  # API Gateway's WebSocket message limit
-MAX_POST_BYTES = 128 * 1024  # and the management API's payload limit
 SEND_TIMEOUT_S = 10.0
 HANDLER_WORKERS = 32
 CONNECTIONS_MARKER = "/@connections/"
@@ -82,6 +119,32 @@ def _request_time(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
 
 
+@dataclass(frozen=True)
+class GatewayLimits:
+    """API Gateway's WebSocket limits (sources in the module docstring); tests shorten them."""
+
+    idle_timeout_s: float = 600.0
+    max_connection_s: float = 7200.0
+    # Both directions: client messages and management-API posts.
+    max_message_bytes: int = 128 * 1024
+
+    def __post_init__(self) -> None:
+        if self.idle_timeout_s <= 0 or self.max_connection_s <= 0 or self.max_message_bytes < 1:
+            raise ValueError("gateway limits must be positive")
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "idleTimeoutSeconds": self.idle_timeout_s,
+            "maxConnectionSeconds": self.max_connection_s,
+            "maxMessageBytes": self.max_message_bytes,
+        }
+
+
+# Undocumented by AWS (see the module docstring): RFC 6455's "going away".
+LIMIT_CLOSE_CODE = CloseCode.GOING_AWAY
+LIMIT_CLOSE_REASON = "Going away"
+
+
 @dataclass
 class _Socket:
     """One live connection, as the gateway tracks it."""
@@ -91,6 +154,8 @@ class _Socket:
     connected_at: float
     source_ip: str
     user_agent: str
+    # The last message *from the client* (what the idle timeout counts, and GetConnection's
+    # lastActiveAt).
     last_active_at: float = field(default_factory=time.time)
 
 
@@ -110,8 +175,10 @@ class WebSocketGateway:
         *,
         stage: str = "api",
         api_id: str = "local",
+        limits: GatewayLimits | None = None,
     ) -> None:
         self.handlers = dict(handlers)
+        self.limits = limits or GatewayLimits()
         self.host = host
         self.ws_port = ws_port
         self.management_port = management_port
@@ -202,7 +269,7 @@ class WebSocketGateway:
             self.host,
             self.ws_port,
             process_request=self._process_request,
-            max_size=MAX_MESSAGE_BYTES,
+            max_size=self.limits.max_message_bytes,
             server_header="devstack-apigateway",
         )
 
@@ -313,9 +380,12 @@ class WebSocketGateway:
             connection_id, connected_at = self._pending.pop(websocket)
         request = websocket.request
         user_agent = request.headers.get("User-Agent", "") if request else ""
-        socket = _Socket(connection_id, websocket, connected_at, _peer(websocket), user_agent)
+        socket = _Socket(
+            connection_id, websocket, connected_at, _peer(websocket), user_agent, connected_at
+        )
         with self._lock:
             self._sockets[connection_id] = socket
+        watchdog = asyncio.get_running_loop().create_task(self._watchdog(socket))
         code: int = CloseCode.NORMAL_CLOSURE
         reason = ""
         try:
@@ -323,22 +393,40 @@ class WebSocketGateway:
                 try:
                     message = await websocket.recv()
                 except ConnectionClosed as closed:
-                    if closed.rcvd is not None:
-                        code, reason = closed.rcvd.code, closed.rcvd.reason
+                    # Whoever closed first: our close (a limit, DELETE, max_size) or the client's.
+                    frame = closed.sent if closed.rcvd_then_sent is False else closed.rcvd
+                    frame = frame or closed.rcvd or closed.sent
+                    if frame is not None:
+                        code, reason = frame.code, frame.reason
                     else:
                         code = CloseCode.ABNORMAL_CLOSURE
                     break
                 socket.last_active_at = time.time()
                 if isinstance(message, bytes):
-                    # API Gateway WebSocket APIs take text frames only.
                     code, reason = CloseCode.UNSUPPORTED_DATA, "binary frames are not supported"
                     await websocket.close(code, reason)
                     break
                 await self._message(socket, message)
         finally:
+            watchdog.cancel()
             with self._lock:
                 self._sockets.pop(connection_id, None)
             await self._disconnect(socket, int(code), reason)
+
+    async def _watchdog(self, socket: _Socket) -> None:
+        """Close the socket at the idle timeout or the end of its lifetime, whichever is first."""
+        limits = self.limits
+        while socket.websocket.state is State.OPEN:
+            idle_at = socket.last_active_at + limits.idle_timeout_s
+            expires_at = socket.connected_at + limits.max_connection_s
+            now = time.time()
+            if now >= min(idle_at, expires_at):
+                cause = "idle timeout" if idle_at <= expires_at else "connection duration"
+                log.info("closing %s: %s", socket.connection_id, cause)
+                with contextlib.suppress(Exception):
+                    await socket.websocket.close(LIMIT_CLOSE_CODE, LIMIT_CLOSE_REASON)
+                return
+            await asyncio.sleep(min(idle_at, expires_at) - now)
 
     async def _message(self, socket: _Socket, body: str) -> None:
         now = time.time()
@@ -430,6 +518,17 @@ class WebSocketGateway:
             "lastActiveAt": _iso(socket.last_active_at),
         }
 
+    def list_connections(self) -> list[dict[str, Any]]:
+        """Devstack only: every live connection, described as ``describe`` does."""
+        with self._lock:
+            ids = list(self._sockets)
+        listed = []
+        for connection_id in ids:
+            described = self.describe(connection_id)
+            if described is not None:
+                listed.append({"connectionId": connection_id, **described})
+        return listed
+
     def delete(self, connection_id: str) -> bool:
         socket = self._socket(connection_id)
         loop = self._loop
@@ -488,7 +587,7 @@ class _ManagementHandler(BaseHTTPRequestHandler):
         connection_id = self._connection_id()
         if connection_id is None:
             self._error(HTTPStatus.NOT_FOUND, "NotFoundException", "Not Found")
-        elif len(body) > MAX_POST_BYTES:
+        elif len(body) > self.gateway.limits.max_message_bytes:
             self._error(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "PayloadTooLargeException", "Payload too large"
             )
@@ -508,6 +607,11 @@ class _ManagementHandler(BaseHTTPRequestHandler):
                 self._gone()
 
     def do_GET(self) -> None:
+        path = urlsplit(self.path).path.rstrip("/")
+        if path.endswith(CONNECTIONS_MARKER.rstrip("/")):
+            listed = {"connections": self.gateway.list_connections()}
+            self._send(HTTPStatus.OK, json.dumps(listed).encode())
+            return
         connection_id = self._connection_id()
         if connection_id is None:
             self._error(HTTPStatus.NOT_FOUND, "NotFoundException", "Not Found")

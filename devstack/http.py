@@ -9,7 +9,10 @@ Chalice's request handler that answers a few paths before handing everything els
 
 * ``GET /`` — ``devstack/web/index.html`` (a placeholder page while that file does not exist);
 * ``GET /web/<file>`` — static files from ``devstack/web/`` (no directory escapes);
-* ``GET /devstack/config.json`` — ``{"httpUrl", "wsUrl", "token"}`` for the page.
+* ``GET /client/<file>`` — the typed client package's build (``clients/js/dist``, made by
+  ``make client``), which the page imports as ES modules;
+* ``GET /devstack/config.json`` — ``{"httpUrl", "wsUrl", "token", "anthropic", "wsLimits"}`` for
+  the page (``anthropic`` is ``"emulator"`` or ``"api"``, so the page can label emulated replies).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalic
 log = logging.getLogger("devstack.http")
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
+CLIENT_DIR = Path(__file__).resolve().parent.parent / "clients" / "js" / "dist"
 CONFIG_PATH = "/devstack/config.json"
 
 PLACEHOLDER_PAGE = """<!doctype html>
@@ -50,6 +54,7 @@ class DevRequestHandler(ChaliceRequestHandler):
     """
 
     web_dir: Path = WEB_DIR
+    client_dir: Path = CLIENT_DIR
     page_config: Mapping[str, Any] = {}
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -81,17 +86,21 @@ class DevRequestHandler(ChaliceRequestHandler):
             body = json.dumps(dict(self.page_config)).encode()
             self._bytes(200, body, "application/json", head)
             return True
-        if path.startswith("/web/"):
-            target = self._static(path[len("/web/") :])
-            if target is None:
-                self._bytes(404, b"not found\n", "text/plain; charset=utf-8", head)
-            else:
-                self._file(target, head)
-            return True
+        for prefix, root in (("/web/", self.web_dir), ("/client/", self.client_dir)):
+            if path.startswith(prefix):
+                target = self._static(root, path[len(prefix) :])
+                if target is None:
+                    message = b"not found\n"
+                    if prefix == "/client/" and not root.is_dir():
+                        message = b"the client package is not built: run `make client`\n"
+                    self._bytes(404, message, "text/plain; charset=utf-8", head)
+                else:
+                    self._file(target, head)
+                return True
         return False
 
-    def _static(self, relative: str) -> Path | None:
-        root = self.web_dir.resolve()
+    def _static(self, directory: Path, relative: str) -> Path | None:
+        root = directory.resolve()
         try:
             target = (root / relative).resolve()
         except (OSError, ValueError):
@@ -125,10 +134,10 @@ class DevRequestHandler(ChaliceRequestHandler):
 
 
 def make_handler(
-    page_config: Mapping[str, Any], web_dir: Path = WEB_DIR
+    page_config: Mapping[str, Any], web_dir: Path = WEB_DIR, client_dir: Path = CLIENT_DIR
 ) -> type[DevRequestHandler]:
     """A handler class bound to this stack's page configuration."""
-    attributes = {"page_config": dict(page_config), "web_dir": web_dir}
+    attributes = {"page_config": dict(page_config), "web_dir": web_dir, "client_dir": client_dir}
     return type("BoundDevRequestHandler", (DevRequestHandler,), attributes)
 
 

@@ -99,6 +99,10 @@ class StackOptions:
     min_cacheable: int | None = LOCAL_MIN_CACHEABLE
     lambda_workers: int = 64
     chalice_stage: str = "dev"
+    # API Gateway's WebSocket limits (devstack.gateway cites them); tests shorten them.
+    ws_idle_timeout_s: float = 600.0
+    ws_max_connection_s: float = 7200.0
+    ws_max_message_bytes: int = 128 * 1024
     project_dir: Path = PROJECT_DIR
     user: str = DEV_USER
 
@@ -154,20 +158,20 @@ class Stack:
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
-        self.endpoints: dict[str, str] = {}
+        self.endpoints: dict[str, Any] = {}
         self.real_anthropic = bool(os.environ.get("ANTHROPIC_API_KEY"))
         self._stoppers: list[tuple[str, Callable[[], None]]] = []
 
     # --- start ---------------------------------------------------------------------------
 
-    def start(self) -> dict[str, str]:
+    def start(self) -> dict[str, Any]:
         try:
             return self._start()
         except BaseException:
             self.stop()
             raise
 
-    def _start(self) -> dict[str, str]:
+    def _start(self) -> dict[str, Any]:
         # Heavy imports (moto, chalice, the app) happen in here, after the environment is set:
         # the app's modules then never see anything but the local endpoints, and `python -m
         # devstack --help` stays instant.
@@ -179,7 +183,7 @@ class Stack:
         aws_url = self._start_moto()
         anthropic_url = self._start_anthropic()
 
-        from devstack.gateway import WebSocketGateway
+        from devstack.gateway import GatewayLimits, WebSocketGateway
         from devstack.lambdas import LambdaEmulator
 
         # Bound now, handlers attached once the app is loaded (nothing can call before).
@@ -187,7 +191,14 @@ class Stack:
             {}, host, options.lambda_port, workers=options.lambda_workers
         ).start()
         self._stoppers.append(("lambda emulator", lambdas.stop))
-        gateway = WebSocketGateway({}, host, options.ws_port, options.management_port)
+        limits = GatewayLimits(
+            idle_timeout_s=options.ws_idle_timeout_s,
+            max_connection_s=options.ws_max_connection_s,
+            max_message_bytes=options.ws_max_message_bytes,
+        )
+        gateway = WebSocketGateway(
+            {}, host, options.ws_port, options.management_port, limits=limits
+        )
         gateway.start()
         self._stoppers.append(("websocket gateway", gateway.stop))
 
@@ -227,7 +238,18 @@ class Stack:
 
         token = auth.mint(options.user, secret)
         http = HttpServer(app, config, host, options.http_port)
-        http.set_page_config({"httpUrl": http.url, "wsUrl": gateway.ws_url, "token": token})
+        # The page labels replies as emulated when they are, and keeps its socket alive within
+        # this gateway's limits (shortened ones included).
+        anthropic_mode = "api" if self.real_anthropic else "emulator"
+        http.set_page_config(
+            {
+                "httpUrl": http.url,
+                "wsUrl": gateway.ws_url,
+                "token": token,
+                "anthropic": anthropic_mode,
+                "wsLimits": limits.as_dict(),
+            }
+        )
         http.start()
         self._stoppers.append(("http server", http.stop))
 
@@ -238,12 +260,14 @@ class Stack:
             "wsUrl": gateway.ws_url,
             "token": token,
             "anthropicUrl": anthropic_url,
+            "anthropic": anthropic_mode,
             "managementUrl": gateway.management_url,
             "lambdaUrl": lambdas.url,
             "awsUrl": aws_url,
             "tableName": app_settings.table_name,
             "scheduleGroup": app_settings.schedule_group,
             "scheduler": "exact" if options.exact_scheduler else "aws-jitter",
+            "wsLimits": limits.as_dict(),
         }
         self._write_endpoints()
         return self.endpoints

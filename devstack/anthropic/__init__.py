@@ -23,7 +23,8 @@ definition counts the text of its canonical JSON (keys sorted, compact separator
 removed); any other block (``tool_use``, ``tool_result``, ``thinking``...) counts its canonical JSON
 the same way. Images and documents are refused with a 400. The generated reply is ``reply_tokens``
 words from a fixed list, chosen from a hash of the last user message; one word is one output token
-and one streamed ``text_delta``.
+and one streamed ``text_delta``. ``reply_text`` (admin API) replaces them with a fixed text, one
+whitespace-led piece per token, so tests can see how a front end renders a given reply.
 
 Cache model
 -----------
@@ -60,10 +61,11 @@ Time comes from ``EmulatorConfig.clock`` (wall time by default) plus an offset t
 ``AnthropicEmulator.advance`` (or ``POST /_emulator/advance``) moves forward, so TTL expiry is tested
 without waiting. Stream pacing uses real time.
 
-Admin API (no API key needed): ``POST /_emulator/advance {"seconds": n}``, ``POST /_emulator/config``
-(``tokens_per_second``, ``reply_tokens``, ``min_cacheable``, ``fault``), ``GET /_emulator/stats``,
-``GET /_emulator/cache``, ``GET /_emulator/health``, ``POST /_emulator/reset`` (cache and fault;
-``{"stats": true}`` also clears the stats).
+Admin API (no API key needed): ``POST /_emulator/advance {"seconds": n}``,
+``POST /_emulator/config`` (``tokens_per_second``, ``reply_tokens``, ``reply_text``,
+``min_cacheable``, ``fault``), ``GET /_emulator/stats``, ``GET /_emulator/cache``,
+``GET /_emulator/health``, ``POST /_emulator/reset`` (cache and fault; ``{"stats": true}`` also
+clears the stats).
 
 Run in the foreground with ``python -m devstack.anthropic_emulator --port 25204``.
 

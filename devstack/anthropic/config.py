@@ -43,6 +43,8 @@ class EmulatorConfig:
     require_api_key: bool = True
     clock: Callable[[], float] = time.time
     verbose: bool = False
+    # A fixed reply instead of generated words (None: generated); see reply.reply_pieces.
+    reply_text: str | None = None
 
     def min_cacheable_for(self, model: str) -> int:
         """The minimum prefix length (tokens) that ``model`` caches (its catalog row's)."""
@@ -62,6 +64,7 @@ class EmulatorConfig:
             "lookback_positions": self.lookback_positions,
             "max_breakpoints": self.max_breakpoints,
             "require_api_key": self.require_api_key,
+            "reply_text": self.reply_text,
             "models": list(catalog.known_ids()),
         }
 

@@ -21,7 +21,7 @@ from devstack.anthropic.config import (
 )
 from devstack.anthropic.server import EmulatorServer
 
-_CONFIG_FIELDS = {"tokens_per_second", "reply_tokens", "min_cacheable", "fault"}
+_CONFIG_FIELDS = {"tokens_per_second", "reply_tokens", "reply_text", "min_cacheable", "fault"}
 
 
 class AnthropicEmulator:
@@ -166,6 +166,11 @@ class AnthropicEmulator:
             if isinstance(reply, bool) or not isinstance(reply, int) or reply < 1:
                 raise ValueError("reply_tokens must be an integer >= 1")
             self.config.reply_tokens = reply
+        if "reply_text" in changes:
+            text = changes["reply_text"]
+            if text is not None and (not isinstance(text, str) or not text.strip()):
+                raise ValueError("reply_text must be a non-empty string or null")
+            self.config.reply_text = text
         if "min_cacheable" in changes:
             minimum = changes["min_cacheable"]
             if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, int)):

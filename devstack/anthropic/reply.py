@@ -1,8 +1,13 @@
-"""The generated reply: deterministic words, one output token and one streamed delta each."""
+"""The reply: deterministic words (or a fixed text), one output token and one streamed delta each.
+
+Replies are lists of *pieces*, each carrying the whitespace before it, so that joining them gives
+the text and every piece is one ``text_delta``.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 WORDS: tuple[str, ...] = (
     "the", "cache", "warm", "prompt", "token", "stream", "model", "reply", "quick", "brown",
@@ -13,6 +18,22 @@ WORDS: tuple[str, ...] = (
     "needle", "oyster", "puzzle", "quartz", "ribbon", "saddle", "tunnel", "umbrella", "velvet",
     "walnut", "yonder", "zephyr", "amber", "bridge", "circuit", "delta", "ember",
 )  # fmt: skip
+
+
+def reply_pieces(
+    seed_text: str, max_tokens: int, reply_tokens: int, reply_text: str | None
+) -> tuple[list[str], int]:
+    """The pieces of the reply within ``max_tokens``, and how many the whole reply has.
+
+    ``reply_text`` (the admin API's fixed reply) is cut into each run of non-space characters
+    with the whitespace before it, so newlines survive and tests see how a front end renders a
+    given reply (Markdown, hostile HTML); otherwise ``reply_tokens`` generated words.
+    """
+    if reply_text is not None:
+        pieces = re.findall(r"\s*\S+", reply_text)
+        return pieces[:max_tokens], len(pieces)
+    words = generate_reply(seed_text, min(max_tokens, reply_tokens))
+    return [word if i == 0 else " " + word for i, word in enumerate(words)], reply_tokens
 
 
 def generate_reply(seed_text: str, words: int) -> list[str]:

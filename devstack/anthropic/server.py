@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from devstack.anthropic.config import ERROR_FAULTS, FAULT_KINDS
 from devstack.anthropic.errors import RequestError, invalid
-from devstack.anthropic.reply import generate_reply
+from devstack.anthropic.reply import reply_pieces
 from devstack.anthropic.rules import parse_messages_request
 from devstack.anthropic.streaming import ClientGone, StreamingHandler
 
@@ -220,8 +220,9 @@ class _Handler(StreamingHandler):
             min_tokens=config.min_cacheable_for(request.model),
             lookback=config.lookback_positions,
         )
-        reply_tokens = config.reply_tokens
-        words = generate_reply(request.seed_text, min(request.max_tokens, reply_tokens))
+        words, reply_tokens = reply_pieces(
+            request.seed_text, request.max_tokens, config.reply_tokens, config.reply_text
+        )
         stop_reason = "max_tokens" if request.max_tokens < reply_tokens else "end_turn"
         record["usage"] = plan.usage(0 if request.stream else len(words))
         emu.record(record)
@@ -255,7 +256,7 @@ class _Handler(StreamingHandler):
                 "type": "message",
                 "role": "assistant",
                 "model": request.model,
-                "content": [{"type": "text", "text": " ".join(words)}] if words else [],
+                "content": [{"type": "text", "text": "".join(words)}] if words else [],
                 "stop_reason": stop_reason,
                 "stop_sequence": None,
                 "usage": plan.usage(len(words)),

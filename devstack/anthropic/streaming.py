@@ -108,7 +108,7 @@ class StreamingHandler(BaseHTTPRequestHandler):
                     {
                         "type": "content_block_delta",
                         "index": 0,
-                        "delta": {"type": "text_delta", "text": word if i == 0 else " " + word},
+                        "delta": {"type": "text_delta", "text": word},
                     },
                 )
                 sent += 1

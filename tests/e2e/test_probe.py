@@ -58,9 +58,18 @@ def test_the_page_its_assets_and_its_config_are_served(devstack: dict[str, Any])
         "httpUrl": devstack["httpUrl"],
         "wsUrl": devstack["wsUrl"],
         "token": devstack["token"],
+        # The suite never runs the real API: replies are the emulator's, and the page says so.
+        "anthropic": "emulator",
+        "wsLimits": devstack["wsLimits"],
     }
+    assert devstack["anthropic"] == "emulator"
     assert get(base + "/web/no-such-file.js")[0] == 404
     assert get(base + "/web/%2e%2e/app.py")[0] == 404
+    # The page imports the client package's build as ES modules.
+    status, content_type, body = get(base + "/client/index.js")
+    assert status == 200 and "javascript" in content_type and b"CacheWarmingClient" in body
+    assert get(base + "/client/markdown.js")[0] == 200
+    assert get(base + "/client/%2e%2e/package.json")[0] == 404
     # Everything else is Chalice's: the app's routes, with its JSON errors.
     status, _, body = get(base + "/health")
     assert status == 200 and json.loads(body) == {"status": "ok"}

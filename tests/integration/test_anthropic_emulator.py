@@ -900,3 +900,30 @@ def test_command_line_serves_in_the_foreground() -> None:
 def test_estimate_tokens_is_a_quarter_of_the_characters_rounded_up() -> None:
     samples = ["", "a", "abcd", "abcde", "x" * 4000]
     assert [estimate_tokens(s) for s in samples] == [1, 1, 1, 2, 1000]
+
+
+def test_a_fixed_reply_text_streams_piece_by_piece_with_its_whitespace(
+    emu: AnthropicEmulator, client: anthropic.Anthropic
+) -> None:
+    text = "# Title\n\n**bold** and <img src=x onerror=alert(1)>\n\n- one\n- two"
+    status, config, _ = http("POST", emu.url + "/_emulator/config", {"reply_text": text})
+    assert (status, config["reply_text"]) == (200, text)
+    kwargs: dict[str, Any] = {
+        "model": MODEL,
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "anything"}],
+    }
+    message = create(client, **kwargs)
+    assert first_text(message) == text
+    assert message.usage.output_tokens == len(text.split())
+    with open_stream(client, **kwargs) as stream:
+        deltas = [event.delta.text for event in stream if event.type == "content_block_delta"]
+    assert "".join(deltas) == text
+    assert deltas[:3] == ["#", " Title", "\n\n**bold**"]
+    short = create(client, **{**kwargs, "max_tokens": 2})
+    assert (first_text(short), short.stop_reason) == ("# Title", "max_tokens")
+
+    status, _, _ = http("POST", emu.url + "/_emulator/config", {"reply_text": "  "})
+    assert status == 400
+    http("POST", emu.url + "/_emulator/config", {"reply_text": None})
+    assert first_text(create(client, **kwargs)) != text
