@@ -21,6 +21,7 @@ FAILURE_MESSAGES = {
     "overloaded": "The model is overloaded; try again shortly.",
     "timeout": "The model did not answer in time.",
     "upstream_error": "The model failed to answer.",
+    "internal_error": "Something went wrong on our side while the reply was streaming.",
 }
 
 

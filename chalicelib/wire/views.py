@@ -47,6 +47,7 @@ def turn_view(turn: Turn) -> dict[str, Any]:
         "usage": turn.usage.to_dict() if turn.usage else None,
         "errorCode": turn.error_code,
         "abortReason": turn.abort_reason,
+        "truncated": turn.truncated,
     }
 
 

@@ -94,11 +94,10 @@ def test_limits_are_the_backends() -> None:
     # The backend full-matches its pattern; the schema anchors the same one.
     anchored = f"^{frames.ID_PATTERN.pattern}$"
     assert limits["conversationIdPattern"] == DEFS["ConversationId"]["pattern"] == anchored
-    assert limits["maxTextChars"] == conversation_domain.MAX_TEXT_CHARS
-    text = DEFS["StartTurnBody"]["properties"]["text"]
-    assert text["maxLength"] == conversation_domain.MAX_TEXT_CHARS
+    assert limits["maxTextBytes"] == conversation_domain.MAX_TEXT_BYTES
     assert limits["maxTitleChars"] == conversation_domain.MAX_TITLE_CHARS
-    assert limits["maxSystemChars"] == conversation_domain.MAX_SYSTEM_CHARS
+    assert limits["maxSystemBytes"] == conversation_domain.MAX_SYSTEM_BYTES
+    assert limits["maxPushBytes"] == frames.MAX_PUSH_BYTES
     assert limits["minIntervalSeconds"] == TIMINGS.min_interval_s
     assert limits["defaultIntervalSeconds"] == warming.DEFAULT_INTERVAL_SECONDS
     for retention, high in limits["maxIntervalSeconds"].items():
@@ -299,7 +298,8 @@ def test_chat_events_and_their_fields_are_the_ones_the_backend_builds() -> None:
     for frame in built:
         assert_valid("ChatFrame", frame)
         assert_valid("ServerFrame", frame)
-        assert set(frame) == set(DEFS[definitions[frame["event"]]]["properties"]), frame
+        definition = DEFS[definitions[frame["event"]]]
+        assert set(definition["required"]) <= set(frame) <= set(definition["properties"]), frame
 
 
 def test_turn_failure_codes_are_the_ones_the_backend_reports() -> None:

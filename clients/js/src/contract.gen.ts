@@ -47,7 +47,7 @@ export const ABORT_REASONS = ["cancelled", "closed"] as const;
 export type AbortReason = (typeof ABORT_REASONS)[number];
 
 /** `turn-failed` codes (and a failed turn's errorCode over HTTP). */
-export const TURN_FAILURE_CODES = ["rate_limited", "overloaded", "timeout", "model_rejected", "model_unavailable", "upstream_error", "empty_reply"] as const;
+export const TURN_FAILURE_CODES = ["rate_limited", "overloaded", "timeout", "model_rejected", "model_unavailable", "upstream_error", "empty_reply", "internal_error"] as const;
 export type TurnFailureCode = (typeof TURN_FAILURE_CODES)[number];
 
 /** The surface's field ids, in the order the server always sends them. */
@@ -311,10 +311,15 @@ export interface ChatTurnSealed {
   readonly conversationId: ConversationId;
   readonly event: "turn-sealed";
   readonly turnId: string;
-  /** The whole reply. */
+  /** The whole reply (see textTruncated). */
   readonly text: string;
-  readonly usage: Usage;
-  readonly costUsd: number;
+  /** null when the stream was stopped at the function's deadline before the API reported usage. */
+  readonly usage: Usage | null;
+  readonly costUsd: number | null;
+  /** The stored reply is shorter than the model's: stopped before the generate function's deadline, or cut to fit one DynamoDB item. */
+  readonly truncated: boolean;
+  /** Present when `text` was cut to keep the frame within API Gateway's 128 KB: the deltas carried all of it, and GET /conversations/{id} has it. */
+  readonly textTruncated?: true;
 }
 
 export interface ChatTurnAborted {
@@ -325,6 +330,8 @@ export interface ChatTurnAborted {
   readonly reason: AbortReason;
   /** The partial reply (also stored). */
   readonly text: string;
+  /** Present when `text` was cut to keep the frame within API Gateway's 128 KB: the deltas carried all of it, and GET /conversations/{id} has it. */
+  readonly textTruncated?: true;
 }
 
 export interface ChatTurnFailed {
@@ -336,6 +343,8 @@ export interface ChatTurnFailed {
   readonly message: string;
   /** The partial reply, possibly empty. */
   readonly text: string;
+  /** Present when `text` was cut to keep the frame within API Gateway's 128 KB: the deltas carried all of it, and GET /conversations/{id} has it. */
+  readonly textTruncated?: true;
 }
 
 export type ChatFrame =
@@ -375,6 +384,7 @@ export interface HttpError {
 
 export interface CreateConversationBody {
   readonly title?: string;
+  /** At most maxSystemBytes bytes JSON-encoded as UTF-8; not only whitespace. */
   readonly system?: string;
   /** A model id of the catalog (docs/models.md). */
   readonly model?: string;
@@ -384,6 +394,7 @@ export interface CreateConversationBody {
 }
 
 export interface StartTurnBody {
+  /** At most maxTextBytes bytes JSON-encoded as UTF-8; not only whitespace. */
   readonly text: string;
 }
 
@@ -435,6 +446,7 @@ export interface Turn {
   readonly usage: Usage | null;
   readonly errorCode: TurnFailureCode | null;
   readonly abortReason: AbortReason | null;
+  readonly truncated: boolean;
 }
 
 export interface ConversationDetail {
@@ -491,9 +503,10 @@ export const LIMITS = {
   "maxFrameBytes": 32768,
   "maxRequestIdChars": 128,
   "conversationIdPattern": "^[A-Za-z0-9_-]{1,64}$",
-  "maxTextChars": 100000,
+  "maxTextBytes": 102400,
   "maxTitleChars": 200,
-  "maxSystemChars": 200000,
+  "maxSystemBytes": 204800,
+  "maxPushBytes": 131072,
   "maxBodyBytes": 1048576,
   "minIntervalSeconds": 20,
   "maxIntervalSeconds": {
