@@ -11,7 +11,7 @@ from chalice.app import Chalice, Response, WebsocketEvent
 from chalicelib import auth, bootstrap
 from chalicelib.domain.errors import Refused
 from chalicelib.logs import emit_turn_metrics, log_tick
-from chalicelib.wire import commands, views
+from chalicelib.wire import commands, ticks, views
 from chalicelib.wire.errors import STATUS, http_body, refusal_of
 from chalicelib.wire.frames import conversation_id_of
 
@@ -132,10 +132,18 @@ def disconnect(event: WebsocketEvent) -> None:
 
 @app.lambda_function(name="warm")
 def warm(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """One tick: `{"conversationId", "seq", "target"}` from Scheduler or a direct invoke."""
-    report = bootstrap.services().handle_tick(
-        str(event["conversationId"]), int(event["seq"]), int(event["target"])
-    )
+    """Ticks: an SQS batch from the tick queue's event source mapping (answered with the partial
+    batch response), or one raw `{"conversationId", "seq", "target"}` from an async invoke."""
+    services = bootstrap.services()
+    # The invocation's deadline: the warm's claim is held no longer than this.
+    deadline = services.clock.now_ms() + int(context.get_remaining_time_in_millis())
+    if ticks.is_batch(event):
+        outcome = services.handle_tick_batch(ticks.records_of(event), deadline)
+        for report in outcome.reports:
+            log_tick(report)
+        return ticks.batch_response(outcome.failed)
+    tick = ticks.tick_of(event)
+    report = services.handle_tick(tick.conversation_id, tick.seq, tick.target, deadline)
     log_tick(report)
     return {"action": report.action}
 

@@ -17,6 +17,7 @@ from chalicelib.adapters.lambdas import AsyncInvoker
 from chalicelib.adapters.secrets import SecretString
 from chalicelib.adapters.sockets import ManagementApiSockets
 from chalicelib.adapters.store import DynamoStore
+from chalicelib.adapters.tick_queue import SqsTickQueue
 from chalicelib.adapters.timer import PreciseTimer
 from chalicelib.auth import JwksVerifier, SharedSecretVerifier, TokenVerifier
 from chalicelib.config import settings
@@ -61,11 +62,12 @@ def _client(service: str, **options: Any) -> Any:
 def _build() -> Services:
     config = settings()
     invoker = AsyncInvoker(lambda: _client("lambda"), config.generate_function_arn)
+    tick_queue = SqsTickQueue(lambda: _client("sqs"), config.tick_queue_url)
     timer = PreciseTimer(
         lambda: _client("scheduler"),
-        invoker,
+        tick_queue,
         group=config.schedule_group,
-        warm_function_arn=config.warm_function_arn,
+        queue_arn=config.tick_queue_arn,
         role_arn=config.scheduler_role_arn,
         dead_letter_arn=config.warm_dlq_arn,
     )
@@ -83,6 +85,7 @@ def _build() -> Services:
         default_model=config.default_model,
         default_system=config.default_system_prompt,
         default_max_tokens=config.default_max_tokens,
+        tick_queue=tick_queue,
     )
     return Services(ports)
 

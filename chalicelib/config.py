@@ -15,7 +15,8 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "TABLE_NAME",
     "SCHEDULE_GROUP",
     "SCHEDULER_ROLE_ARN",
-    "WARM_FUNCTION_ARN",
+    "TICK_QUEUE_URL",
+    "TICK_QUEUE_ARN",
     "GENERATE_FUNCTION_ARN",
     "WARM_DLQ_ARN",
     "WEBSOCKET_API_ID",
@@ -46,7 +47,9 @@ class Settings:
     table_name: str
     schedule_group: str
     scheduler_role_arn: str
-    warm_function_arn: str
+    # The tick queue: URL for SendMessage, ARN as the Scheduler's target.
+    tick_queue_url: str
+    tick_queue_arn: str
     generate_function_arn: str
     warm_dlq_arn: str
     websocket_api_id: str
@@ -83,8 +86,11 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         scheduler_role_arn=env.get(
             "SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/cache-warming-scheduler"
         ),
-        warm_function_arn=env.get(
-            "WARM_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:warm"
+        tick_queue_url=env.get(
+            "TICK_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/cache-warming-ticks"
+        ),
+        tick_queue_arn=env.get(
+            "TICK_QUEUE_ARN", "arn:aws:sqs:us-east-1:123456789012:cache-warming-ticks"
         ),
         generate_function_arn=env.get(
             "GENERATE_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:generate"

@@ -104,7 +104,8 @@ class Timer(Protocol):
     def arm(self, conversation_id: str, seq: int, target_ms: int, now_ms: int) -> str | None:
         """Book a tick delivering `(conversation_id, seq, target_ms)` no later than the target.
 
-        Returns a handle for `cancel`, or None when the tick cannot be cancelled (a direct invoke).
+        Returns a handle for `cancel`, or None when the tick cannot be cancelled (a message already
+        in the tick queue: it is made harmless by its `seq` instead).
         """
 
     def cancel(self, ref: str) -> None:
@@ -163,9 +164,15 @@ class Invoker(Protocol):
         """Start the generate function asynchronously."""
 
 
-class FunctionInvoker(Protocol):
-    def invoke(self, function: str, payload: dict[str, Any]) -> None:
-        """Start `function` asynchronously with `payload` (Lambda queues and retries it)."""
+class TickQueue(Protocol):
+    """The queue that delivers ticks to the warm function (SQS, through an event source mapping)."""
+
+    def send(self, payload: dict[str, Any], delay_s: int) -> None:
+        """Enqueue one tick, invisible for `delay_s` seconds (0 to the queue's maximum delay)."""
+
+    def retry_later(self, receipt: str, delay_s: int) -> None:
+        """A received tick whose delivery failed comes back after `delay_s` seconds (not after the
+        queue's whole visibility timeout); its receive count moves it to the DLQ in the end."""
 
 
 class Clock(Protocol):

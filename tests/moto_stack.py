@@ -1,11 +1,23 @@
-"""The application wired to moto: real adapters for DynamoDB, Scheduler and the management API,
-a fake model and a controllable clock. Schedules never fire in moto, so `fire_due` does what
-EventBridge Scheduler would: pick the due one-shot, deliver its Input to the warm function, and
-delete it (ActionAfterCompletion DELETE)."""
+"""The application wired to moto: real adapters for DynamoDB, Scheduler, SQS and the management
+API, a fake model and a controllable clock.
+
+Schedules never fire in moto and nothing consumes its queues, so `fire_due` does what AWS would:
+Scheduler fires the due one-shot (its templated SQS target sends the Input to the tick queue, and
+ActionAfterCompletion DELETE removes it), then the event source mapping receives each tick when it
+is due and invokes the warm function with an SQS batch, deleting what succeeded. moto counts
+`DelaySeconds` on the wall clock while the app runs on the fake clock: a tick's due time on the
+fake clock is taken from the booking (its `DelaySeconds` after the fake time it was sent), and its
+moto message is made visible when the fake clock reaches it.
+
+The timer runs with a 150 s queue delay here instead of SQS's 900 s (the old direct-invoke
+threshold), so the default 240 s interval exercises the Scheduler path and short intervals the
+queue path; a test sets the timer's `queue_max_delay_ms` back to 900 s for the production split.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -17,6 +29,7 @@ from chalice.local import LambdaContext
 from chalice.test import Client, InvokeResponse, TestLambdaClient
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import JsonRESTError
+from moto.sqs.models import sqs_backends
 
 import app as application
 from chalicelib import auth, bootstrap
@@ -24,6 +37,7 @@ from chalicelib.adapters.lambdas import AsyncInvoker
 from chalicelib.adapters.prices import GenaiPriceBook
 from chalicelib.adapters.sockets import ManagementApiSockets
 from chalicelib.adapters.store import DynamoStore, create_table
+from chalicelib.adapters.tick_queue import SqsTickQueue
 from chalicelib.adapters.timer import PreciseTimer
 from chalicelib.services import Ports, Services
 from tests.conftest import SCHEDULE_GROUP, SESSION, TABLE_NAME
@@ -35,8 +49,16 @@ PRICES = GenaiPriceBook()
 API_ID = "abc123"
 STAGE = "api"
 REGION = "us-east-1"
-WARM_ARN = f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT_ID}:function:warm"
+TICK_QUEUE = "cache-warming-ticks"
+TICK_DLQ = "cache-warming-dlq"
+TICK_QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/{DEFAULT_ACCOUNT_ID}/{TICK_QUEUE}"
+TICK_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT_ID}:{TICK_QUEUE}"
+TICK_DLQ_ARN = f"arn:aws:sqs:{REGION}:{DEFAULT_ACCOUNT_ID}:{TICK_DLQ}"
 ROLE_ARN = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/scheduler"
+# The old direct-invoke threshold: 240 s goes by Scheduler, 20 s by the queue (module docstring).
+TEST_QUEUE_MAX_DELAY_MS = 150_000
+# The redrive policy of the deployed queue (infra/template.yaml).
+MAX_RECEIVE_COUNT = 5
 SECRET = "test-secret-of-at-least-thirty-two-bytes"
 ENV = {
     "TABLE_NAME": TABLE_NAME,
@@ -44,7 +66,8 @@ ENV = {
     "JWT_SECRET": SECRET,
     "WEBSOCKET_API_ID": API_ID,
     "WEBSOCKET_STAGE": STAGE,
-    "WARM_FUNCTION_ARN": WARM_ARN,
+    "TICK_QUEUE_URL": TICK_QUEUE_URL,
+    "TICK_QUEUE_ARN": TICK_QUEUE_ARN,
     "SCHEDULER_ROLE_ARN": ROLE_ARN,
 }
 
@@ -65,6 +88,52 @@ class RecordingInvoker(AsyncInvoker):
 
     def invoke(self, function: str, payload: dict[str, Any]) -> None:
         self.calls.append((function, payload))
+
+
+@dataclass
+class Sent:
+    """A tick the app (or Scheduler) sent to the tick queue, timed on the fake clock."""
+
+    payload: dict[str, Any]
+    delay_s: int
+    at_ms: int
+
+    @property
+    def due_ms(self) -> int:
+        return self.at_ms + self.delay_s * 1000
+
+    @property
+    def body(self) -> str:
+        return json.dumps(self.payload, separators=(",", ":"))
+
+
+class RecordingTickQueue(SqsTickQueue):
+    """The real SQS adapter, noting each send's fake time (moto's delays run on the wall clock)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(lambda: SESSION.client("sqs"), TICK_QUEUE_URL)
+        self.clock = clock
+        self.sent: list[Sent] = []
+        self.retries: list[tuple[str, int]] = []
+
+    def send(self, payload: dict[str, Any], delay_s: int) -> None:
+        super().send(payload, delay_s)
+        self.sent.append(Sent(dict(payload), delay_s, self.clock.now))
+
+    def retry_later(self, receipt: str, delay_s: int) -> None:
+        super().retry_later(receipt, delay_s)
+        self.retries.append((receipt, delay_s))
+
+
+class TickCapture(logging.Handler):
+    """The warm function's tick log lines (what an operator reads), captured during one invoke."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.ticks: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.ticks.append(json.loads(record.getMessage()))
 
 
 class TimedLambdaClient(TestLambdaClient):
@@ -95,7 +164,12 @@ class MotoStack:
     model: FakeModel
     invoker: RecordingInvoker
     http: Client
+    queue: RecordingTickQueue
     gone: set[str] = field(default_factory=set)
+
+    @property
+    def sqs(self) -> Any:
+        return SESSION.client("sqs")
 
     @property
     def scheduler(self) -> Any:
@@ -161,45 +235,148 @@ class MotoStack:
         return [self.scheduler.get_schedule(Name=n, GroupName=SCHEDULE_GROUP) for n in names]
 
     def fire_due(self, jitter_s: float | None = None) -> dict[str, Any]:
-        """Fire the one live schedule (or the pending direct invoke) like AWS would."""
+        """Deliver the pending tick like AWS would, through to the warm: `{"action": ...}` of its
+        last delivery (plus `batchItemFailures` when the warm function reported it failed)."""
         schedules = self.live_schedules()
         if schedules:
             assert len(schedules) == 1, [s["Name"] for s in schedules]
-            schedule = schedules[0]
-            at = datetime.strptime(schedule["ScheduleExpression"][3:-1], "%Y-%m-%dT%H:%M:%S")
-            at_ms = int(at.replace(tzinfo=UTC).timestamp() * 1000)
-            # Scheduler fires anywhere in [at, at + 59 s].
-            jitter = random.uniform(0, 59) if jitter_s is None else jitter_s
-            self.clock.now = max(self.clock.now, at_ms + int(jitter * 1000))
-            payload = json.loads(schedule["Target"]["Input"])
-            if schedule["ActionAfterCompletion"] == "DELETE":
-                self.scheduler.delete_schedule(Name=schedule["Name"], GroupName=SCHEDULE_GROUP)
-        else:
-            warm_calls = [p for f, p in self.invoker.calls if f == WARM_ARN]
-            assert warm_calls, "nothing is booked"
-            payload = warm_calls[-1]
-            self.invoker.calls = [(f, p) for f, p in self.invoker.calls if p is not payload]
-        response = self.http.lambda_.invoke("warm", payload)
-        return dict(response.payload)
+            self.fire_schedule(schedules[0], jitter_s)
+        assert self.queue.sent, "nothing is booked"
+        for _ in range(4):  # a Scheduler delivery is requeued once; more would be a bug
+            sent = self.queue.sent.pop()  # the latest booking; older (stale) ones stay queued
+            self.clock.now = max(self.clock.now, sent.due_ms)
+            result = self.deliver(sent.body)
+            if result["action"] != "requeued":
+                return result
+        raise AssertionError("the tick kept being requeued")
+
+    def fire_schedule(self, schedule: dict[str, Any], jitter_s: float | None) -> None:
+        at = datetime.strptime(schedule["ScheduleExpression"][3:-1], "%Y-%m-%dT%H:%M:%S")
+        at_ms = int(at.replace(tzinfo=UTC).timestamp() * 1000)
+        # Scheduler fires anywhere in [at, at + 59 s].
+        jitter = random.uniform(0, 59) if jitter_s is None else jitter_s
+        self.clock.now = max(self.clock.now, at_ms + int(jitter * 1000))
+        target = schedule["Target"]
+        assert target["Arn"] == TICK_QUEUE_ARN  # the templated SQS SendMessage target
+        self.sqs.send_message(QueueUrl=TICK_QUEUE_URL, MessageBody=target["Input"])
+        self.queue.sent.append(Sent(json.loads(target["Input"]), 0, self.clock.now))
+        if schedule["ActionAfterCompletion"] == "DELETE":
+            self.scheduler.delete_schedule(Name=schedule["Name"], GroupName=SCHEDULE_GROUP)
+
+    def deliver(self, body: str, *, copies: int = 1) -> dict[str, Any]:
+        """The event source mapping's part: receive the tick (and `copies - 1` duplicates, as SQS
+        may deliver), invoke the warm function with the batch, delete what it did not fail."""
+        for _ in range(copies - 1):
+            self.sqs.send_message(QueueUrl=TICK_QUEUE_URL, MessageBody=body)
+        self.make_visible(body)
+        messages = self.sqs.receive_message(
+            QueueUrl=TICK_QUEUE_URL, MaxNumberOfMessages=10, AttributeNames=["All"]
+        ).get("Messages", [])
+        mine = [m for m in messages if m["Body"] == body]
+        assert len(mine) == copies, f"tick not receivable: {body}"
+        booked_before = len(self.queue.sent)
+        response, ticks = self.invoke_warm(sqs_event(messages))
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                self.sqs.delete_message(
+                    QueueUrl=TICK_QUEUE_URL, ReceiptHandle=message["ReceiptHandle"]
+                )
+        # Older bookings consumed in this batch are delivered; what the warm booked stays.
+        consumed = {m["Body"] for m in messages if m["MessageId"] not in failed}
+        older, booked = self.queue.sent[:booked_before], self.queue.sent[booked_before:]
+        self.queue.sent = [s for s in older if s.body not in consumed] + booked
+        payload = json.loads(body)
+        actions = [t["action"] for t in ticks if tick_key(t) == tick_key(payload)]
+        result: dict[str, Any] = {"action": actions[-1] if actions else "failed"}
+        if failed:
+            result["batchItemFailures"] = sorted(failed)
+        return result
+
+    def invoke_warm(self, event: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Invoke the warm function; its answer and the tick lines it logged."""
+        logger = logging.getLogger("cache_warming.ticks")
+        capture, level = TickCapture(), logger.level
+        logger.addHandler(capture)
+        logger.setLevel(logging.INFO)
+        try:
+            response = self.http.lambda_.invoke("warm", event).payload
+        finally:
+            logger.removeHandler(capture)
+            logger.setLevel(level)
+        return dict(response), capture.ticks
+
+    def make_visible(self, body: str) -> None:
+        """The fake clock reached the tick's due time (or the end of its retry backoff): end its
+        wall-clock delay or invisibility in moto."""
+        for message in self.moto_queue(TICK_QUEUE)._messages:
+            if message.body == body:
+                message.delayed_until = 0
+                message.visible_at = 0
+
+    def moto_queue(self, name: str) -> Any:
+        return sqs_backends[DEFAULT_ACCOUNT_ID][REGION].queues[name]
+
+    def queued_bodies(self, name: str = TICK_QUEUE) -> list[str]:
+        """Every message in a queue, delayed, visible or in flight."""
+        return [m.body for m in self.moto_queue(name)._messages]
+
+
+def tick_key(tick: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return tick.get("conversationId"), tick.get("seq"), tick.get("target")
+
+
+def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Lambda's SQS event for received messages ("Using Lambda with Amazon SQS", example event)."""
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": TICK_QUEUE_ARN,
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+    }
+
+
+def create_tick_queues(sqs: Any) -> None:
+    """The tick queue and its DLQ, as infra/template.yaml declares them."""
+    sqs.create_queue(QueueName=TICK_DLQ)
+    redrive = {"deadLetterTargetArn": TICK_DLQ_ARN, "maxReceiveCount": MAX_RECEIVE_COUNT}
+    sqs.create_queue(
+        QueueName=TICK_QUEUE,
+        Attributes={"VisibilityTimeout": "1800", "RedrivePolicy": json.dumps(redrive)},
+    )
 
 
 def build(clock: FakeClock | None = None) -> MotoStack:
     """Call inside an active moto mock with ENV applied."""
     create_table(SESSION.client("dynamodb"), TABLE_NAME)
     SESSION.client("scheduler").create_schedule_group(Name=SCHEDULE_GROUP)
+    create_tick_queues(SESSION.client("sqs"))
     clock = clock or FakeClock(int(datetime(2027, 1, 5, 12, 0, 7, tzinfo=UTC).timestamp() * 1000))
     model = FakeModel(clock)
     invoker = RecordingInvoker()
+    queue = RecordingTickQueue(clock)
     endpoint = f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}"
     services = Services(
         Ports(
             store=DynamoStore(TABLE_NAME, client_factory=lambda: SESSION.client("dynamodb")),
             timer=PreciseTimer(
                 lambda: SESSION.client("scheduler"),
-                invoker,
+                queue,
                 group=SCHEDULE_GROUP,
-                warm_function_arn=WARM_ARN,
+                queue_arn=TICK_QUEUE_ARN,
                 role_arn=ROLE_ARN,
+                dead_letter_arn=TICK_DLQ_ARN,
+                queue_max_delay_ms=TEST_QUEUE_MAX_DELAY_MS,
             ),
             sockets=ManagementApiSockets(
                 lambda: SESSION.client("apigatewaymanagementapi", endpoint_url=endpoint)
@@ -209,10 +386,11 @@ def build(clock: FakeClock | None = None) -> MotoStack:
             invoker=lambda: invoker,
             prices=lambda: PRICES,
             new_id=lambda: uuid.uuid4().hex,
+            tick_queue=queue,
         )
     )
     bootstrap.use(services)
-    return MotoStack(services, clock, model, invoker, lambda_client(Client(application.app)))
+    return MotoStack(services, clock, model, invoker, lambda_client(Client(application.app)), queue)
 
 
 def patch_gone(monkeypatch: Any, gone: set[str]) -> None:

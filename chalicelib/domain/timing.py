@@ -6,12 +6,17 @@ Why each figure is what it is:
   timer's lateness and the request's own latency.
 - `scheduler_window_s`: EventBridge Scheduler fires a one-shot `at()` schedule anywhere in
   [at, at + 59 s] with `FlexibleTimeWindow: OFF` (shared/NOTES.md, "EventBridge Scheduler").
-- `direct_invoke_below_s`: nearer targets cannot be booked on Scheduler (the `at()` would be too
-  close to now, or past), so they go by a direct asynchronous invoke.
-- `max_early_wait_s`: the longest a delivered tick may wait for its exact target (a schedule
-  booked one window early, rounded down to the minute: under two windows).
+- `queue_max_delay_s`: the longest per-message `DelaySeconds` of an SQS standard queue, 900 s
+  ("Amazon SQS message timers", SQS Developer Guide, read 2026-12-01). A target at most this far
+  away goes straight into the tick queue; a farther one is booked on Scheduler, whose delivery is
+  put back on the queue with the remaining delay.
 - `max_event_age_s`: a tick older than this cannot keep a 5-minute cache alive; Scheduler and
-  Lambda drop it instead of delivering it late.
+  Lambda drop it instead of delivering it late. A schedule is also booked to fire this long before
+  its target (when the queue's delay allows), so a delivery Scheduler retries still lands in time.
+- `max_early_wait_s`: the longest a delivered tick waits in-process for its exact target: the
+  queue delivers a tick less than a second early (`DelaySeconds` is whole seconds, rounded down).
+  A tick that arrives earlier than this (a Scheduler delivery) goes back on the timer instead of
+  keeping a Lambda waiting.
 - `warm_lease_s`: a claimed warm whose Lambda died is re-claimable after this long.
 """
 
@@ -27,9 +32,9 @@ class Timings:
     ttl_margin_s: int = 30
     min_interval_s: int = 20
     scheduler_window_s: int = 59
-    direct_invoke_below_s: int = 150
-    max_early_wait_s: int = 180
+    queue_max_delay_s: int = 900
     max_event_age_s: int = 300
+    max_early_wait_s: int = 2
     warm_lease_s: int = 180
 
     def ttl_ms(self, retention: str) -> int:

@@ -4,6 +4,7 @@
     frames.py         connect, disconnect, frames (one handler per type), subscriptions, limits
     turns.py          start, cancel, close, generate, finish
     ticks.py          the warm tick
+    tick_batch.py     a batch of ticks from the tick queue (one thread each, failures one by one)
     fanout.py         replies, panel updates, chat streams
     costs.py          the model's terms (catalog + prices) and costs
 
@@ -24,12 +25,14 @@ from chalicelib.services.costs import Costs
 from chalicelib.services.fanout import FanOut
 from chalicelib.services.frames import Frames
 from chalicelib.services.ports import Limits, Ports
+from chalicelib.services.tick_batch import BatchOutcome, TickBatch
 from chalicelib.services.ticks import TickReport, Ticks
 from chalicelib.services.turns import Turns
 from chalicelib.services.unit_of_work import Outcome, Planner, Scope, UnitOfWork
 from chalicelib.wire import commands
+from chalicelib.wire.ticks import TickRecord
 
-__all__ = ["Limits", "Outcome", "Ports", "Services", "TickReport"]
+__all__ = ["BatchOutcome", "Limits", "Outcome", "Ports", "Services", "TickReport"]
 
 
 class Services:
@@ -40,6 +43,7 @@ class Services:
         self.turns = Turns(self.uow)
         self.frames = Frames(self.uow, self.turns)
         self.ticks = Ticks(self.uow)
+        self.tick_batch = TickBatch(self.ticks, ports)
 
     @property
     def store(self) -> Store:
@@ -113,5 +117,12 @@ class Services:
     ) -> str:
         return self.turns.generate(conversation_id, turn_index, deadline_ms)
 
-    def handle_tick(self, conversation_id: str, seq: int, target: int) -> TickReport:
-        return self.ticks.handle(conversation_id, seq, target)
+    def handle_tick(
+        self, conversation_id: str, seq: int, target: int, deadline_ms: int | None = None
+    ) -> TickReport:
+        return self.ticks.handle(conversation_id, seq, target, deadline_ms)
+
+    def handle_tick_batch(
+        self, records: list[TickRecord], deadline_ms: int | None = None
+    ) -> BatchOutcome:
+        return self.tick_batch.handle(records, deadline_ms)

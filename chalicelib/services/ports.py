@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chalicelib.config import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_SYSTEM_PROMPT
-from chalicelib.ports import Clock, Invoker, Model, PriceBook, Sockets, Store, Timer
+from chalicelib.ports import Clock, Invoker, Model, PriceBook, Sockets, Store, TickQueue, Timer
 
 
 @dataclass(frozen=True)
@@ -34,3 +34,6 @@ class Ports:
     default_system: str = DEFAULT_SYSTEM_PROMPT
     default_max_tokens: int = DEFAULT_MAX_TOKENS
     limits: Limits = field(default_factory=Limits)
+    # Where a failed tick delivery is put back for a quick retry (the SQS queue the ticks come
+    # from); None where ticks are not delivered by a queue (tests calling the use case directly).
+    tick_queue: TickQueue | None = None

@@ -1,4 +1,10 @@
-"""The warm tick: wait for the exact target, claim the warm, warm, book the next tick, push."""
+"""The warm tick: due at its exact target, claim the warm, warm, book the next tick, push.
+
+The tick queue delivers a tick less than a second before its target (`DelaySeconds` rounded
+down); the handler sleeps that rest. A tick that arrives earlier (a Scheduler delivery, booked
+minutes ahead) goes back on the timer with the same `(seq, target)` and the invocation ends: no
+Lambda waits for minutes (docs/architecture.md, "The precise timer").
+"""
 
 from __future__ import annotations
 
@@ -37,11 +43,18 @@ class Ticks:
         self.uow = uow
         self.ports = uow.ports
 
-    def handle(self, conversation_id: str, seq: int, target: int) -> TickReport:
+    def handle(
+        self, conversation_id: str, seq: int, target: int, deadline_ms: int | None = None
+    ) -> TickReport:
+        """`deadline_ms`: when Lambda ends this invocation (epoch ms), if known."""
         clock = self.ports.clock
-        wait_s = (target - clock.now_ms()) / 1000
-        if wait_s > 0:
-            clock.sleep(min(wait_s, TIMINGS.max_early_wait_s))
+        now = clock.now_ms()
+        if target - now > TIMINGS.max_early_wait_s * 1000:
+            # Early: the same tick goes back on the timer (the queue, or Scheduler when far).
+            self.ports.timer.arm(conversation_id, seq, target, now)
+            return TickReport(conversation_id, seq, target, action="requeued")
+        if target > now:
+            clock.sleep((target - now) / 1000)
         report = TickReport(conversation_id, seq, target, action="noop")
         snapshot = self._load_caught_up(conversation_id, seq)
         if snapshot is None:

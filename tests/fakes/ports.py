@@ -77,13 +77,16 @@ class Tick:
 
 
 class FakeTimer:
-    """Every tick is cancellable here (the real adapter's direct invokes are not)."""
+    """Every tick is cancellable here (the real adapter's queued ticks are not). `pop_due` moves
+    the world's clock to the tick's target first: the tick queue delivers a tick when it is due,
+    and a tick delivered minutes early would only be put back on the timer."""
 
     def __init__(self) -> None:
         self.live: dict[str, Tick] = {}
         self.armed: list[Tick] = []
         self.cancelled: list[str] = []
         self.fail_next_arm: Exception | None = None
+        self.clock: Any = None  # set by `world`
         self._ids = itertools.count(1)
 
     def arm(self, conversation_id: str, seq: int, target_ms: int, now_ms: int) -> str | None:
@@ -104,10 +107,12 @@ class FakeTimer:
         return [t for t in self.live.values() if t.conversation_id == conversation_id]
 
     def pop_due(self, conversation_id: str) -> Tick:
-        """The one live tick, removed as a delivered one-shot schedule is."""
+        """The one live tick, removed as a delivered one-shot schedule is, once it is due."""
         (tick,) = self.live_for(conversation_id)
         assert tick.ref is not None
         del self.live[tick.ref]
+        if self.clock is not None and tick.target > self.clock.now_ms():
+            self.clock.advance((tick.target - self.clock.now_ms()) / 1000)
         return tick
 
 
@@ -215,6 +220,8 @@ def world(store: Any = None, timer: Any = None, clock: FakeClock | None = None) 
     clock = clock or FakeClock()
     store = store if store is not None else InMemoryStore()
     timer = timer if timer is not None else FakeTimer()
+    if isinstance(timer, FakeTimer) and timer.clock is None:
+        timer.clock = clock
     sockets = FakeSockets()
     model = FakeModel(clock)
     invoker = FakeInvoker()

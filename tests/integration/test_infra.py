@@ -445,7 +445,8 @@ def test_scheduler_group_role_and_dead_letter_queue(
     assert not allowed(assume, "sts:AssumeRole", "*", {"aws:SourceAccount": "999999999999"})
     assert not allowed(assume, "sts:AssumeRole", "*", {})
 
-    # The execution role may invoke the warm function only (and dead-letter a tick).
+    # The execution role may send a tick to the tick queue (and dead-letter one); it may still
+    # invoke the warm function, for schedules booked before the queue existed, and nothing else.
     statements = role_statements(resolver, "SchedulerRole")
     invocable = {
         function
@@ -453,9 +454,61 @@ def test_scheduler_group_role_and_dead_letter_queue(
         if allowed(statements, "lambda:InvokeFunction", resolver.getatt(function, "Arn"))
     }
     assert invocable == {"Warm"}
+    assert allowed(statements, "sqs:SendMessage", resolver.getatt("TickQueue", "Arn"))
     assert allowed(statements, "sqs:SendMessage", resolver.getatt("WarmDLQ", "Arn"))
+    assert not allowed(statements, "sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:other")
     granted = {str(action) for s in statements for action in _as_list(s["Action"])}
     assert granted == {"lambda:InvokeFunction", "sqs:SendMessage"}
+
+
+def test_the_tick_queue_feeds_the_warm_function(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    resources = template["Resources"]
+    queue = resources["TickQueue"]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    properties = resolver.resolve(queue["Properties"])
+    # Standard queue: FIFO queues have no per-message DelaySeconds.
+    assert not properties.get("FifoQueue")
+    # Six times the function timeout (Lambda's recommendation for an SQS event source).
+    warm_timeout = resources["Warm"]["Properties"]["Timeout"]
+    assert properties["VisibilityTimeout"] >= 6 * warm_timeout
+    assert properties["RedrivePolicy"] == {
+        "deadLetterTargetArn": resolver.getatt("WarmDLQ", "Arn"),
+        "maxReceiveCount": 5,
+    }
+    # Long enough that ticks outlive an outage of the consumer; a replayed stale tick is a no-op.
+    assert properties["MessageRetentionPeriod"] >= 24 * 3600
+
+    mapping = resources["TickEventSourceMapping"]
+    assert mapping["Type"] == "AWS::Lambda::EventSourceMapping"
+    assert mapping["DependsOn"] == "FunctionPolicy"  # the role can poll before Lambda checks
+    esm = resolver.resolve(mapping["Properties"])
+    assert esm["EventSourceArn"] == resolver.getatt("TickQueue", "Arn")
+    assert esm["FunctionName"] == resolver.ref("Warm")
+    assert esm["BatchSize"] == 10 and esm["MaximumBatchingWindowInSeconds"] == 0
+    assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert esm["ScalingConfig"] == {"MaximumConcurrency": "500"}
+    parameter = template["Parameters"]["WarmMaxConcurrency"]
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (2, 1000)
+
+
+def test_the_tick_queue_age_alarm(template: dict[str, Any], resolver: Resolver) -> None:
+    properties = template["Resources"]["TickQueueAgeAlarm"]["Properties"]
+    assert (properties["Namespace"], properties["MetricName"]) == (
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+    )
+    assert properties["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["TickQueue", "QueueName"]}}
+    ]
+    # Above the longest delay a tick can have (900 s), so a delayed tick never sets it off.
+    assert properties["Threshold"] > 900
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:ops"
+    with_topic = Resolver(
+        template, {"AnthropicApiKeySecretArn": SECRET_ARN, "AlarmTopicArn": topic}
+    )
+    assert with_topic.resolve(properties)["AlarmActions"] == [topic]
 
 
 def test_dead_letter_queue_depth_alarm(template: dict[str, Any], resolver: Resolver) -> None:
@@ -528,7 +581,8 @@ def test_variables_point_at_this_stacks_resources(
     assert env["TABLE_NAME"] == resolver.ref("Table")
     assert env["SCHEDULE_GROUP"] == resolver.ref("ScheduleGroup")
     assert env["SCHEDULER_ROLE_ARN"] == resolver.getatt("SchedulerRole", "Arn")
-    assert env["WARM_FUNCTION_ARN"] == resolver.getatt("Warm", "Arn")
+    assert env["TICK_QUEUE_URL"] == resolver.ref("TickQueue")
+    assert env["TICK_QUEUE_ARN"] == resolver.getatt("TickQueue", "Arn")
     assert env["GENERATE_FUNCTION_ARN"] == resolver.getatt("Generate", "Arn")
     assert env["WARM_DLQ_ARN"] == resolver.getatt("WarmDLQ", "Arn")
     assert env["WEBSOCKET_API_ID"] == resolver.ref("WebsocketAPI")
@@ -548,7 +602,9 @@ def test_variables_point_at_this_stacks_resources(
 
 def test_outputs_name_the_same_resources(resolver: Resolver) -> None:
     env = resolver.env("Warm")
-    assert resolver.output("WarmFunctionArn") == env["WARM_FUNCTION_ARN"]
+    assert resolver.output("WarmFunctionArn") == resolver.getatt("Warm", "Arn")
+    assert resolver.output("TickQueueArn") == env["TICK_QUEUE_ARN"]
+    assert resolver.output("TickQueueUrl") == env["TICK_QUEUE_URL"]
     assert resolver.output("GenerateFunctionArn") == env["GENERATE_FUNCTION_ARN"]
     assert resolver.output("SchedulerRoleArn") == env["SCHEDULER_ROLE_ARN"]
     assert resolver.output("WarmDLQArn") == env["WARM_DLQ_ARN"]
@@ -591,15 +647,13 @@ def test_every_function_role_carries_the_app_policy(template: dict[str, Any]) ->
 
 
 @pytest.mark.parametrize("function", ["Warm", "WebsocketMessage", "APIHandler", "Generate"])
-def test_the_timers_schedule_resolves_to_template_resources(
-    resolver: Resolver, function: str
-) -> None:
+def test_the_timers_ticks_resolve_to_template_resources(resolver: Resolver, function: str) -> None:
     """Build the timer the way bootstrap does, from the function's resolved environment, and check
-    every ARN it hands Scheduler against the template and the IAM that must allow it."""
+    every ARN it hands SQS and Scheduler against the template and the IAM that must allow it."""
     settings = settings_from({**resolver.env(function), "AWS_REGION": REGION})
     created: list[dict[str, Any]] = []
     deleted: list[dict[str, Any]] = []
-    invoked: list[str] = []
+    sent: list[tuple[dict[str, Any], int]] = []
 
     class RecordingScheduler:
         def create_schedule(self, **kwargs: Any) -> dict[str, Any]:
@@ -610,22 +664,26 @@ def test_the_timers_schedule_resolves_to_template_resources(
             deleted.append(kwargs)
             return {}
 
-    class RecordingInvoker:
-        def invoke(self, target: str, payload: dict[str, Any]) -> None:
-            invoked.append(target)
+    class RecordingQueue:
+        def send(self, payload: dict[str, Any], delay_s: int) -> None:
+            sent.append((payload, delay_s))
+
+        def retry_later(self, receipt: str, delay_s: int) -> None:
+            raise AssertionError("not used by the timer")
 
     timer = PreciseTimer(
         RecordingScheduler,  # type: ignore[arg-type]
-        RecordingInvoker(),  # type: ignore[arg-type]
+        RecordingQueue(),
         group=settings.schedule_group,
-        warm_function_arn=settings.warm_function_arn,
+        queue_arn=settings.tick_queue_arn,
         role_arn=settings.scheduler_role_arn,
         dead_letter_arn=settings.warm_dlq_arn,
     )
-    name = timer.arm("conv-1", 7, NOW_MS + 240_000, NOW_MS)
+    name = timer.arm("conv-1", 7, NOW_MS + 3_000_000, NOW_MS)  # 50 min away: Scheduler
     assert name is not None
     timer.cancel(name)
-    assert timer.arm("conv-1", 8, NOW_MS + 20_000, NOW_MS) is None  # near: direct invoke
+    assert timer.arm("conv-1", 8, NOW_MS + 240_500, NOW_MS) is None  # within 900 s: the queue
+    assert sent == [({"conversationId": "conv-1", "seq": 8, "target": NOW_MS + 240_500}, 240)]
 
     (schedule,) = created
     target = schedule["Target"]
@@ -634,12 +692,11 @@ def test_the_timers_schedule_resolves_to_template_resources(
         == resolver.ref("ScheduleGroup")
         == resolver.output("ScheduleGroupName")
     )
-    assert target["Arn"] == resolver.getatt("Warm", "Arn") == resolver.output("WarmFunctionArn")
+    assert target["Arn"] == resolver.getatt("TickQueue", "Arn") == resolver.output("TickQueueArn")
     assert target["RoleArn"] == resolver.getatt("SchedulerRole", "Arn")
     assert target["RoleArn"] == resolver.output("SchedulerRoleArn")
     assert target["DeadLetterConfig"]["Arn"] == resolver.getatt("WarmDLQ", "Arn")
     assert target["DeadLetterConfig"]["Arn"] == resolver.output("WarmDLQArn")
-    assert invoked == [resolver.getatt("Warm", "Arn")]
 
     mine = function_statements(resolver, function)
     schedule_arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{schedule['GroupName']}/{name}"
@@ -654,10 +711,11 @@ def test_the_timers_schedule_resolves_to_template_resources(
     assert not allowed(
         mine, "iam:PassRole", target["RoleArn"], {"iam:PassedToService": "ec2.amazonaws.com"}
     )
-    assert allowed(mine, "lambda:InvokeFunction", invoked[0])
+    assert allowed(mine, "sqs:SendMessage", settings.tick_queue_arn)
+    assert resolver.ref("TickQueue") == settings.tick_queue_url
 
     scheduler = role_statements(resolver, "SchedulerRole")
-    assert allowed(scheduler, "lambda:InvokeFunction", target["Arn"])
+    assert allowed(scheduler, "sqs:SendMessage", target["Arn"])
     assert allowed(scheduler, "sqs:SendMessage", target["DeadLetterConfig"]["Arn"])
 
 
@@ -700,9 +758,21 @@ def test_the_function_role_allows_what_the_adapters_call(
     assert not allowed(mine, "execute-api:ManageConnections", other_api)
 
     assert allowed(mine, "lambda:InvokeFunction", settings.generate_function_arn)
-    assert allowed(mine, "lambda:InvokeFunction", settings.warm_function_arn)
-    for other in ("APIHandler", "WebsocketConnect", "WebsocketMessage", "WebsocketDisconnect"):
-        assert not allowed(mine, "lambda:InvokeFunction", resolver.getatt(other, "Arn"))
+    # Ticks go through the queue: no function invokes the warm function any more.
+    for other in FUNCTIONS:
+        if other != "Generate":
+            assert not allowed(mine, "lambda:InvokeFunction", resolver.getatt(other, "Arn"))
+    # The event source mapping polls with this role; the timer sends; a failed tick comes back.
+    for action in (
+        "SendMessage",
+        "ReceiveMessage",
+        "DeleteMessage",
+        "GetQueueAttributes",
+        "ChangeMessageVisibility",
+    ):
+        assert allowed(mine, f"sqs:{action}", settings.tick_queue_arn), action
+        assert not allowed(mine, f"sqs:{action}", f"arn:aws:sqs:{REGION}:{ACCOUNT}:other")
+    assert not allowed(mine, "sqs:ReceiveMessage", settings.warm_dlq_arn)
 
     assert allowed(mine, "secretsmanager:GetSecretValue", settings.anthropic_api_key_secret_id)
     assert not allowed(mine, "secretsmanager:GetSecretValue", resolver.ref("JwtSigningSecret"))
@@ -806,7 +876,7 @@ def test_make_targets_call_the_scripts() -> None:
 
 
 def test_state_resources_deploy_in_moto(template: dict[str, Any], aws: Any) -> None:
-    wanted = ("Table", "WarmDLQ", "SchedulerRole")
+    wanted = ("Table", "WarmDLQ", "TickQueue", "SchedulerRole")
     stack = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Resources": {logical: template["Resources"][logical] for logical in wanted},
@@ -842,6 +912,11 @@ def test_state_resources_deploy_in_moto(template: dict[str, Any], aws: Any) -> N
     sqs = aws.client("sqs")
     attributes = sqs.get_queue_attributes(QueueUrl=physical["WarmDLQ"], AttributeNames=["All"])
     assert "FifoQueue" not in attributes["Attributes"]
+    ticks = sqs.get_queue_attributes(QueueUrl=physical["TickQueue"], AttributeNames=["All"])
+    redrive = json.loads(ticks["Attributes"]["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == attributes["Attributes"]["QueueArn"]
+    assert int(redrive["maxReceiveCount"]) == 5
+    assert "FifoQueue" not in ticks["Attributes"]
     role = aws.client("iam").get_role(RoleName=physical["SchedulerRole"])["Role"]
     trust = role["AssumeRolePolicyDocument"]
     if isinstance(trust, str):

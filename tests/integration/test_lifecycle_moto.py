@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,14 @@ import pytest
 
 from chalicelib import bootstrap
 from chalicelib.adapters.store import create_table
-from chalicelib.adapters.timer import SCHEDULER_WINDOW_MS
+from chalicelib.adapters.timer import QUEUE_MAX_DELAY_MS, schedule_lead_ms
 from tests.conftest import SESSION
 from tests.fakes.ports import field_value
 from tests.moto_stack import (
     ENV,
     OWNER,
-    WARM_ARN,
+    TEST_QUEUE_MAX_DELAY_MS,
+    TICK_QUEUE_ARN,
     MotoStack,
     build,
     create,
@@ -49,7 +51,7 @@ def test_cr4b_three_scheduled_warms_each_push_a_future_next_warm(stack: MotoStac
     assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
     assert schedule["ActionAfterCompletion"] == "DELETE"
     assert schedule["ScheduleExpressionTimezone"] == "UTC"
-    assert schedule["Target"]["Arn"] == WARM_ARN
+    assert schedule["Target"]["Arn"] == TICK_QUEUE_ARN  # Scheduler hands the tick to the queue
     for number in range(3):
         announced = field_value(stack.frames("ws-1", "update")[-1], "timer")["nextWarmAt"]
         (schedule,) = stack.live_schedules(conversation_id)
@@ -70,7 +72,7 @@ def test_cr4b_three_scheduled_warms_each_push_a_future_next_warm(stack: MotoStac
         assert field_value(update, "warm-cost")["warms"] == number + 1
 
 
-def test_short_intervals_go_by_direct_invoke_with_one_pending_tick(stack: MotoStack) -> None:
+def test_short_intervals_go_by_the_tick_queue_with_one_pending_tick(stack: MotoStack) -> None:
     conversation_id = create(stack)
     sealed_turn(stack, conversation_id)
     join(stack, "ws-1", conversation_id)
@@ -78,25 +80,59 @@ def test_short_intervals_go_by_direct_invoke_with_one_pending_tick(stack: MotoSt
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     for _ in range(3):
         assert stack.live_schedules() == []
-        pending = [p for f, p in stack.invoker.calls if f == WARM_ARN]
-        assert len(pending) == 1
+        (pending,) = stack.queue.sent
         announced = field_value(stack.frames("ws-1", "update")[-1], "timer")["nextWarmAt"]
-        assert pending[0]["target"] == announced
+        assert pending.payload["target"] == announced
+        # DelaySeconds rounded down: visible less than a second before the target.
+        assert 0 <= announced - pending.due_ms < 1000
+        assert stack.queued_bodies() == [pending.body]
         assert stack.fire_due() == {"action": "warmed"}
         timer = field_value(stack.frames("ws-1", "update")[-1], "timer")
         assert timer["lastWarmAt"] == announced and timer["nextWarmAt"] == announced + 20_000
 
 
-def test_schedule_at_fires_no_later_than_the_target(stack: MotoStack) -> None:
+def test_the_default_interval_goes_by_the_queue_at_sqs_s_900_s_limit(stack: MotoStack) -> None:
+    """With the production threshold, the 240 s default is one delayed message, no schedule."""
+    stack.services.timer.queue_max_delay_ms = QUEUE_MAX_DELAY_MS  # type: ignore[attr-defined]
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    for _ in range(2):
+        assert stack.live_schedules() == []
+        (pending,) = stack.queue.sent
+        assert 230 <= pending.delay_s <= 240
+        message = stack.moto_queue("cache-warming-ticks")._messages[-1]
+        # moto hides it for DelaySeconds on the wall clock (moto/sqs/models.py, Message.delay).
+        assert abs(message.delayed_until - message.sent_timestamp - pending.delay_s * 1000) < 50
+        announced = field_value(stack.frames("ws-1", "update")[-1], "timer")["nextWarmAt"]
+        assert stack.fire_due() == {"action": "warmed"}
+        assert field_value(stack.frames("ws-1", "update")[-1], "timer")["lastWarmAt"] == announced
+
+
+def test_a_schedule_fires_its_lead_before_the_target_and_within_the_queue_s_delay(
+    stack: MotoStack,
+) -> None:
     conversation_id = create(stack)
     sealed_turn(stack, conversation_id)
     join(stack, "ws-1", conversation_id)
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     (schedule,) = stack.live_schedules(conversation_id)
     target = json.loads(schedule["Target"]["Input"])["target"]
-    stack.fire_due(jitter_s=59)  # the latest AWS may fire
-    assert stack.clock.now <= target
-    assert target - stack.clock.now < 2 * SCHEDULER_WINDOW_MS
+    lead = schedule_lead_ms(TEST_QUEUE_MAX_DELAY_MS)
+    for jitter_s in (59, 0):  # the latest and the earliest AWS may fire
+        at_ms = int(
+            datetime.strptime(schedule["ScheduleExpression"][3:-1], "%Y-%m-%dT%H:%M:%S")
+            .replace(tzinfo=UTC)
+            .timestamp()
+            * 1000
+        )
+        fired = at_ms + jitter_s * 1000
+        assert fired <= target - lead
+        assert target - fired <= TEST_QUEUE_MAX_DELAY_MS  # the requeue fits one delayed message
+    stack.fire_schedule(schedule, 59)
+    assert stack.fire_due() == {"action": "warmed"}  # delivered, requeued, then warmed on time
+    assert field_value(stack.frames("ws-1", "update")[-1], "timer")["lastWarmAt"] == target
 
 
 def test_toggle_off_deletes_the_schedule_and_a_late_tick_does_nothing(stack: MotoStack) -> None:
@@ -109,6 +145,7 @@ def test_toggle_off_deletes_the_schedule_and_a_late_tick_does_nothing(stack: Mot
     invoke(stack, "ws-1", conversation_id, "toggle", False)
     assert stack.live_schedules() == []
     frames = len(stack.frames("ws-1"))
+    stack.clock.now = payload["target"]
     assert stack.http.lambda_.invoke("warm", payload).payload == {"action": "noop"}
     assert len(stack.frames("ws-1")) == frames and stack.model.warms == []
 
@@ -123,6 +160,55 @@ def test_a_duplicate_delivery_warms_once(stack: MotoStack) -> None:
     assert stack.fire_due() == {"action": "warmed"}
     assert stack.http.lambda_.invoke("warm", payload).payload == {"action": "noop"}
     assert len(stack.model.warms) == 1 and len(stack.live_schedules(conversation_id)) == 1
+
+
+def test_duplicates_in_one_batch_warm_once_and_both_are_deleted(stack: MotoStack) -> None:
+    """SQS may deliver a message more than once, even in the same batch: one warm, no retry."""
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    invoke(stack, "ws-1", conversation_id, "set-interval", 20)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    (pending,) = stack.queue.sent
+    stack.clock.now = pending.due_ms
+    assert stack.deliver(pending.body, copies=3) == {"action": "noop"}  # the last line logged
+    assert len(stack.model.warms) == 1
+    assert stack.queued_bodies() == [s.body for s in stack.queue.sent]  # only the next tick
+    assert field_value(stack.frames("ws-1", "update")[-1], "warm-cost")["warms"] == 1
+
+
+def test_a_tick_that_fails_comes_back_soon_and_reaches_the_dlq_after_five_receives(
+    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    invoke(stack, "ws-1", conversation_id, "set-interval", 20)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    (pending,) = stack.queue.sent
+    stack.clock.now = pending.due_ms
+    client = stack.services.store.client  # type: ignore[attr-defined]
+
+    def outage(**_: Any) -> None:
+        raise RuntimeError("DynamoDB unreachable")
+
+    monkeypatch.setattr(client, "query", outage)
+    for attempt in range(1, 6):
+        result = stack.deliver(pending.body)
+        assert result["action"] == "failed" and len(result["batchItemFailures"]) == 1
+        # Back after a short backoff, not after the queue's 30-minute visibility timeout.
+        assert stack.queue.retries[-1][1] == min(60, 5 * 2 ** (attempt - 1))
+    # The sixth receive finds it over the redrive policy's maxReceiveCount: moved to the DLQ.
+    stack.make_visible(pending.body)
+    assert stack.sqs.receive_message(QueueUrl=stack.queue.queue_url).get("Messages") is None
+    assert stack.queued_bodies("cache-warming-dlq") == [pending.body]
+    # Replayed (what StartMessageMoveTask does: the body back on the tick queue) once DynamoDB is
+    # back, the tick warms.
+    monkeypatch.undo()
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    stack.sqs.send_message(QueueUrl=stack.queue.queue_url, MessageBody=pending.body)
+    assert stack.deliver(pending.body) == {"action": "warmed"}
 
 
 def test_a_gone_socket_is_forgotten_and_the_others_still_get_pushes(
@@ -325,6 +411,7 @@ def test_a_warm_costs_four_aws_calls_plus_one_post_per_subscriber(stack: MotoSta
     (schedule,) = stack.live_schedules(conversation_id)
     payload = json.loads(schedule["Target"]["Input"])
     stack.scheduler.delete_schedule(Name=schedule["Name"], GroupName=ENV["SCHEDULE_GROUP"])
+    stack.clock.now = payload["target"]
     calls.clear()
     assert stack.http.lambda_.invoke("warm", payload).payload == {"action": "warmed"}
     posts = [c for c in calls if c == "PostToConnection"]
