@@ -28,9 +28,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     parser = argparse.ArgumentParser(
         prog="python -m devstack",
-        description="The local stack: moto (DynamoDB + Scheduler), a scheduler runner, a Lambda "
-        "invoke emulator, a WebSocket gateway, Chalice's local HTTP server with the web page, "
-        "and an Anthropic emulator (the real API when ANTHROPIC_API_KEY is set).",
+        description="The local stack: moto (DynamoDB + Scheduler + SQS), a scheduler runner, the "
+        "tick queue's event source mapping, a Lambda invoke emulator, a WebSocket gateway, "
+        "Chalice's local HTTP server with the web page, and an Anthropic emulator (the real API "
+        "when ANTHROPIC_API_KEY is set).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--http-port", type=int, default=25203)
@@ -72,6 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="threads running Lambda invocations (warms sleep in them)",
     )
     parser.add_argument(
+        "--esm-max-concurrency",
+        type=int,
+        default=50,
+        help="most concurrent warm invocations the tick queue's event source mapping starts",
+    )
+    parser.add_argument(
         "--ws-idle-timeout",
         type=float,
         default=600.0,
@@ -103,6 +110,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--reply-tokens must be at least 1")
     if args.lambda_workers < 1:
         parser.error("--lambda-workers must be at least 1")
+    if not 2 <= args.esm_max_concurrency <= 1000:
+        parser.error("--esm-max-concurrency must be 2-1000 (Lambda's MaximumConcurrency range)")
     if args.ws_idle_timeout <= 0 or args.ws_max_connection <= 0 or args.ws_max_message_bytes < 1:
         parser.error("the --ws-* limits must be positive")
     if args.min_cacheable == "model":
@@ -166,6 +175,7 @@ def banner(endpoints: dict[str, Any], args: argparse.Namespace, real_anthropic: 
             f"{endpoints['awsUrl']} (table {endpoints['tableName']}, "
             f"schedule group {endpoints['scheduleGroup']})",
         ),
+        ("tick queue", f"{endpoints['tickQueueUrl']} (DLQ {endpoints['tickDlqUrl']})"),
         ("Anthropic", anthropic),
         ("scheduler", scheduler),
         (
@@ -210,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             reply_tokens=args.reply_tokens,
             min_cacheable=args.min_cacheable,
             lambda_workers=args.lambda_workers,
+            esm_max_concurrency=args.esm_max_concurrency,
             chalice_stage=args.stage,
             ws_idle_timeout_s=args.ws_idle_timeout,
             ws_max_connection_s=args.ws_max_connection,

@@ -2,9 +2,11 @@
 
 moto stores schedules (create/get/list/delete) but never fires them. This runner polls the moto
 server about every 0.5 s through an ordinary boto3 ``scheduler`` client, and fires each due
-``at(...)`` schedule the way the service does: it invokes the target Lambda asynchronously
-(``InvocationType=Event``, through the Lambda emulator) with the schedule's ``Target.Input``, then
-deletes the schedule when its ``ActionAfterCompletion`` is ``DELETE``.
+``at(...)`` schedule the way the service does for the two templated targets the app may use
+("Using templated targets in EventBridge Scheduler", read 2026-12-01): an SQS queue ARN gets
+``SendMessage`` with the schedule's ``Target.Input`` as the body (the app's tick queue); a Lambda
+ARN is invoked asynchronously (``InvocationType=Event``, through the Lambda emulator) with it.
+Then it deletes the schedule when its ``ActionAfterCompletion`` is ``DELETE``.
 
 Why the jitter: AWS fires a one-shot schedule with 60-second precision, anywhere in
 ``[at, at + 59 s]``. The app's precise timer is built to tolerate exactly that (it books
@@ -13,7 +15,7 @@ reproduces it by default: each schedule gets one uniform delay in ``[0, 59]`` se
 ``exact=True`` (``--exact-scheduler``) fires at ``at`` instead.
 
 Not emulated: ``rate()``/``cron()`` schedules (logged once and ignored), ``StartDate``/``EndDate``,
-retries and dead-letter queues, and targets other than Lambda.
+retries and dead-letter queues, and targets other than SQS and Lambda.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ log = logging.getLogger("devstack.scheduler")
 POLL_INTERVAL_S = 0.5
 MAX_JITTER_S = 59.0
 LAMBDA_ARN_MARKER = ":lambda:"
+SQS_ARN_MARKER = ":sqs:"
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,11 @@ class SchedulerRunner:
         poll_interval_s: float = POLL_INTERVAL_S,
         jitter: Callable[[], float] | None = None,
         clock: Callable[[], float] = time.time,
+        sqs_client: Any = None,
     ) -> None:
         self.scheduler = scheduler
         self.lambda_client = lambda_client
+        self.sqs_client = sqs_client
         self.groups = list(groups)
         self.poll_interval_s = poll_interval_s
         self.clock = clock
@@ -170,11 +175,17 @@ class SchedulerRunner:
             return False
         target = schedule.get("Target") or {}
         arn = str(target.get("Arn", ""))
-        if LAMBDA_ARN_MARKER in arn:
-            payload = target.get("Input") or "{}"
+        payload = target.get("Input") or "{}"
+        delivered = True
+        if SQS_ARN_MARKER in arn and self.sqs_client is not None:
+            self.sqs_client.send_message(QueueUrl=self._queue_url(arn), MessageBody=payload)
+        elif LAMBDA_ARN_MARKER in arn:
             self.lambda_client.invoke(
                 FunctionName=arn, InvocationType="Event", Payload=payload.encode()
             )
+        else:
+            delivered = False
+        if delivered:
             late = self.clock() - due.at_s
             log.info(
                 "fired %s/%s (at +%.1f s) -> %s %s",
@@ -186,7 +197,7 @@ class SchedulerRunner:
             )
         else:
             log.warning(
-                "schedule %s/%s targets %r, which is not a Lambda; skipped",
+                "schedule %s/%s targets %r, which is not SQS or Lambda; skipped",
                 due.group,
                 due.name,
                 arn,
@@ -199,6 +210,14 @@ class SchedulerRunner:
                     raise
         self.fired.append(due)
         return True
+
+    def _queue_url(self, arn: str) -> str:
+        """arn:aws:sqs:<region>:<account>:<name> -> the queue's URL, as SQS names it."""
+        *_, account, name = arn.split(":")
+        url: str = self.sqs_client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
+            "QueueUrl"
+        ]
+        return url
 
     # --- background loop -----------------------------------------------------------------
 

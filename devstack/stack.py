@@ -8,9 +8,10 @@ settings it already honours:
 =====================  =========================================  ===============================
 AWS / Anthropic        local stand-in                             how the app is pointed at it
 =====================  =========================================  ===============================
-DynamoDB, Scheduler    moto server (``ThreadedMotoServer``)       ``AWS_ENDPOINT_URL_DYNAMODB``,
-                                                                  ``AWS_ENDPOINT_URL_SCHEDULER``
-Scheduler firing       ``devstack.scheduler.SchedulerRunner``     polls moto, invokes the Lambda
+DynamoDB, Scheduler,   moto server (``ThreadedMotoServer``,       ``AWS_ENDPOINT_URL_DYNAMODB``,
+SQS                    tuned by ``devstack.moto_tuning``)         ``_SCHEDULER``, ``_SQS``
+Scheduler firing       ``devstack.scheduler.SchedulerRunner``     polls moto, sends to the queue
+SQS -> Lambda mapping  ``devstack.esm.SqsEventSourceMapping``     polls the tick queue, runs warm
 Lambda (async invoke)  ``devstack.lambdas.LambdaEmulator``        ``AWS_ENDPOINT_URL_LAMBDA``
 API Gateway WebSocket  ``devstack.gateway.WebSocketGateway``      ``WEBSOCKET_ENDPOINT``
 API Gateway REST       Chalice's local server (``devstack.http``)  (it calls the app directly)
@@ -98,6 +99,9 @@ class StackOptions:
     # None: the emulator's per-model minimums (Anthropic's).
     min_cacheable: int | None = LOCAL_MIN_CACHEABLE
     lambda_workers: int = 64
+    # ScalingConfig.MaximumConcurrency of the tick queue's mapping (the deployed default is 500;
+    # a local invocation is a thread, and 50 carry thousands of warming conversations here).
+    esm_max_concurrency: int = 50
     chalice_stage: str = "dev"
     # API Gateway's WebSocket limits (devstack.gateway cites them); tests shorten them.
     ws_idle_timeout_s: float = 600.0
@@ -203,7 +207,11 @@ class Stack:
         self._stoppers.append(("websocket gateway", gateway.stop))
 
         secret = secrets.token_urlsafe(32)
+        queues = self._create_tick_queues(aws_url)
         local_env = self._local_env(aws_url, lambdas.url, anthropic_url, secret)
+        local_env.update(
+            TICK_QUEUE_URL=queues.url, TICK_QUEUE_ARN=queues.arn, WARM_DLQ_ARN=queues.dlq_arn
+        )
         for name in _SCRUBBED:
             os.environ.pop(name, None)
         os.environ.update(local_env)
@@ -254,6 +262,7 @@ class Stack:
         self._stoppers.append(("http server", http.stop))
 
         self._start_scheduler(app_settings.schedule_group, lambdas.url)
+        self._start_mapping(queues, lambdas)
 
         self.endpoints = {
             "httpUrl": http.url,
@@ -266,6 +275,8 @@ class Stack:
             "awsUrl": aws_url,
             "tableName": app_settings.table_name,
             "scheduleGroup": app_settings.schedule_group,
+            "tickQueueUrl": queues.url,
+            "tickDlqUrl": queues.dlq_url,
             "scheduler": "exact" if options.exact_scheduler else "aws-jitter",
             "wsLimits": limits.as_dict(),
         }
@@ -275,6 +286,9 @@ class Stack:
     def _start_moto(self) -> str:
         from moto.server import ThreadedMotoServer
 
+        from devstack import moto_tuning
+
+        moto_tuning.apply()
         moto = ThreadedMotoServer(
             ip_address=self.options.host, port=self.options.aws_port, verbose=False
         )
@@ -314,10 +328,10 @@ class Stack:
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_ENDPOINT_URL_DYNAMODB": aws_url,
             "AWS_ENDPOINT_URL_SCHEDULER": aws_url,
+            "AWS_ENDPOINT_URL_SQS": aws_url,
             "AWS_ENDPOINT_URL_LAMBDA": lambda_url,
             "WEBSOCKET_API_ID": API_ID,
             "JWT_SECRET": secret,
-            "WARM_FUNCTION_ARN": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{prefix}-warm",
             "GENERATE_FUNCTION_ARN": (
                 f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{prefix}-generate"
             ),
@@ -362,8 +376,42 @@ class Stack:
             session.client("lambda", endpoint_url=lambda_url),
             [group],
             exact=self.options.exact_scheduler,
+            sqs_client=session.client("sqs"),
         ).start()
         self._stoppers.append(("scheduler runner", runner.stop))
+
+    def _create_tick_queues(self, aws_url: str) -> Any:
+        import boto3
+
+        from devstack.ticks import create_tick_queues
+
+        prefix = f"{_app_name(self.options.project_dir)}-{self.options.chalice_stage}"
+        sqs = boto3.session.Session().client(
+            "sqs",
+            endpoint_url=aws_url,
+            region_name=REGION,
+            aws_access_key_id="devstack",
+            aws_secret_access_key="devstack",
+        )
+        return create_tick_queues(sqs, prefix)
+
+    def _start_mapping(self, queues: Any, lambdas: Any) -> None:
+        import boto3
+        from botocore.config import Config
+
+        from devstack.ticks import start_mapping
+
+        # One connection per poller: long polls hold theirs for up to 20 s.
+        pool = Config(max_pool_connections=self.options.esm_max_concurrency + 10)
+        sqs = boto3.session.Session().client("sqs", config=pool)
+        mapping = start_mapping(
+            sqs,
+            queues,
+            lambda event: lambdas.run("warm", event),
+            self.options.esm_max_concurrency,
+            REGION,
+        )
+        self._stoppers.append(("tick queue mapping", mapping.stop))
 
     def _write_endpoints(self) -> None:
         path = self.options.endpoints_file
@@ -405,7 +453,7 @@ def _prime_app_clients(services: Any) -> None:
     version of the app no longer has are skipped.
     """
     services.store.list_conversations("devstack-warm-up")
-    for path in (("timer", "scheduler"), ("timer", "invoker", "client"), ("sockets", "client")):
+    for path in (("timer", "scheduler"), ("timer", "queue", "client"), ("sockets", "client")):
         target: Any = services
         for attribute in path:
             target = getattr(target, attribute, None)
