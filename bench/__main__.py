@@ -1,6 +1,7 @@
 """``python -m bench [name ...]``: run every benchmark (or the named ones) and print the table.
 
-Names: coldstart, calls, cost, timer, abort, immediate, scale. `timer`, `abort` and `immediate`
+Names: coldstart, calls, cost, timer, abort, immediate, scale, capacity (arithmetic over AWS's
+default quotas and the calls/timer measurements). `timer`, `abort` and `immediate`
 share one local stack when they run together (the other two run while the timer's warms are still
 minutes away, so they do not overlap them). `--markdown FILE` also writes the results as Markdown (for docs/performance.md).
 """
@@ -14,11 +15,11 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import abort, calls, coldstart, immediate, scale, timer, warmcost
+from bench import abort, calls, capacity, coldstart, immediate, scale, timer, warmcost
 from bench.common import Report, loadavg, machine, print_row, table
 from bench.stack import LocalStack
 
-ORDER = ("coldstart", "calls", "cost", "timer", "abort", "immediate", "scale")
+ORDER = ("coldstart", "calls", "cost", "timer", "abort", "immediate", "scale", "capacity")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "timer":
             shared = [n for n in ("abort", "immediate") if n in selected]
             users = timer.USERS + abort.USERS + immediate.USERS
-            with LocalStack(users=users, lambda_workers=timer.CONVERSATIONS + 64) as stack:
+            with LocalStack(users=users, extra=timer.STACK_ARGS) as stack:
 
                 def during_wait(s: LocalStack = stack, shared: list[str] = shared) -> None:
                     if "abort" in shared:
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                     reports.get("timer"),
                 ),
             )
+        elif name == "capacity":
+            timed(name, lambda: capacity.run(reports.get("calls"), reports.get("timer")))
     total = time.monotonic() - began
     ordered = [reports[name] for name in ORDER if name in reports]
     markdown = render(ordered, info, total)

@@ -1,7 +1,11 @@
 """AWS calls per operation, counted with botocore `before-call` hooks on the app's own clients
-under moto (`tests.moto_stack.build()`: the real DynamoDB, Scheduler and management-API adapters,
-Chalice's handlers, a fake model). Lambda async invokes go through a recording invoker (moto's
-Lambda needs Docker) and are counted from its record.
+under moto (`tests.moto_stack.build()`: the real DynamoDB, Scheduler, SQS and management-API
+adapters, Chalice's handlers, a fake model). Lambda async invokes go through a recording invoker
+(moto's Lambda needs Docker) and are counted from its record. The timer runs with its production
+split here (SQS's 900 s): the calls of a warm on each tick path are counted, and so is the extra
+invocation a Scheduler delivery costs (the tick put back on the queue with its remaining delay).
+The event source mapping's own ReceiveMessage/DeleteMessage calls are Lambda's, not the app's,
+and are not counted here (docs/performance.md prices them).
 
 Besides the count, each DynamoDB call's size is read off the wire to estimate the capacity units
 AWS would bill (writes per started 1 KB of request body, strongly consistent reads per started
@@ -63,7 +67,12 @@ class Counting:
     def __init__(self, services: Any, invoker: Any) -> None:
         self.invoker = invoker
         self.current: Tally | None = None
-        clients = (services.store.client, services.timer.scheduler, services.sockets.client)
+        clients = (
+            services.store.client,
+            services.timer.scheduler,
+            services.timer.queue.client,
+            services.sockets.client,
+        )
         for client in clients:
             client.meta.events.register("before-call.*.*", self._before)
             client.meta.events.register("after-call.*.*", self._after)
@@ -136,9 +145,11 @@ def run() -> Report:
 
 
 def _run(stack: Any, report: Report) -> None:
-    from tests.moto_stack import ENV, WARM_ARN
+    from chalicelib.adapters.timer import QUEUE_MAX_DELAY_MS
+    from tests.moto_stack import ENV
 
     owner = "alice"
+    stack.services.timer.queue_max_delay_ms = QUEUE_MAX_DELAY_MS  # production split
     counting = Counting(stack.services, stack.invoker)
     headers = stack.headers(owner)
 
@@ -177,23 +188,27 @@ def _run(stack: Any, report: Report) -> None:
             payload=payload,
         )
 
-    def due_warm(conversation_id: str) -> dict[str, Any]:
-        """The booked tick's payload, its schedule deleted as Scheduler does after firing (or
-        the direct invoke's payload, taken off the recording invoker)."""
+    def due_warm(conversation_id: str, at_target: bool = True) -> dict[str, Any]:
+        """The booked tick's payload (its schedule deleted as Scheduler does after firing, or its
+        queued message taken), with the clock at its target, when the queue delivers it."""
         schedules = stack.live_schedules(conversation_id)
-        if not schedules:
-            (call,) = [c for c in stack.invoker.calls if c[0] == WARM_ARN]
-            stack.invoker.calls.remove(call)
-            return dict(call[1])
-        (schedule,) = schedules
-        stack.scheduler.delete_schedule(Name=schedule["Name"], GroupName=ENV["SCHEDULE_GROUP"])
-        payload: dict[str, Any] = json.loads(schedule["Target"]["Input"])
+        if schedules:
+            (schedule,) = schedules
+            name = schedule["Name"]
+            stack.scheduler.delete_schedule(Name=name, GroupName=ENV["SCHEDULE_GROUP"])
+            payload: dict[str, Any] = json.loads(schedule["Target"]["Input"])
+        else:
+            sent = [s for s in stack.queue.sent if s.payload["conversationId"] == conversation_id]
+            stack.queue.sent.remove(sent[-1])
+            payload = sent[-1].payload
+        if at_target:
+            stack.clock.now = max(stack.clock.now, payload["target"])
         return payload
 
-    def warm(payload: dict[str, Any]) -> None:
+    def warm(payload: dict[str, Any], expected: str = "warmed") -> None:
         with contextlib.redirect_stdout(io.StringIO()):
             result = stack.http.lambda_.invoke("warm", payload)
-        assert result.payload == {"action": "warmed"}, result.payload
+        assert result.payload == {"action": expected}, result.payload
 
     rows: list[tuple[str, Tally, str]] = []
 
@@ -246,12 +261,35 @@ def _run(stack: Any, report: Report) -> None:
         warm(payload)
     record("warm, 10 subscribers", tally)
     warm_ten = tally
-    invoke("ws-0", cid, "set-interval", 60)  # near targets: the direct-invoke path
+    invoke("ws-0", cid, "set-interval", 60)
     payload = due_warm(cid)
     with counting.measure() as tally:
         warm(payload)
-    record("warm, 10 subscribers, 60 s interval (direct invoke)", tally)
+    record("warm, 10 subscribers, 60 s interval (tick queue)", tally)
     warm_direct = tally
+    # The Scheduler path: a 1-hour cache warmed every 3,000 s. Scheduler delivers the tick
+    # minutes early; that invocation only puts it back on the queue.
+    response = stack.http.http.post(
+        "/conversations", headers=headers, body=json.dumps({"cacheRetention": "1h"})
+    )
+    hour = str(response.json_body["conversationId"])
+    generate(hour, start_turn(hour, "hello"))
+    frame("ws-0", type="subscribe", surfaceId="cache-warming", conversationId=hour)
+    invoke("ws-0", hour, "set-interval", 3000)
+    invoke("ws-0", hour, "toggle", True)
+    warm(due_warm(hour))  # the first warm books the 3,000 s one
+    payload = due_warm(hour, at_target=False)
+    stack.clock.now = max(stack.clock.now, payload["target"] - 330_000)
+    with counting.measure() as tally:
+        warm(payload, expected="requeued")
+    record("Scheduler delivery (early): put back on the queue", tally)
+    requeue = tally
+    stack.queue.sent = [s for s in stack.queue.sent if s.payload != payload]
+    stack.clock.now = payload["target"]
+    with counting.measure() as tally:
+        warm(payload)
+    record("warm, 1 subscriber, 3,000 s interval (Scheduler path)", tally)
+    warm_scheduled = tally
     with counting.measure() as tally:
         frame("ws-0", type="close", conversationId=cid)
     record("close (WebSocket frame, 10 subscribers)", tally)
@@ -304,6 +342,8 @@ def _run(stack: Any, report: Report) -> None:
         "warm_one": warm_one,
         "warm_ten": warm_ten,
         "warm_direct": warm_direct,
+        "warm_scheduled": warm_scheduled,
+        "requeue": requeue,
         "warm_long": warm_long,
         "long_prefix_tokens": prefix_tokens,
     }

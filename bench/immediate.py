@@ -1,11 +1,12 @@
 """Immediate warms: is a warm booked for *now* kept?
 
 Enabling warming on a conversation whose cache was last refreshed more than one interval ago (but
-is still alive) books a warm due at once, by a direct async invoke of the warm function. The
-timer is armed before the state write that records it (docs/architecture.md, "Effects order"),
-so the warm function can read the conversation before that write lands, see a tick it does not
-know, and drop it as stale; nothing re-delivers a direct invoke, so the conversation then shows
-`scheduled` with a `nextWarmAt` in the past and never warms again.
+is still alive) books a warm due at once: a tick on the queue with no delay (a direct async
+invoke of the warm function before the tick queue). The timer is armed before the state write
+that records it (docs/architecture.md, "The unit of work"), so the warm function can read the
+conversation before that write lands and see a tick it does not know yet; it waits for the write
+(`Ticks._load_caught_up`) instead of dropping the tick, which would leave the conversation
+`scheduled` with a `nextWarmAt` in the past for good.
 
 On the local stack: conversations with one sealed turn and a 20 s interval, warming off; after
 the interval has passed, warming is switched on for all of them at once (8 at a time) and each is
