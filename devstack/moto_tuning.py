@@ -12,12 +12,23 @@ each read in moto's source (`moto/sqs/models.py`, `moto/dynamodb/models/__init__
 - SQS's `Queue.messages` reads the clock twice per message per scan (`visible`, `delayed`); with
   a thousand delayed ticks and several pollers that is most of the stack's CPU. Tuned: one clock
   read per scan, the same rule (visible once `visible_at` has passed and `delayed_until` has).
+- SQS `SendMessage` builds the queue's whole attribute map (to read one flag), which counts
+  delayed and in-flight messages with two clock reads per message. Tuned: those counts read the
+  clock once.
 - DynamoDB `TransactWriteItems` deep-copies every table it touches before writing, for its
   rollback: a turn costs two copies of the whole table, so set-up slows as the table grows, and
   the copy iterates the table while other request threads write to it (HTTP 500 `dictionary
   changed size during iteration`). Tuned: the transaction backs up only the items it writes and
   restores those on failure; every DynamoDB operation holds one lock, so no request iterates a
   partition another is changing (the GIL serialises them anyway).
+- DynamoDB `Query` sorts every item of the table before keeping those of the queried partition
+  (`Table.query` -> `all_items()`), and sorts the matches again: each warm's read of its
+  conversation, and the per-owner listing the warming cap reads, cost a sort of the whole table.
+  Tuned: the query starts from the partition (or, on an index, from the items whose index hash
+  key matches); what it keeps is sorted as before.
+- The server works out which service a request is for by listing moto's package directory and
+  matching ~300 URL patterns, on every request (`DomainDispatcherApplication`). Tuned: both are
+  remembered (the directory does not change; a host always maps to the same service).
 
 `apply()` is idempotent and must run before the moto server serves requests (same process).
 """
@@ -53,6 +64,8 @@ def apply() -> None:
         return
     _tune_sqs()
     _tune_dynamodb()
+    _tune_queries()
+    _tune_dispatch()
     _applied = True
 
 
@@ -86,11 +99,27 @@ def _wait_for_messages(queue: Any, timeout: float) -> None:
         queue._messages_lock.wait_for(lambda: _visible_messages(queue), timeout=wait)
 
 
+def _count_delayed(queue: Any) -> int:
+    from moto.core.utils import unix_time_millis
+
+    now = unix_time_millis()
+    return sum(1 for m in queue._messages if m.delayed_until > now)
+
+
+def _count_not_visible(queue: Any) -> int:
+    from moto.core.utils import unix_time_millis
+
+    now = unix_time_millis()
+    return sum(1 for m in queue._messages if m.visible_at >= now)
+
+
 def _tune_sqs() -> None:
     from moto.sqs.models import Queue
 
     Queue.messages = property(_visible_messages)  # type: ignore[method-assign,assignment]
     Queue.wait_for_messages = _wait_for_messages  # type: ignore[method-assign]
+    Queue.approximate_number_of_messages_delayed = property(_count_delayed)  # type: ignore[method-assign,assignment]
+    Queue.approximate_number_of_messages_not_visible = property(_count_not_visible)  # type: ignore[method-assign,assignment]
 
 
 # --- DynamoDB ----------------------------------------------------------------------------
@@ -163,3 +192,60 @@ def _tune_dynamodb() -> None:
     backend_class.transact_write_items = transact_write_items  # type: ignore[method-assign]
     for name in _DYNAMODB_OPERATIONS:
         setattr(backend_class, name, _locked(getattr(backend_class, name)))
+
+
+def _equal(item_value: Any, expected: Any) -> bool:
+    return item_value is not None and bool(item_value == expected)
+
+
+def _tune_queries() -> None:
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        conditions = kwargs.get("hash_key_conditions")
+        if index_name and not conditions:
+            return original(self, hash_key, *args, **kwargs)
+
+        def candidates() -> list[Any]:
+            # Unsorted: `Table.query` sorts what it keeps.
+            if not index_name:
+                partition = self.items.get(hash_key)
+                if partition is None:
+                    return []
+                return list(partition.values()) if self.range_key_attr else [partition]
+            items = []
+            for partition in self.items.values():
+                for item in partition.values() if self.range_key_attr else [partition]:
+                    if all(_equal(item.attrs.get(name), value) for name, value in conditions):
+                        items.append(item)
+            return items
+
+        # Under the DynamoDB lock: no other request sees the instance attribute.
+        self.all_items = candidates
+        try:
+            return original(self, hash_key, *args, **kwargs)
+        finally:
+            del self.all_items
+
+    Table.query = query  # type: ignore[method-assign]
+
+
+def _tune_dispatch() -> None:
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    modules = list(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: iter(modules)  # type: ignore[assignment]
+    original = DomainDispatcherApplication.get_backend_for_host
+    known: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        # Called under the dispatcher's own lock.
+        if host not in known:
+            known[host] = original(self, host)
+        return known[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]

@@ -227,6 +227,7 @@ class Stack:
         from chalicelib.config import settings
 
         bootstrap.reset()
+        _widen_client_pools()
         app_settings = settings()
         self._create_resources(app_settings.table_name, app_settings.schedule_group)
         _prime_app_clients(bootstrap.services())
@@ -442,6 +443,15 @@ def _app_name(project_dir: Path) -> str:
         config = json.loads((project_dir / ".chalice" / "config.json").read_text())
         return str(config.get("app_name") or "app")
     return "app"
+
+
+def _widen_client_pools(connections: int = 64) -> None:
+    """Many Lambdas share the app's boto3 clients here (one per container in AWS): give each client
+    room for that many connections instead of botocore's default 10, so concurrent warms do not
+    open and discard a connection per request ("Connection pool is full")."""
+    from botocore.config import Config
+
+    Config.OPTION_DEFAULTS["max_pool_connections"] = connections
 
 
 def _prime_app_clients(services: Any) -> None:
