@@ -26,6 +26,27 @@ class AlreadyExists(Exception):
     pass
 
 
+class CapReached(Exception):
+    """The owner already warms as many conversations as the cap allows; nothing was written."""
+
+
+class ItemTooLarge(Exception):
+    """An item over DynamoDB's 400 KB: refused, nothing written."""
+
+
+class WriteOutcomeUnknown(Exception):
+    """The write failed in a way that may have landed (a 5xx, throttling or a lost response
+    after botocore's retries) and reading it back failed too."""
+
+
+@dataclass(frozen=True)
+class SlotChange:
+    """A conversation takes or releases one of its owner's warming slots, in the same write."""
+
+    take: bool
+    cap: int
+
+
 @dataclass(frozen=True)
 class Connection:
     connection_id: str
@@ -56,12 +77,15 @@ class ConversationStore(Protocol):
         """The owner's conversations, newest first."""
 
     def save_conversation(
-        self, conversation: Conversation, turn: Turn | None = None
+        self, conversation: Conversation, turn: Turn | None = None, slot: SlotChange | None = None
     ) -> Conversation:
         """Write `conversation` if the stored version still equals `conversation.version`.
 
         Returns the stored copy (version + 1). With `turn`, the turn item is written in the same
-        transaction. Raises VersionConflict otherwise, writing nothing.
+        transaction; with `slot`, the owner's warming slots change in it too (taking one past
+        the cap raises CapReached). Raises VersionConflict when the version moved on, writing
+        nothing. A write that landed although its response was lost (a retried request that then
+        failed its own condition) is recognised as this write and returned as saved.
         """
 
     def get_turns(self, conversation_id: str) -> list[Turn]:

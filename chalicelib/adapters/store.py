@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -18,31 +17,21 @@ from chalicelib.adapters.store_items import (
     decode_conversation,
     decode_turn,
     int_attr,
-    n_value,
     s_value,
     str_attr,
-    turn_item,
 )
 from chalicelib.adapters.store_table import error_code
+from chalicelib.adapters.store_writes import ConversationWrites
 from chalicelib.domain.conversation import Conversation, Turn
-from chalicelib.ports import AlreadyExists, Snapshot, VersionConflict
+from chalicelib.ports import AlreadyExists, Snapshot
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.store_items import Item
+    pass
 
 __all__ = ["GSI_NAME", "TTL_ATTRIBUTE", "DynamoStore", "create_table"]
 
 
-def _cancelled_by_condition(error: ClientError) -> bool:
-    # A racing transaction on the same item wrote nothing either: both mean "re-read and retry".
-    reasons = cast(list[dict[str, Any]], error.response.get("CancellationReasons") or [])
-    return any(
-        reason.get("Code") in ("ConditionalCheckFailed", "TransactionConflict")
-        for reason in reasons
-    )
-
-
-class DynamoStore(ConnectionItems):
+class DynamoStore(ConversationWrites, ConnectionItems):
     """All three storage ports over the one table."""
 
     # --- conversations ---------------------------------------------------------------------
@@ -81,47 +70,6 @@ class DynamoStore(ConnectionItems):
         return [
             decode_conversation(str_attr(item, "body"), int_attr(item, "version")) for item in items
         ]
-
-    def save_conversation(
-        self, conversation: Conversation, turn: Turn | None = None
-    ) -> Conversation:
-        saved = dataclasses.replace(conversation, version=conversation.version + 1)
-        condition = "#version = :expected"
-        names = {"#version": "version"}
-        values: Item = {":expected": n_value(conversation.version)}
-        item = conversation_item(saved, saved.version)
-        try:
-            if turn is None:
-                self.client.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                )
-            else:
-                self.client.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Put": {
-                                "TableName": self._table,
-                                "Item": item,
-                                "ConditionExpression": condition,
-                                "ExpressionAttributeNames": names,
-                                "ExpressionAttributeValues": values,
-                            }
-                        },
-                        {"Put": {"TableName": self._table, "Item": turn_item(turn)}},
-                    ]
-                )
-        except ClientError as error:
-            code = error_code(error)
-            if code == "ConditionalCheckFailedException" or (
-                code == "TransactionCanceledException" and _cancelled_by_condition(error)
-            ):
-                raise VersionConflict(conversation.id) from error
-            raise
-        return saved
 
     def get_turns(self, conversation_id: str) -> list[Turn]:
         items = self._query(

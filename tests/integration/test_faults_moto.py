@@ -72,6 +72,10 @@ def test_a_scheduler_failure_after_a_warm_leaves_the_claim_to_be_retried(
     assert result["action"] in ("warmed", "cache-expired")
 
 
+class LambdaKilled(BaseException):
+    """Lambda ending the process (a timeout, out of memory): no handler of ours runs."""
+
+
 def test_a_crash_between_arming_and_the_write_leaves_a_harmless_orphan(
     stack: MotoStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,11 +85,11 @@ def test_a_crash_between_arming_and_the_write_leaves_a_harmless_orphan(
     store = stack.services.store
 
     def crash(*_: Any, **__: Any) -> None:
-        raise RuntimeError("Lambda killed")
+        raise LambdaKilled()
 
     monkeypatch.setattr(store, "save_conversation", crash)
-    invoke(stack, "ws-1", conversation_id, "toggle", True)
-    assert stack.frames("ws-1", "error")[-1]["code"] == "internal_error"
+    with pytest.raises(LambdaKilled):
+        invoke(stack, "ws-1", conversation_id, "toggle", True)
     monkeypatch.undo()
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
@@ -97,6 +101,52 @@ def test_a_crash_between_arming_and_the_write_leaves_a_harmless_orphan(
     assert stack.model.warms == []
 
 
+def test_a_write_that_certainly_failed_cancels_the_timer_it_armed(
+    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    client = stack.services.store.client  # type: ignore[attr-defined]
+
+    def refused(**_: Any) -> None:
+        raise client_error("ValidationException", 400, "TransactWriteItems")
+
+    monkeypatch.setattr(client, "transact_write_items", refused)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    assert stack.frames("ws-1", "error")[-1]["code"] == "upstream_error"
+    assert stack.live_schedules() == []  # nothing left to fire for a state that never changed
+    assert not stored(stack, conversation_id).warming.enabled
+
+
+def test_a_write_of_unknown_outcome_keeps_the_timer_it_armed(
+    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    client = stack.services.store.client  # type: ignore[attr-defined]
+
+    failing: list[str] = []
+    real_get = client.get_item
+
+    def unknown(**_: Any) -> None:
+        failing.append("down")  # from here on, DynamoDB answers nothing
+        raise client_error("InternalServerError", 500, "TransactWriteItems")
+
+    def unreadable(**kwargs: Any) -> Any:
+        if failing:
+            raise client_error("InternalServerError", 500, "GetItem")
+        return real_get(**kwargs)
+
+    monkeypatch.setattr(client, "transact_write_items", unknown)
+    monkeypatch.setattr(client, "get_item", unreadable)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    assert stack.frames("ws-1", "error")[-1]["code"] in ("upstream_error", "internal_error")
+    # It may have landed: the timer it would reference stays (a no-op by its seq if not).
+    assert len(stack.live_schedules(conversation_id)) == 1
+
+
 def test_a_conditional_check_storm_gives_up_cleanly_without_orphans(
     stack: MotoStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,7 +155,7 @@ def test_a_conditional_check_storm_gives_up_cleanly_without_orphans(
     join(stack, "ws-1", conversation_id)
     store = stack.services.store
 
-    def always_conflict(conversation: Any, turn: Any = None) -> Any:
+    def always_conflict(conversation: Any, *_: Any) -> Any:
         raise VersionConflict(conversation.id)
 
     monkeypatch.setattr(store, "save_conversation", always_conflict)
