@@ -7,7 +7,7 @@ import logging
 from typing import Any, assert_never
 
 from chalicelib.domain.errors import Refused
-from chalicelib.domain.warming import Event, SetInterval, Toggle
+from chalicelib.domain.warming import Event, Revive, SetInterval, Toggle
 from chalicelib.ports import Connection
 from chalicelib.services.turns import Turns
 from chalicelib.services.unit_of_work import Scope, UnitOfWork
@@ -72,9 +72,13 @@ class Frames:
             case frames.Ping():
                 return frames.pong_frame(rid)
             case frames.Subscribe(conversation_id=conversation_id):
-                conversation = self.uow.read_owned(conversation_id, owner)
+                # Opening the panel re-arms a tick that was lost (dead-lettered, dropped): no
+                # write unless one was (warming/policy.py, `Revive`).
+                outcome = self.uow.transition(
+                    conversation_id, Revive(), owner=owner, scope=Scope(exclude=cid)
+                )
                 self.ports.store.subscribe(cid, conversation_id, "surface", connection.expires_at)
-                return surface.surface_frame(conversation_id, conversation.warming, rid)
+                return surface.surface_frame(conversation_id, outcome.conversation.warming, rid)
             case frames.Unsubscribe(conversation_id=conversation_id):
                 self.uow.read_owned(conversation_id, owner)
                 self.ports.store.unsubscribe(cid, conversation_id, "surface")

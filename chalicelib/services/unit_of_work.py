@@ -30,6 +30,7 @@ from chalicelib.domain.warming import (
     ModelTerms,
     PushUpdate,
     Warm,
+    WarmAbandoned,
     WarmFinished,
     decide,
 )
@@ -60,6 +61,14 @@ class Scope:
     listeners: list[str] | None = None
     turns: list[Turn] | None = None
     terms: ModelTerms | None = None
+
+
+class WarmUnfinished(Exception):
+    """The warm was sent but its outcome could not be written (the next booking failed)."""
+
+    def __init__(self, seq: int, started_at: int, usage: Usage | None, cost_usd: float) -> None:
+        super().__init__(f"warm {seq} sent at {started_at} but not recorded")
+        self.abandoned = WarmAbandoned(seq, started_at, usage, cost_usd)
 
 
 @dataclass(frozen=True)
@@ -221,10 +230,13 @@ class UnitOfWork:
             except ModelError as failure:
                 error = failure.code
         cost = self.costs.usd(conversation, usage, started_at) if usage is not None else 0.0
-        finished = self.transition(
-            conversation.id,
-            WarmFinished(effect.seq, started_at, terms, usage, cost, error),
-            current=conversation,
-            scope=replace(scope, turns=turns),
-        )
+        try:
+            finished = self.transition(
+                conversation.id,
+                WarmFinished(effect.seq, started_at, terms, usage, cost, error),
+                current=conversation,
+                scope=replace(scope, turns=turns),
+            )
+        except Exception as failure:
+            raise WarmUnfinished(effect.seq, started_at, usage, cost) from failure
         return WarmResult(started_at, usage, cost, error, finished)
