@@ -10,15 +10,17 @@ from chalicelib.adapters.store_connections import ConnectionItems
 from chalicelib.adapters.store_items import (
     GSI_NAME,
     META,
+    PARTIAL_TEXT,
     TTL_ATTRIBUTE,
     conversation_item,
     conversation_key,
     create_table,
     decode_conversation,
-    decode_turn,
     int_attr,
     s_value,
     str_attr,
+    turn_from_item,
+    turn_key,
 )
 from chalicelib.adapters.store_table import error_code
 from chalicelib.adapters.store_writes import ConversationWrites
@@ -83,7 +85,17 @@ class DynamoStore(ConversationWrites, ConnectionItems):
                 "ConsistentRead": True,
             }
         )
-        return [decode_turn(str_attr(item, "body")) for item in items]
+        return [turn_from_item(item) for item in items]
+
+    def save_partial_reply(self, conversation_id: str, index: int, text: str) -> None:
+        self.client.update_item(
+            TableName=self._table,
+            Key=turn_key(conversation_id, index),
+            UpdateExpression="SET #partial = :text",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#partial": PARTIAL_TEXT},
+            ExpressionAttributeValues={":text": s_value(text)},
+        )
 
     def load(self, conversation_id: str, now_s: int) -> Snapshot | None:
         items = self._query(
@@ -104,7 +116,7 @@ class DynamoStore(ConversationWrites, ConnectionItems):
                     str_attr(item, "body"), int_attr(item, "version")
                 )
             elif sort_key.startswith("TURN#"):
-                turns.append(decode_turn(str_attr(item, "body")))
+                turns.append(turn_from_item(item))
             elif sort_key.startswith("SUB#") and int_attr(item, TTL_ATTRIBUTE) > now_s:
                 channel = sort_key.split("#", 2)[1]
                 subscribers.setdefault(channel, []).append(str_attr(item, "connectionId"))
