@@ -381,20 +381,24 @@ def warm_times(policy: Policy, history: Sequence[float], ttl: float) -> list[flo
 
 @dataclass(frozen=True)
 class CacheChoice:
-    """`cacheRetention: "auto"`: which cache to keep the next idle gap on.
+    """`cacheRetention: "auto"`: which cache to keep the conversation on from this turn.
 
-    Per idle gap a cache c costs prefix x idle_cost[c] (warms + the return's read or re-write
-    under c's warming rule) + exchange x write[c] (the new part of each turn is written at c's write
-    price, so the 1h cache pays 2x instead of 1.25x on it). Changing cache is assumed to need a full
-    write of the prefix at the new cache's price (the API docs do not say whether a 5m entry serves
-    a request that marks the same prefix 1h; we assume it does not), instead of what this turn
-    pays anyway (a read if the cache is alive, a re-write if it expired, nothing chosen yet on the
-    first turn). A change is made only if the per-gap saving repays that within `payback_gaps`
-    idle gaps: a conversation's remaining length is unknown, so the switch must pay back quickly.
+    A cache c costs, per idle gap, prefix x idle_cost[c] (warms + the return's read or re-write
+    under c's warming rule, a never-answered last reply included) and, per turn, exchange x
+    write[c] (the new part of each turn is written at c's price: 2x on the 1h cache against 1.25x).
+    The prefix grows by one exchange per turn, so over the rest of a conversation of a geometric
+    number of idle gaps with mean m (memoryless: m more are expected at any turn), the prefixes
+    warmed add up to m x prefix + (m^2 - m) x exchange on average.
+
+    Changing cache is assumed to need a full write of the prefix at the new cache's price (the API
+    docs do not say whether a 5m entry serves a request that marks the same prefix 1h; we assume it
+    does not), instead of what this turn pays anyway: a read if the cache is alive, a re-write if
+    it expired, a first write on the first turn. The cheaper total wins; ties keep the current
+    cache, then the shorter one.
     """
 
     read: float
-    payback_gaps: float = 8.0
+    remaining_gaps: float = 8.0
 
     def choose(
         self,
@@ -405,19 +409,21 @@ class CacheChoice:
         idle_cost: dict[str, float],
         caches: Sequence[Cache] = (CACHE_5M, CACHE_1H),
     ) -> Cache:
-        def per_gap(c: Cache) -> float:
-            return prefix * idle_cost[c.name] + exchange * c.write
+        m = self.remaining_gaps
+        warmed = m * prefix + (m * m - m) * exchange
 
         def this_turn(c: Cache) -> float:
             if current is not None and c.name == current.name:
                 return prefix * (self.read if alive else c.write)
             return prefix * c.write
 
+        def total(c: Cache) -> float:
+            return this_turn(c) + idle_cost[c.name] * warmed + m * exchange * c.write
+
         return min(
             caches,
             key=lambda c: (
-                this_turn(c) + self.payback_gaps * per_gap(c),
-                # Ties keep the current cache, then the shorter one.
+                total(c),
                 0 if current is not None and c.name == current.name else 1,
                 c.ttl,
             ),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import dataclasses
 import functools
 import math
 import multiprocessing
@@ -401,6 +402,8 @@ class Rule:
     # Not shippable (tuned on the very gaps it is scored on, or past the hard ceiling): printed to
     # show how close any rule can get.
     diagnostic: bool = False
+    # Only for gap models with never-answered replies (elsewhere it equals another row).
+    ends_only: bool = False
 
 
 def per_price_budget(cache: Cache, read: float, returns: ReturnModel) -> Policy:
@@ -455,6 +458,18 @@ def rules() -> list[Rule]:
                 c, r, m, MARGIN_S, 4 * break_even_budget(r, c.write), RESOLUTION
             ),
             diagnostic=True,
+        ),
+        Rule(
+            "EV look-ahead, end share misjudged: assumed half the true one",
+            lambda c, r, m: look_ahead(c, r, dataclasses.replace(m, never=m.never / 2)),
+            diagnostic=True,
+            ends_only=True,
+        ),
+        Rule(
+            "EV look-ahead, end share misjudged: assumed twice the true one",
+            lambda c, r, m: look_ahead(c, r, dataclasses.replace(m, never=m.never * 2)),
+            diagnostic=True,
+            ends_only=True,
         ),
     ]
 
@@ -530,6 +545,8 @@ class Runner:
             block.rows[label] = cells
 
         for rule in table:
+            if rule.ends_only and not model.ends:
+                continue
 
             def of_rule(read: float, rule: Rule = rule) -> list[Outcome]:
                 return self.outcomes(model, cache, rule, read)
@@ -718,7 +735,7 @@ def cache_choice(
     for read in READS:
         policy = {c.name: rule.make(c, read, returns) for c in CACHES}
         played = {c.name: runner.played(model, c, policy[c.name]) for c in CACHES}
-        chooser = CacheChoice(read, payback_gaps=horizon)
+        chooser = CacheChoice(read, remaining_gaps=horizon)
 
         memo: dict[tuple[str, int, float], float] = {}
 
@@ -978,8 +995,6 @@ def run(n: int = GAPS, seed: int = SEED, jobs: int = 0, exact_decide: bool = Fal
             choice += rows
         texts.append(render_choice(notes, choice))
         report.note(cast(str, rounding_job.result()))
-    for text in texts:
-        print("\n" + text, flush=True)
     for block in blocks:
         for read in READS:
             mine = block.rows[RECOMMENDED][read].ratio

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pytest
 
+from bench import policy as policy_bench
 from bench.policies import (
     CACHE_1H,
     CACHE_5M,
@@ -22,10 +24,13 @@ from bench.policies import (
     warms_if_never_back,
 )
 from bench.policy import (
+    DecideShortcutBroken,
     GapModel,
     Outcome,
     Tally,
+    decide_outcomes,
     fit_lognormal,
+    gap_models,
     oracle_cost,
     oracle_outcomes,
     oracle_warms,
@@ -97,9 +102,7 @@ def test_oracle_outcomes_cost_what_oracle_cost_says() -> None:
 def test_sillytavern_extension_on_constructed_gaps(gap: float, expected: Outcome) -> None:
     outcome = play(FixedInterval(270, 3), gap, (), CACHE_5M.ttl)
     assert outcome == expected
-    assert cost_of(outcome) == pytest.approx(
-        {100: 0.1, 800: 0.3, 1000: 0.4, 1200: 1.55}[int(gap)]
-    )
+    assert cost_of(outcome) == pytest.approx({100: 0.1, 800: 0.3, 1000: 0.4, 1200: 1.55}[int(gap)])
 
 
 def test_pi_idle_cap_allows_no_warm_to_start_past_30_minutes() -> None:
@@ -115,9 +118,7 @@ def test_a_warm_due_at_or_after_the_expiry_is_not_sent() -> None:
     assert play(NoWarming(), 299, (), CACHE_5M.ttl) == Outcome(0, True)
 
 
-@pytest.mark.parametrize(
-    ("read", "five", "hour"), [(0.1, 11, 19), (0.05, 24, 39), (0.025, 49, 79)]
-)
+@pytest.mark.parametrize(("read", "five", "hour"), [(0.1, 11, 19), (0.05, 24, 39), (0.025, 49, 79)])
 def test_break_even_budget(read: float, five: int, hour: int) -> None:
     assert break_even_budget(read, CACHE_5M.write) == five
     assert break_even_budget(read, CACHE_1H.write) == hour
@@ -148,7 +149,7 @@ def test_play_users_passes_each_user_their_own_past_gaps() -> None:
 
     class Spy:
         def next_warm(
-            self, idle_so_far: float, warms_so_far: int, history: tuple[float, ...]
+            self, idle_so_far: float, warms_so_far: int, history: Sequence[float]
         ) -> float | None:
             seen.append(tuple(history))
             return None
@@ -204,13 +205,50 @@ def test_look_ahead_is_capped_by_the_budget_and_consistent_gap_after_gap() -> No
 
 
 def test_cache_choice_weighs_the_hour_caches_dearer_writes() -> None:
-    chooser = CacheChoice(READ, payback_gaps=8)
+    chooser = CacheChoice(READ, remaining_gaps=8)
     idle = {"5m": 0.2, "1h": 0.1}
-    # First turn, 10k prefix, 100-token exchanges: 5m 12,500 + 8 x 2,125 = 29,500 against
-    # 1h 20,000 + 8 x 1,200 = 29,600.
-    assert chooser.choose(None, False, 10_000, 100, idle) is CACHE_5M
-    # No new tokens per exchange: 1h 28,000 against 5m 28,500.
+    # First turn, 10k prefix: over 8 more gaps the prefixes warmed add up to
+    # 8 x 10,000 + 56 x exchange. No new tokens per exchange: 5m 12,500 + 0.2 x 80,000 = 28,500
+    # against 1h 20,000 + 0.1 x 80,000 = 28,000.
     assert chooser.choose(None, False, 10_000, 0, idle) is CACHE_1H
-    # A live 5m cache moves only if the saving repays a full 1h write (2.0 instead of a read).
+    # 3,000-token exchanges: 5m 12,500 + 0.2 x 248,000 + 8 x 3,000 x 1.25 = 92,100 against
+    # 1h 20,000 + 0.1 x 248,000 + 8 x 3,000 x 2 = 92,800.
+    assert chooser.choose(None, False, 10_000, 3_000, idle) is CACHE_5M
+    # A live 5m cache moves only if the saving repays a full 1h write (2.0 instead of a read):
+    # stay 1,000 + 16,000 against move 20,000 + 8,000.
     assert chooser.choose(CACHE_5M, True, 10_000, 0, idle) is CACHE_5M
     assert chooser.choose(CACHE_5M, True, 10_000, 0, {"5m": 0.5, "1h": 0.1}) is CACHE_1H
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [FixedInterval(270, 3), FixedInterval(240, 6), FixedInterval(270, idle_cap=1800), NoWarming()],
+)
+def test_the_schedule_shortcut_for_history_blind_rules_is_play(
+    rule: FixedInterval | NoWarming,
+) -> None:
+    gaps = [1.0, 269.9, 270.0, 270.1, 300.0, 539.0, 810.0, 1109.9, 1110.0, 1800.0, 5000.0, math.inf]
+    model = GapModel("t", "", [gaps], ReturnModel(0, 1, 1))
+    assert play_users(rule, model, CACHE_5M.ttl) == [
+        play(rule, gap, (), CACHE_5M.ttl) for gap in gaps
+    ]
+
+
+def test_decide_outcomes_match_a_full_replay_and_catch_a_history_dependent_decide(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = gap_models(400, seed=1)[2]  # with never-answered replies
+    full = decide_outcomes(model, CACHE_5M, exact=True)
+    assert decide_outcomes(model, CACHE_5M, exact=False) == full
+
+    def drifting(
+        gaps: list[float], retention: str, warm_log: list[float] | None = None
+    ) -> list[Outcome]:
+        # A decide whose second and later gaps behave differently from a fresh one.
+        out = original(gaps, retention, warm_log)
+        return [out[0], *(Outcome(o.warms + 1, o.alive) for o in out[1:])]
+
+    original = policy_bench.replay_decide
+    monkeypatch.setattr(policy_bench, "replay_decide", drifting)
+    with pytest.raises(DecideShortcutBroken):
+        decide_outcomes(model, CACHE_5M, exact=False)
