@@ -359,7 +359,8 @@ class MyopicExpectedValue:
         gap = self.model.predictive(history)
         interval = self.cache.ttl - self.margin
         at = idle_so_far + interval
-        not_back = gap.survival(at) - gap.never
+        # Not back by the warm: still to come, or never (a conversation's last reply).
+        not_back = gap.survival(at)
         if not_back < 1e-12:
             return None
         window = gap.survival(idle_so_far + self.cache.ttl) - gap.survival(at + self.cache.ttl)

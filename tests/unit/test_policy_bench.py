@@ -252,3 +252,13 @@ def test_decide_outcomes_match_a_full_replay_and_catch_a_history_dependent_decid
     monkeypatch.setattr(policy_bench, "replay_decide", drifting)
     with pytest.raises(DecideShortcutBroken):
         decide_outcomes(model, CACHE_5M, exact=False)
+
+
+def test_one_step_counts_users_who_never_come_back_as_not_back() -> None:
+    # Half never come back, the other half exactly 400 s after the reply. The first warm (at
+    # 290 s) turns a re-write into a read for the returning half only: P = 0.5, and
+    # 0.5 x (1.25 - 0.1) = 0.575 > 0.1 pays; with 99 % never coming back it does not.
+    half = ReturnModel(math.log(400), 0.0, 0.0, never=0.5)
+    assert MyopicExpectedValue(CACHE_5M, READ, half).next_warm(0, 0, ()) == 290
+    mostly_gone = ReturnModel(math.log(400), 0.0, 0.0, never=0.99)
+    assert MyopicExpectedValue(CACHE_5M, READ, mostly_gone).next_warm(0, 0, ()) is None
