@@ -421,7 +421,7 @@ def look_ahead(cache: Cache, read: float, returns: ReturnModel) -> Policy:
 
 TODAY = break_even_budget(0.1, CACHE_5M.write), break_even_budget(0.1, CACHE_1H.write)
 NO_WARMING = "no warming"
-OURS_TODAY = f"ours today (240 s, {TODAY[0]} | {TODAY[1]}; decide)"
+OURS_TODAY = f"ours today (240 s, {TODAY[0]} / {TODAY[1]}; decide)"
 BUDGET_RULE = "ours at TTL-10 s, budget floor(W/r - 1)"
 EV_MYOPIC = "EV one-step (the issue's formula), ceiling floor(W/r - 1)"
 EV_LOOK_AHEAD = "EV look-ahead, ceiling floor(W/r - 1)"
@@ -446,7 +446,7 @@ def rules() -> list[Rule]:
         Rule("a gateway (280 s, 2)", lambda c, r, m: FixedInterval(280, 2), peer=True),
         Rule(OURS_TODAY, via_decide=True),
         Rule(
-            f"ours at TTL-10 s, today's budget ({TODAY[0]} | {TODAY[1]})",
+            f"ours at TTL-10 s, today's budget ({TODAY[0]} / {TODAY[1]})",
             lambda c, r, m: FixedInterval(c.ttl - MARGIN_S, TODAY[c is CACHE_1H]),
         ),
         Rule(BUDGET_RULE, per_price_budget),
@@ -898,7 +898,7 @@ ISSUE_TABLE = {
     "Aider keepalive pings 5 (295 s)": (1.18, 1.39),
     "a gateway (280 s, 2)": (1.44, 2.02),
     OURS_TODAY: (1.24, 1.30),
-    f"ours at TTL-10 s, today's budget ({TODAY[0]} | {TODAY[1]})": (1.11, 1.16),
+    f"ours at TTL-10 s, today's budget ({TODAY[0]} / {TODAY[1]})": (1.11, 1.16),
 }
 
 
