@@ -231,6 +231,7 @@ def replay_decide(
         ArmTimer,
         ConversationCreated,
         Effect,
+        ModelTerms,
         TickDue,
         Toggle,
         TurnSealed,
@@ -242,6 +243,9 @@ def replay_decide(
     )
 
     prefix = Usage(cache_read_input_tokens=10_000)
+    # Today's budget at 0.1x reads (11 for 5m, 19 for 1h); every prefix caches.
+    terms = ModelTerms(idle_budget=11 if retention == "5m" else 19, min_cacheable_tokens=0)
+    lambda_timeout_ms = 30_000
 
     def armed(effects: list[Effect]) -> ArmTimer | None:
         arms = [e for e in effects if isinstance(e, ArmTimer)]
@@ -252,7 +256,7 @@ def replay_decide(
         state, _ = decide(WarmingState(), ConversationCreated(retention), now)  # type: ignore[arg-type]
         state, _ = decide(state, Toggle(True), now)
         state, _ = decide(state, TurnStarted(now), now)
-        state, effects = decide(state, TurnSealed(now, now, prefix), now)
+        state, effects = decide(state, TurnSealed(now, now, prefix, terms), now)
         return state, armed(effects)
 
     now = 1_800_000_000_000
@@ -264,16 +268,14 @@ def replay_decide(
         warms = 0
         while tick is not None and (back is None or tick.target < back):
             at = tick.target
-            state, effects = decide(state, TickDue(tick.seq, at), at)
+            state, effects = decide(state, TickDue(tick.seq, at, terms, at + lambda_timeout_ms), at)
             tick = armed(effects)
             for effect in effects:
                 if isinstance(effect, Warm):
                     warms += 1
                     if warm_log is not None:
                         warm_log.append((at - now) / 1000)
-                    state, effects = decide(
-                        state, WarmFinished(effect.seq, at, "claude-sonnet-4-6", prefix), at
-                    )
+                    state, effects = decide(state, WarmFinished(effect.seq, at, terms, prefix), at)
                     tick = armed(effects)
         if back is None:
             out.append(Outcome(warms, False))
@@ -283,7 +285,7 @@ def replay_decide(
         expires = state.cache_expires_at
         out.append(Outcome(warms, expires is not None and back < expires))
         state, _ = decide(state, TurnStarted(back), back)
-        state, effects = decide(state, TurnSealed(back, back, prefix), back)
+        state, effects = decide(state, TurnSealed(back, back, prefix, terms), back)
         tick = armed(effects)
         now = back
     return out
