@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,7 +111,7 @@ def _gateway_connections(endpoints: dict[str, Any], user_agent: str) -> list[str
 
 def _drop_connection(endpoints: dict[str, Any], connection_id: str) -> None:
     """What API Gateway's DeleteConnection does: the gateway closes the socket."""
-    url = endpoints["managementUrl"] + "/@connections/" + urllib.request.quote(connection_id)
+    url = endpoints["managementUrl"] + "/@connections/" + urllib.parse.quote(connection_id)
     with urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=10) as r:
         assert r.status == 204
 

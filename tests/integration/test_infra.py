@@ -616,7 +616,7 @@ def test_the_timers_schedule_resolves_to_template_resources(
 
     timer = PreciseTimer(
         RecordingScheduler,  # type: ignore[arg-type]
-        RecordingInvoker(),  # type: ignore[arg-type]
+        RecordingInvoker(),
         group=settings.schedule_group,
         warm_function_arn=settings.warm_function_arn,
         role_arn=settings.scheduler_role_arn,
@@ -727,7 +727,7 @@ def _log_group_id(template: Mapping[str, Any], function: str) -> str:
         and resource["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{function}}}"}
     ]
     assert len(found) == 1, (function, found)
-    return found[0]
+    return str(found[0])
 
 
 # --- configuration ---------------------------------------------------------------------------

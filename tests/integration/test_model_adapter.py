@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -249,6 +250,10 @@ def test_abort_stops_a_silent_stream_within_a_second(stalls: str) -> None:
     assert latency < 1.0, latency
 
 
+def _asked(marks: dict[str, float]) -> bool:
+    return "asked" in marks
+
+
 def test_abort_stops_a_flowing_stream_at_the_next_token() -> None:
     config = EmulatorConfig(tokens_per_second=40, reply_tokens=300)
     with AnthropicEmulator(config=config) as emulator:
@@ -264,7 +269,7 @@ def test_abort_stops_a_flowing_stream_at_the_next_token() -> None:
                 if len(pieces) == 5:
                     marks["asked"] = time.monotonic()
 
-            result = model_for(emulator.url).stream(TURN, on_text, lambda m=marks: "asked" in m)
+            result = model_for(emulator.url).stream(TURN, on_text, functools.partial(_asked, marks))
             latencies.append(time.monotonic() - marks["asked"])
             assert result.aborted and len(pieces) < 15
         assert max(latencies) < 1.0, latencies

@@ -277,7 +277,8 @@ USAGE = Usage(12, 300, 5100, 420, 420, 0)
 
 def _ended(status: str, **changes: object) -> TurnEndedNotice:
     turn = Turn(C, 2, "And then?", 1767614400000, status, "Then the end.", 1767614401000)  # type: ignore[arg-type]
-    return TurnEndedNotice(replace(turn, **changes), 0.00614 if status == "sealed" else None)
+    ended: Any = replace  # keyword changes of several field types
+    return TurnEndedNotice(ended(turn, **changes), 0.00614 if status == "sealed" else None)
 
 
 def _backend_chat_frames() -> list[dict[str, Any]]:

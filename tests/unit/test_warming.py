@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -51,7 +52,7 @@ def enabled_state(at: int = T0) -> WarmingState:
     return replace(state, timer_ref="ref-1")
 
 
-def arms(effects: list[object]) -> list[ArmTimer]:
+def arms(effects: Sequence[object]) -> list[ArmTimer]:
     return [e for e in effects if isinstance(e, ArmTimer)]
 
 
