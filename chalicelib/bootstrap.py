@@ -18,7 +18,7 @@ from chalicelib.adapters.secrets import SecretString
 from chalicelib.adapters.sockets import ManagementApiSockets
 from chalicelib.adapters.store import DynamoStore
 from chalicelib.adapters.timer import PreciseTimer
-from chalicelib.auth import JwksVerifier, SharedSecretVerifier, TokenVerifier
+from chalicelib.auth import JwksVerifier, SharedSecretVerifier, TokenVerifier, audiences
 from chalicelib.config import settings
 from chalicelib.lazy import Lazy
 from chalicelib.ports import Model, PriceBook
@@ -49,7 +49,7 @@ def services() -> Services:
 def _verifier() -> TokenVerifier:
     config = settings()
     if config.jwt_jwks_url:
-        return JwksVerifier(config.jwt_jwks_url, config.jwt_issuer, config.jwt_audience or None)
+        return JwksVerifier(config.jwt_jwks_url, config.jwt_issuer, audiences(config.jwt_audience))
     return SharedSecretVerifier(config.jwt_secret)
 
 
