@@ -10,12 +10,9 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from chalicelib.domain.errors import Refused
-
-if TYPE_CHECKING:
-    import jwt
 
 # PyJWT (and the cryptography it loads) is imported where a token is checked or minted: only
 # `$connect` and the HTTP routes need it, so `$default` and `$disconnect` start without it.
@@ -94,7 +91,7 @@ class JwksVerifier:
             raise ValueError("JWKS mode needs an issuer (JWT_ISSUER)")
         if not allowed_clients:
             raise ValueError("JWKS mode needs an audience / client-id allow-list (JWT_AUDIENCE)")
-        self.keys = DeadlineJwkClient(jwks_url, fetch_deadline_s)
+        self.keys = deadline_jwk_client(jwks_url, fetch_deadline_s)
         self.issuer = issuer
         self.allowed_clients = frozenset(allowed_clients)
 
@@ -171,7 +168,7 @@ def _jwk_client_class() -> type:
             def fetch() -> None:
                 try:
                     result.append(super(_DeadlineJwkClient, self).fetch_data())
-                except BaseException as error:  # handed to the waiting thread
+                except Exception as error:  # noqa: BLE001 - handed to the waiting thread
                     failure.append(error)
 
             worker = threading.Thread(target=fetch, name="jwks-fetch", daemon=True)
@@ -185,7 +182,8 @@ def _jwk_client_class() -> type:
     return _DeadlineJwkClient
 
 
-def DeadlineJwkClient(uri: str, deadline_s: float) -> Any:  # noqa: N802 - a class, built lazily
+def deadline_jwk_client(uri: str, deadline_s: float) -> Any:
+    """The client class is built on first use: PyJWT loads only where a token is checked."""
     return _jwk_client_class()(uri, deadline_s)
 
 
