@@ -16,6 +16,7 @@ from chalicelib.services.ticks import TickReport
 log = logging.getLogger("cache_warming.ticks")
 
 
+
 def tick_record(report: TickReport) -> dict[str, object]:
     return {
         "event": "tick",
