@@ -767,19 +767,20 @@ function applyChat(frame) {
       scheduleReplyRender(conv, turn);
       break;
     case "turn-sealed":
-      Object.assign(turn, { status: "sealed", text: frame.text ?? turn.text, usage: frame.usage || null, costUsd: frame.costUsd ?? null, joinedLate: false });
+      Object.assign(turn, { status: "sealed", text: endText(turn, frame), usage: frame.usage || null, costUsd: frame.costUsd ?? null, joinedLate: false });
       conv.cancelling = false;
       upsertTurn(conv, turn);
       refreshConversationsSoon();
+      if (frame.textTruncated) loadConversation(id); // the whole text is stored; read it
       break;
     case "turn-aborted":
-      Object.assign(turn, { status: "aborted", text: frame.text ?? turn.text, abortReason: frame.reason || null, joinedLate: false });
+      Object.assign(turn, { status: "aborted", text: endText(turn, frame), abortReason: frame.reason || null, joinedLate: false });
       conv.cancelling = false;
       upsertTurn(conv, turn);
       refreshConversationsSoon();
       break;
     case "turn-failed":
-      Object.assign(turn, { status: "failed", text: frame.text ?? turn.text, errorCode: frame.code || null, errorMessage: frame.message || null, joinedLate: false });
+      Object.assign(turn, { status: "failed", text: endText(turn, frame), errorCode: frame.code || null, errorMessage: frame.message || null, joinedLate: false });
       conv.cancelling = false;
       upsertTurn(conv, turn);
       refreshConversationsSoon();
@@ -793,6 +794,14 @@ function applyChat(frame) {
 function indexFromTurnId(turnId) {
   const m = /(\d+)$/.exec(turnId || "");
   return m ? Number(m[1]) : undefined;
+}
+
+/** A turn's last frame carries the whole text, unless it was cut to fit API Gateway's 128 KB
+ * (`textTruncated`): then the deltas already shown are the fuller text until HTTP has it. */
+function endText(turn, frame) {
+  if (frame.text === undefined) return turn.text;
+  if (frame.textTruncated && turn.text.length > frame.text.length) return turn.text;
+  return frame.text;
 }
 
 /** A reply quiet for a while is checked over HTTP: its last frame may never have arrived. */
