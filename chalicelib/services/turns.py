@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 from chalicelib.domain import turns
+from chalicelib.domain.context import context_limit
 from chalicelib.domain.conversation import Conversation, Turn, turn_id, turn_index
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.prompts import turn_prompt
@@ -48,7 +49,9 @@ class Turns:
             raise Refused("rate_limited", "too many turns this minute; wait a moment")
         outcome = self.uow.transition(
             conversation_id,
-            lambda conversation, _now: turns.begin_turn(conversation, command.text, now),
+            lambda conversation, _now: turns.begin_turn(
+                conversation, command.text, now, context_limit(conversation)
+            ),
             owner=owner,
         )
         assert outcome.change is not None and outcome.change.turn is not None
