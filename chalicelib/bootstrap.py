@@ -22,7 +22,7 @@ from chalicelib.auth import JwksVerifier, SharedSecretVerifier, TokenVerifier, a
 from chalicelib.config import settings
 from chalicelib.lazy import Lazy
 from chalicelib.ports import Model, PriceBook
-from chalicelib.services import Ports, Services
+from chalicelib.services import Limits, Ports, Services
 
 # A boto3 session must not create clients from several threads at once.
 _session_lock = threading.Lock()
@@ -83,6 +83,10 @@ def _build() -> Services:
         default_model=config.default_model,
         default_system=config.default_system_prompt,
         default_max_tokens=config.default_max_tokens,
+        limits=Limits(
+            conversations=config.max_conversations_per_user,
+            daily_budget_usd=config.daily_budget_usd,
+        ),
     )
     return Services(ports)
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from chalicelib.domain import turns
+from chalicelib.domain import budget, turns
 from chalicelib.domain.context import context_limit
 from chalicelib.domain.conversation import Conversation, Turn, turn_id, turn_index
 from chalicelib.domain.errors import Refused
@@ -43,6 +43,8 @@ class Turns:
             self.finish(
                 conversation_id, turn_index(abandoned), Reported("failed", "", None, "timeout")
             )
+        spent = self.ports.store.spent(owner, budget.spend_day(now))
+        budget.check_budget(spent, self.ports.limits.daily_budget_usd)
         minute = now // 60_000
         limit = self.ports.limits.turns_per_minute
         if not self.ports.store.consume(f"turns#{owner}", minute, limit, minute * 60 + 120):
@@ -163,6 +165,9 @@ class Turns:
         outcome = self.uow.transition(conversation_id, end)
         if outcome.change is None or outcome.change.turn is None:
             return "stale"
+        notice = outcome.change.announce
+        if isinstance(notice, turns.TurnEndedNotice) and notice.cost_usd:
+            self.uow.record_spend(outcome.conversation.owner, notice.cost_usd)
         return outcome.change.turn.status
 
 

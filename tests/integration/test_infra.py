@@ -415,13 +415,19 @@ def test_table_matches_the_store(template: dict[str, Any]) -> None:
         {"AttributeName": "pk", "KeyType": "HASH"},
         {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
-    (index,) = properties["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == store.GSI_NAME
-    assert index["KeySchema"] == [
+    by_owner, summaries = properties["GlobalSecondaryIndexes"]
+    keys = [
         {"AttributeName": "gsi1pk", "KeyType": "HASH"},
         {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
     ]
-    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert (by_owner["IndexName"], by_owner["KeySchema"]) == (store.GSI_NAME, keys)
+    assert by_owner["Projection"] == {"ProjectionType": "ALL"}
+    # The list view's index carries the summary, never the body.
+    assert (summaries["IndexName"], summaries["KeySchema"]) == (store.SUMMARY_GSI, keys)
+    assert summaries["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["summary"],
+    }
 
 
 def test_scheduler_group_role_and_dead_letter_queue(
