@@ -135,8 +135,11 @@ def disconnect(event: WebsocketEvent) -> None:
 @app.lambda_function(name="warm")
 def warm(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """One tick: `{"conversationId", "seq", "target"}` from Scheduler or a direct invoke."""
-    report = bootstrap.services().handle_tick(
-        str(event["conversationId"]), int(event["seq"]), int(event["target"])
+    services = bootstrap.services()
+    # A claimed warm is held until Lambda would kill this invocation, no longer.
+    deadline = services.clock.now_ms() + int(context.get_remaining_time_in_millis())
+    report = services.handle_tick(
+        str(event["conversationId"]), int(event["seq"]), int(event["target"]), deadline
     )
     log_tick(report)
     return {"action": report.action}

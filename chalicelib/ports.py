@@ -27,7 +27,28 @@ class AlreadyExists(Exception):
 
 
 class CapReached(Exception):
-    """The owner already has as many conversations as the cap allows; nothing was written."""
+    """The owner already warms as many conversations as the cap allows; nothing was written."""
+
+
+class ItemTooLarge(Exception):
+    """An item over DynamoDB's 400 KB: refused, nothing written."""
+
+
+class WriteOutcomeUnknown(Exception):
+    """The write failed in a way that may have landed (a 5xx, throttling or a lost response
+    after botocore's retries) and reading it back failed too."""
+
+
+@dataclass(frozen=True)
+class SlotChange:
+    """A conversation takes or releases one of its owner's warming slots, in the same write."""
+
+    take: bool
+    cap: int
+
+
+class ConversationCapReached(Exception):
+    """The owner already created as many conversations as the cap allows; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +80,8 @@ class ConversationStore(Protocol):
     """Conversations and their turns, written with optimistic concurrency."""
 
     def create_conversation(self, conversation: Conversation, cap: int | None = None) -> None:
-        """Raises AlreadyExists if the id is taken, CapReached if the owner already created `cap`
-        conversations (counted in the same write)."""
+        """Raises AlreadyExists if the id is taken, ConversationCapReached if the owner already
+        created `cap` conversations (counted in the same write)."""
 
     def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
@@ -72,12 +93,15 @@ class ConversationStore(Protocol):
         `after`; reads no conversation body."""
 
     def save_conversation(
-        self, conversation: Conversation, turn: Turn | None = None
+        self, conversation: Conversation, turn: Turn | None = None, slot: SlotChange | None = None
     ) -> Conversation:
         """Write `conversation` if the stored version still equals `conversation.version`.
 
         Returns the stored copy (version + 1). With `turn`, the turn item is written in the same
-        transaction. Raises VersionConflict otherwise, writing nothing.
+        transaction; with `slot`, the owner's warming slots change in it too (taking one past
+        the cap raises CapReached). Raises VersionConflict when the version moved on, writing
+        nothing. A write that landed although its response was lost (a retried request that then
+        failed its own condition) is recognised as this write and returned as saved.
         """
 
     def get_turns(self, conversation_id: str) -> list[Turn]:

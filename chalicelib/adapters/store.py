@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
@@ -24,11 +23,11 @@ from chalicelib.adapters.store_items import (
     s_value,
     str_attr,
     summary_start_key,
-    turn_item,
     user_key,
 )
 from chalicelib.adapters.store_table import error_code
 from chalicelib.adapters.store_users import UserItems
+from chalicelib.adapters.store_writes import ConversationWrites
 from chalicelib.domain.conversation import (
     Conversation,
     ConversationSummary,
@@ -36,21 +35,12 @@ from chalicelib.domain.conversation import (
     Turn,
     summary_of,
 )
-from chalicelib.ports import AlreadyExists, CapReached, Snapshot, SummaryPage, VersionConflict
+from chalicelib.ports import AlreadyExists, ConversationCapReached, Snapshot, SummaryPage
 
 if TYPE_CHECKING:
     from chalicelib.adapters.store_items import Item
 
 __all__ = ["GSI_NAME", "SUMMARY_GSI", "TTL_ATTRIBUTE", "DynamoStore", "create_table"]
-
-
-def _cancelled_by_condition(error: ClientError) -> bool:
-    # A racing transaction on the same item wrote nothing either: both mean "re-read and retry".
-    reasons = cast(list[dict[str, Any]], error.response.get("CancellationReasons") or [])
-    return any(
-        reason.get("Code") in ("ConditionalCheckFailed", "TransactionConflict")
-        for reason in reasons
-    )
 
 
 def _cancelled_at(error: ClientError) -> list[bool]:
@@ -59,7 +49,7 @@ def _cancelled_at(error: ClientError) -> list[bool]:
     return [reason.get("Code") == "ConditionalCheckFailed" for reason in reasons]
 
 
-class DynamoStore(UserItems):
+class DynamoStore(ConversationWrites, UserItems):
     """All the storage ports over the one table."""
 
     # --- conversations ---------------------------------------------------------------------
@@ -98,7 +88,7 @@ class DynamoStore(UserItems):
             if failed[:1] == [True]:
                 raise AlreadyExists(conversation.id) from error
             if failed[1:2] == [True]:
-                raise CapReached(conversation.owner) from error
+                raise ConversationCapReached(conversation.owner) from error
             raise
 
     def list_summaries(self, owner: str, limit: int, after: PageKey | None) -> SummaryPage:
@@ -153,47 +143,6 @@ class DynamoStore(UserItems):
         return [
             decode_conversation(str_attr(item, "body"), int_attr(item, "version")) for item in items
         ]
-
-    def save_conversation(
-        self, conversation: Conversation, turn: Turn | None = None
-    ) -> Conversation:
-        saved = dataclasses.replace(conversation, version=conversation.version + 1)
-        condition = "#version = :expected"
-        names = {"#version": "version"}
-        values: Item = {":expected": n_value(conversation.version)}
-        item = conversation_item(saved, saved.version)
-        try:
-            if turn is None:
-                self.client.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                )
-            else:
-                self.client.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Put": {
-                                "TableName": self._table,
-                                "Item": item,
-                                "ConditionExpression": condition,
-                                "ExpressionAttributeNames": names,
-                                "ExpressionAttributeValues": values,
-                            }
-                        },
-                        {"Put": {"TableName": self._table, "Item": turn_item(turn)}},
-                    ]
-                )
-        except ClientError as error:
-            code = error_code(error)
-            if code == "ConditionalCheckFailedException" or (
-                code == "TransactionCanceledException" and _cancelled_by_condition(error)
-            ):
-                raise VersionConflict(conversation.id) from error
-            raise
-        return saved
 
     def get_turns(self, conversation_id: str) -> list[Turn]:
         items = self._query(

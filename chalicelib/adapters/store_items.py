@@ -6,13 +6,15 @@ Key layout (pk / sk):
     CONV#<id>    SUB#<channel>#<connId>     subscription: connectionId, expiresAt
     CONN#<id>    META                       connection: owner, connectedAt, expiresAt
     CONN#<id>    SUB#<convId>#<channel>     mirror of a subscription, so a disconnect finds them all
+    USER#<owner> WARMING                    conversations: string set of those holding a warming slot
     USER#<owner> COUNTS                     conversations: how many the owner created (the cap)
     USER#<owner> SPEND#<yyyy-mm-dd>         microUsd: the owner's spend that UTC day; expiresAt
 GSI `by-owner`: gsi1pk = OWNER#<owner>, gsi1sk = <created_at:013d>#<id>, every attribute.
 GSI `owner-summaries`: the same keys, projecting only `summary` (the list view). TTL: expiresAt.
 
 `body` is the msgspec JSON of the dataclass. A conversation's version lives only in the `version`
-attribute, which the conditional writes compare against.
+attribute, which the conditional writes compare against; `writeId` names the write that stored
+the item, so a retried write can recognise its own first attempt.
 """
 
 from __future__ import annotations
@@ -113,6 +115,10 @@ def subscription_mirror_key(connection_id: str, conversation_id: str, channel: s
         "pk": s_value(f"CONN#{connection_id}"),
         "sk": s_value(f"SUB#{conversation_id}#{channel}"),
     }
+
+
+def warming_slots_key(owner: str) -> Item:
+    return {"pk": s_value(f"USER#{owner}"), "sk": s_value("WARMING")}
 
 
 def owner_index_keys(conversation: Conversation) -> tuple[str, str]:

@@ -12,7 +12,11 @@ Why each figure is what it is:
   booked one window early, rounded down to the minute: under two windows).
 - `max_event_age_s`: a tick older than this cannot keep a 5-minute cache alive; Scheduler and
   Lambda drop it instead of delivering it late.
-- `warm_lease_s`: a claimed warm whose Lambda died is re-claimable after this long.
+- `warm_timeout_s`: the warm function's timeout (infra/template.yaml): a claim is held until the
+  invocation's deadline, this long after it started when the caller does not know its deadline.
+- `overdue_after_s`: a booked tick this late has been lost (dead-lettered, dropped): the warm
+  starts within 2 s of its target when the timer works, and Lambda's first retry comes ~1 min
+  after a failure. A user's toggle, interval change or opening the panel then re-arms it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ class Timings:
     direct_invoke_below_s: int = 150
     max_early_wait_s: int = 180
     max_event_age_s: int = 300
-    warm_lease_s: int = 180
+    warm_timeout_s: int = 300
+    overdue_after_s: int = 60
 
     def ttl_ms(self, retention: str) -> int:
         return TTL_SECONDS[retention] * 1000

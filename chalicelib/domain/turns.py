@@ -188,10 +188,9 @@ def abandoned_turn(conversation: Conversation, now: int) -> str | None:
     return conversation.active_turn_id
 
 
-def check_warming_cap(
-    conversation: Conversation, wanted: bool | None, warming_elsewhere: int, cap: int
-) -> None:
-    """Enabling one more warming conversation past the user's cap is refused."""
-    enabling = wanted is not False and not conversation.warming.enabled
-    if enabling and warming_elsewhere >= cap:
-        raise Refused("limit_reached", f"at most {cap} conversations can warm at the same time")
+def warming_slot(before: Conversation, after: Conversation) -> bool | None:
+    """Whether this change takes one of the owner's warming slots (True), releases one (False),
+    or neither (None): a slot is held while warming is enabled, whatever its status."""
+    if after.warming.enabled == before.warming.enabled:
+        return None
+    return after.warming.enabled

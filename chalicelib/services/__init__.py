@@ -115,5 +115,7 @@ class Services:
     ) -> str:
         return self.turns.generate(conversation_id, turn_index, deadline_ms)
 
-    def handle_tick(self, conversation_id: str, seq: int, target: int) -> TickReport:
-        return self.ticks.handle(conversation_id, seq, target)
+    def handle_tick(
+        self, conversation_id: str, seq: int, target: int, deadline_ms: int | None = None
+    ) -> TickReport:
+        return self.ticks.handle(conversation_id, seq, target, deadline_ms)

@@ -9,7 +9,7 @@ from chalicelib.domain import catalog
 from chalicelib.domain.conversation import Conversation, PageKey, Turn, is_blank
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.warming import WarmingState
-from chalicelib.ports import CapReached, SummaryPage
+from chalicelib.ports import ConversationCapReached, SummaryPage
 from chalicelib.services.unit_of_work import UnitOfWork
 from chalicelib.wire import commands
 
@@ -54,7 +54,7 @@ class Conversations:
         cap = self.ports.limits.conversations
         try:
             self.ports.store.create_conversation(conversation, cap=cap)
-        except CapReached as error:
+        except ConversationCapReached as error:
             raise Refused(
                 "limit_reached", f"you have reached the limit of {cap} conversations"
             ) from error

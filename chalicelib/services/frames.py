@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any, assert_never
 
-from chalicelib.domain import turns
 from chalicelib.domain.errors import Refused
-from chalicelib.domain.warming import Event, SetInterval, Toggle
+from chalicelib.domain.warming import Event, Revive, SetInterval, Toggle
 from chalicelib.ports import Connection
 from chalicelib.services.turns import Turns
 from chalicelib.services.unit_of_work import Scope, UnitOfWork
@@ -73,15 +72,19 @@ class Frames:
             case frames.Ping():
                 return frames.pong_frame(rid)
             case frames.Subscribe(conversation_id=conversation_id):
-                conversation = self.uow.read_owned(conversation_id, owner)
+                # Opening the panel re-arms a tick that was lost (dead-lettered, dropped): no
+                # write unless one was (warming/policy.py, `Revive`).
+                outcome = self.uow.transition(
+                    conversation_id, Revive(), owner=owner, scope=Scope(exclude=cid)
+                )
                 self.ports.store.subscribe(cid, conversation_id, "surface", connection.expires_at)
-                return surface.surface_frame(conversation_id, conversation.warming, rid)
+                return surface.surface_frame(conversation_id, outcome.conversation.warming, rid)
             case frames.Unsubscribe(conversation_id=conversation_id):
                 self.uow.read_owned(conversation_id, owner)
                 self.ports.store.unsubscribe(cid, conversation_id, "surface")
                 return frames.ack_frame("unsubscribe", conversation_id, rid)
             case frames.InvokeToggle(conversation_id=conversation_id, enabled=enabled):
-                self._check_warming_cap(owner, conversation_id, enabled)
+                # The warming cap is held by the write itself (unit_of_work: a warming slot).
                 return self._invoke(cid, owner, conversation_id, Toggle(enabled), rid)
             case frames.InvokeSetInterval(conversation_id=conversation_id, seconds=seconds):
                 return self._invoke(cid, owner, conversation_id, SetInterval(seconds), rid)
@@ -98,16 +101,6 @@ class Frames:
                 return frames.ack_frame("close", conversation_id, rid)
             case _:
                 assert_never(frame)
-
-    def _check_warming_cap(self, owner: str, conversation_id: str, wanted: bool | None) -> None:
-        conversation = self.uow.read_owned(conversation_id, owner)
-        elsewhere = sum(
-            1
-            for other in self.ports.store.list_conversations(owner)
-            if other.warming.enabled and other.id != conversation_id
-        )
-        cap = self.ports.limits.warming_conversations
-        turns.check_warming_cap(conversation, wanted, elsewhere, cap)
 
     def _invoke(
         self,

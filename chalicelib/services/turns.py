@@ -135,7 +135,9 @@ class Turns:
             result = self.ports.model().stream(prompt, stream.add_text, poller.should_abort)
         except ModelError as error:
             stream.flush()
-            return Reported("failed", stream.text, None, error.code, reached_model=bool(stream.text))
+            return Reported(
+                "failed", stream.text, None, error.code, reached_model=bool(stream.text)
+            )
         stream.flush()
         if poller.out_of_time:
             # Stopped to end before the invocation's deadline: what arrived is the reply.

@@ -82,9 +82,7 @@ def start_turn(body: Mapping[str, Any]) -> StartTurn:
     if not isinstance(text, str) or not text.strip():
         raise Refused("invalid_text", "'text' must be a non-empty string")
     if encoded_bytes(text) > MAX_TEXT_BYTES:
-        raise Refused(
-            "invalid_text", f"'text' is limited to {MAX_TEXT_BYTES} bytes as UTF-8 JSON"
-        )
+        raise Refused("invalid_text", f"'text' is limited to {MAX_TEXT_BYTES} bytes as UTF-8 JSON")
     return StartTurn(text)
 
 

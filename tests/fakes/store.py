@@ -5,12 +5,16 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from chalicelib.domain.conversation import Conversation, PageKey, Turn, summary_of
+from chalicelib.adapters.store_items import encode_conversation, encode_turn
+from chalicelib.domain.conversation import MAX_ITEM_BYTES, Conversation, PageKey, Turn, summary_of
 from chalicelib.ports import (
     AlreadyExists,
     CapReached,
     Channel,
     Connection,
+    ConversationCapReached,
+    ItemTooLarge,
+    SlotChange,
     Snapshot,
     SummaryPage,
     VersionConflict,
@@ -24,6 +28,8 @@ class InMemoryStore:
         self._turns: dict[str, dict[int, Turn]] = {}
         self._connections: dict[str, Connection] = {}
         self._hits: dict[tuple[str, int], int] = {}
+        # owner -> ids of the conversations holding a warming slot
+        self._warming: dict[str, set[str]] = {}
         # (conversation id, channel) -> connection id -> expires_at
         self._subscriptions: dict[tuple[str, str], dict[str, int]] = {}
         self._created: dict[str, int] = {}
@@ -35,7 +41,7 @@ class InMemoryStore:
                 raise AlreadyExists(conversation.id)
             created = self._created.get(conversation.owner, 0)
             if cap is not None and created >= cap:
-                raise CapReached(conversation.owner)
+                raise ConversationCapReached(conversation.owner)
             self._created[conversation.owner] = created + 1
             self._conversations[conversation.id] = conversation
 
@@ -71,13 +77,23 @@ class InMemoryStore:
         return sorted(mine, key=lambda c: (c.created_at, c.id), reverse=True)
 
     def save_conversation(
-        self, conversation: Conversation, turn: Turn | None = None
+        self, conversation: Conversation, turn: Turn | None = None, slot: SlotChange | None = None
     ) -> Conversation:
         with self._lock:
             stored = self._conversations.get(conversation.id)
             if stored is None or stored.version != conversation.version:
                 raise VersionConflict(conversation.id)
             saved = dataclasses.replace(conversation, version=conversation.version + 1)
+            for item in (encode_conversation(saved), encode_turn(turn) if turn else ""):
+                if len(item.encode()) > MAX_ITEM_BYTES:
+                    raise ItemTooLarge(conversation.id)
+            slots = self._warming.setdefault(conversation.owner, set())
+            if slot is not None and slot.take:
+                if len(slots) >= slot.cap and conversation.id not in slots:
+                    raise CapReached(conversation.owner)
+                slots.add(conversation.id)
+            elif slot is not None:
+                slots.discard(conversation.id)
             self._conversations[conversation.id] = saved
             if turn is not None:
                 self._turns.setdefault(turn.conversation_id, {})[turn.index] = turn

@@ -418,7 +418,7 @@ def test_load_reads_conversation_turns_and_live_subscribers_at_once(store: Store
 
 
 def test_the_conversation_cap_is_counted_in_the_same_write(store: Store) -> None:
-    from chalicelib.ports import CapReached
+    from chalicelib.ports import ConversationCapReached as CapReached
 
     store.create_conversation(conversation("a"), cap=2)
     store.create_conversation(conversation("b"), cap=2)
@@ -435,7 +435,7 @@ def test_the_conversation_cap_is_counted_in_the_same_write(store: Store) -> None
 def test_concurrent_creations_never_pass_the_cap(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.ports import CapReached
+    from chalicelib.ports import ConversationCapReached as CapReached
 
     if isinstance(store, DynamoStore):
         _serialize_moto_writes(monkeypatch)

@@ -273,11 +273,11 @@ def test_a_version_conflict_cancels_the_orphan_timer_and_decides_again() -> None
     real_save = w.store.save_conversation
     calls = {"n": 0}
 
-    def conflict_once(c: Conversation, turn: Any = None) -> Conversation:
+    def conflict_once(c: Conversation, *rest: Any) -> Conversation:
         calls["n"] += 1
         if calls["n"] == 1:
             raise VersionConflict(c.id)
-        return real_save(c, turn)
+        return real_save(c, *rest)
 
     w.store.save_conversation = conflict_once  # type: ignore[method-assign]
     subscribe(w, "ws1", conversation.id)

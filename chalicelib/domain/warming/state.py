@@ -83,7 +83,9 @@ class WarmingState:
     idle_warms: int = 0
     consecutive_errors: int = 0
     last_error: str | None = None
-    warm_started_at: int | None = None
+    # A claimed warm is held until its invocation's deadline (when Lambda kills it at the
+    # latest), or released at once when the invocation fails: then a redelivery takes it over.
+    warm_lease_until: int | None = None
     # The live tick may rebuild an expired cache: the user enabled warming and asked for it.
     rebuild: bool = False
     turn_started_at: int | None = None
