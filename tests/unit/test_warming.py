@@ -376,7 +376,7 @@ def test_a_warm_refused_as_too_long_stops_as_context_full_at_once() -> None:
         seq=3,
         has_prefix=True,
         last_refresh_at=0,
-        warm_started_at=1000,
+        warm_lease_until=100_000,
         timer_ref=None,
     )
     stopped, effects = decide(
