@@ -42,7 +42,7 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAX_TOKENS = 8192
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 # Per user and UTC day, turns and warms together (docs/operations.md, "Per-user limits"):
-# about 60 turns of 20,000 cached tokens on the default model, or hours of warming.
+# about 1,000 turns of a 20,000-token conversation that reads the cache on the default model.
 DEFAULT_DAILY_BUDGET_USD = 5.0
 DEFAULT_MAX_CONVERSATIONS = 500
 
