@@ -121,7 +121,11 @@ def connect(event: WebsocketEvent) -> Response | None:
 
 @app.on_ws_message()
 def message(event: WebsocketEvent) -> None:
-    bootstrap.services().handle_frame(event.connection_id, event.body)
+    # When API Gateway received the frame ($context.requestTimeEpoch, API Gateway developer
+    # guide, "WebSocket API mapping template reference"): the frame limit counts by arrival.
+    arrived = event.to_dict().get("requestContext", {}).get("requestTimeEpoch")
+    arrived_ms = int(arrived) if isinstance(arrived, int | str) and str(arrived).isdigit() else None
+    bootstrap.services().handle_frame(event.connection_id, event.body, arrived_ms)
 
 
 @app.on_ws_disconnect()

@@ -1,8 +1,9 @@
 """``python -m bench [name ...]``: run every benchmark (or the named ones) and print the table.
 
-Names: coldstart, calls, cost, timer, abort, immediate, scale. `timer`, `abort` and `immediate`
+Names: coldstart, calls, cost, timer, abort, immediate, scale, policy. `timer`, `abort` and `immediate`
 share one local stack when they run together (the other two run while the timer's warms are still
-minutes away, so they do not overlap them). `--markdown FILE` also writes the results as Markdown (for docs/performance.md).
+minutes away, so they do not overlap them). `policy` needs no stack: pure arithmetic over simulated idle
+gaps (`--gaps`, `--exact-decide`, `--jobs`). `--markdown FILE` also writes the results as Markdown (for docs/performance.md).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import abort, calls, coldstart, immediate, scale, timer, warmcost
+from bench import abort, calls, coldstart, immediate, policy, scale, timer, warmcost
 from bench.common import Report, loadavg, machine, print_row, table
 from bench.stack import LocalStack
 
-ORDER = ("coldstart", "calls", "cost", "timer", "abort", "immediate", "scale")
+ORDER = ("coldstart", "calls", "cost", "timer", "abort", "immediate", "scale", "policy")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scale-conversations", type=int, default=scale.CONVERSATIONS)
     parser.add_argument("--scale-minutes", type=float, default=scale.MINUTES)
+    parser.add_argument(
+        "--gaps", type=int, default=policy.GAPS, help="policy: idle gaps per gap model"
+    )
+    parser.add_argument("--seed", type=int, default=policy.SEED, help="policy: RNG seed")
+    parser.add_argument(
+        "--exact-decide",
+        action="store_true",
+        help="policy: replay every gap through decide event by event (slower)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=0, help="policy: worker processes (0: one per CPU)"
+    )
     parser.add_argument("--markdown", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(ORDER))
@@ -101,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                     reports.get("timer"),
                 ),
             )
+        elif name == "policy":
+            timed(name, lambda: policy.run(args.gaps, args.seed, args.jobs, args.exact_decide))
     total = time.monotonic() - began
     ordered = [reports[name] for name in ORDER if name in reports]
     markdown = render(ordered, info, total)
@@ -132,6 +147,8 @@ def render(reports: list[Report], info: dict[str, str], total_s: float) -> str:
     for report in reports:
         for block in report.extra.get("projection", []):
             lines += ["", "```", block, "```"]
+        for text in report.extra.get("markdown", []):
+            lines += ["", text]
     return "\n".join(lines)
 
 

@@ -105,7 +105,10 @@ class ConversationStore(Protocol):
         """
 
     def get_turns(self, conversation_id: str) -> list[Turn]:
-        """All turns in order."""
+        """All turns in order; a turn still generating shows its reply so far."""
+
+    def save_partial_reply(self, conversation_id: str, index: int, text: str) -> None:
+        """Checkpoint the reply of a turn still generating (a late subscriber reads it)."""
 
     def load(self, conversation_id: str, now_s: int) -> Snapshot | None:
         """Conversation, turns and live subscribers per channel in one consistent read."""

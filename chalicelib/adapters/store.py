@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from chalicelib.adapters.store_items import (
     GSI_NAME,
     META,
+    PARTIAL_TEXT,
     SUMMARY_GSI,
     TTL_ATTRIBUTE,
     conversation_item,
@@ -16,13 +17,14 @@ from chalicelib.adapters.store_items import (
     create_table,
     decode_conversation,
     decode_summary,
-    decode_turn,
     int_attr,
     n_value,
     page_key_of,
     s_value,
     str_attr,
     summary_start_key,
+    turn_from_item,
+    turn_key,
     user_key,
 )
 from chalicelib.adapters.store_table import error_code
@@ -156,7 +158,17 @@ class DynamoStore(ConversationWrites, UserItems):
                 "ConsistentRead": True,
             }
         )
-        return [decode_turn(str_attr(item, "body")) for item in items]
+        return [turn_from_item(item) for item in items]
+
+    def save_partial_reply(self, conversation_id: str, index: int, text: str) -> None:
+        self.client.update_item(
+            TableName=self._table,
+            Key=turn_key(conversation_id, index),
+            UpdateExpression="SET #partial = :text",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#partial": PARTIAL_TEXT},
+            ExpressionAttributeValues={":text": s_value(text)},
+        )
 
     def load(self, conversation_id: str, now_s: int) -> Snapshot | None:
         items = self._query(
@@ -177,7 +189,7 @@ class DynamoStore(ConversationWrites, UserItems):
                     str_attr(item, "body"), int_attr(item, "version")
                 )
             elif sort_key.startswith("TURN#"):
-                turns.append(decode_turn(str_attr(item, "body")))
+                turns.append(turn_from_item(item))
             elif sort_key.startswith("SUB#") and int_attr(item, TTL_ATTRIBUTE) > now_s:
                 channel = sort_key.split("#", 2)[1]
                 subscribers.setdefault(channel, []).append(str_attr(item, "connectionId"))

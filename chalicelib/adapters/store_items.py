@@ -2,7 +2,7 @@
 
 Key layout (pk / sk):
     CONV#<id>    META                       conversation: version, owner, gsi1pk, gsi1sk, body
-    CONV#<id>    TURN#<index:06d>           turn: body
+    CONV#<id>    TURN#<index:06d>           turn: body, partialText (the reply so far, while generating)
     CONV#<id>    SUB#<channel>#<connId>     subscription: connectionId, expiresAt
     CONN#<id>    META                       connection: owner, connectedAt, expiresAt
     CONN#<id>    SUB#<convId>#<channel>     mirror of a subscription, so a disconnect finds them all
@@ -136,6 +136,17 @@ def conversation_item(conversation: Conversation, version: int) -> Item:
         "body": s_value(encode_conversation(conversation)),
         "summary": s_value(encode_summary(summary_of(conversation))),
     }
+
+
+PARTIAL_TEXT = "partialText"
+
+
+def turn_from_item(item: Item) -> Turn:
+    """A turn; one still generating shows the reply so far (checkpointed while it streams)."""
+    turn = decode_turn(str_attr(item, "body"))
+    if turn.status == "generating" and PARTIAL_TEXT in item:
+        turn = dataclasses.replace(turn, assistant_text=str_attr(item, PARTIAL_TEXT))
+    return turn
 
 
 def turn_item(turn: Turn) -> Item:

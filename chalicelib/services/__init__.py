@@ -79,8 +79,10 @@ class Services:
     def disconnect(self, connection_id: str) -> None:
         self.frames.disconnect(connection_id)
 
-    def handle_frame(self, connection_id: str, raw: str | bytes) -> None:
-        self.frames.handle(connection_id, raw)
+    def handle_frame(
+        self, connection_id: str, raw: str | bytes, arrived_ms: int | None = None
+    ) -> None:
+        self.frames.handle(connection_id, raw, arrived_ms)
 
     # --- HTTP -------------------------------------------------------------------------------
 

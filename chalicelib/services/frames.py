@@ -36,15 +36,16 @@ class Frames:
         # Forget the socket only: warming and turns carry on without a browser.
         self.ports.store.delete_connection(connection_id)
 
-    def handle(self, connection_id: str, raw: str | bytes) -> None:
-        """Parse and run one client frame; every outcome, errors included, is one reply frame."""
+    def handle(self, connection_id: str, raw: str | bytes, arrived_ms: int | None = None) -> None:
+        """Parse and run one client frame; every outcome, errors included, is one reply frame.
+        `arrived_ms`: when API Gateway received it (the frame limit counts by arrival)."""
         request_id: str | None = None
         conversation_id: str | None = None
         try:
             frame = frames.parse_frame(raw)
             request_id = frame.request_id
             conversation_id = getattr(frame, "conversation_id", None)
-            connection = self._admit(connection_id)
+            connection = self._admit(connection_id, arrived_ms)
             reply = self.dispatch(connection, frame)
         except Exception as failure:  # every frame gets exactly one reply
             if isinstance(failure, FrameRefused):
@@ -55,11 +56,13 @@ class Frames:
             reply = error_frame(refusal_of(failure), request_id, conversation_id)
         self.uow.fanout.reply(connection_id, reply)
 
-    def _admit(self, connection_id: str) -> Connection:
+    def _admit(self, connection_id: str, arrived_ms: int | None) -> Connection:
         connection = self.ports.store.get_connection(connection_id)
         if connection is None:
             raise Refused("unauthorized", "this connection is not authenticated")
-        now_s = self.ports.clock.now_ms() // 1000
+        # Frames of one connection are processed concurrently (one Lambda invocation each), so
+        # the second they arrived in, not the one they are processed in, is what they count in.
+        now_s = (arrived_ms or self.ports.clock.now_ms()) // 1000
         limit = self.ports.limits.frames_per_second
         if not self.ports.store.consume(f"frames#{connection_id}", now_s, limit, now_s + 60):
             raise Refused("rate_limited", "too many frames; slow down")

@@ -9,7 +9,7 @@ from typing import Any
 
 from chalicelib.domain import budget, turns
 from chalicelib.domain.context import context_limit
-from chalicelib.domain.conversation import Conversation, Turn, turn_id, turn_index
+from chalicelib.domain.conversation import Conversation, Turn, fit_reply, turn_id, turn_index
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.prompts import turn_prompt
 from chalicelib.domain.turns import Change, Reported
@@ -109,13 +109,22 @@ class Turns:
             return "stale"
         if not claimed.changed:
             return "stale"
-        stream = self.uow.fanout.chat_stream(conversation_id, tid)
+        stream = self.uow.fanout.chat_stream(
+            conversation_id, tid, lambda text: self._checkpoint(current, text)
+        )
         try:
             reported = self._reply(claimed.conversation, history, current, stream, deadline)
         except Exception:
             log.exception("generate failed after its claim")
             reported = Reported("failed", stream.text, None, "internal_error", bool(stream.text))
         return self.finish(conversation_id, index, reported, owner=owner)
+
+    def _checkpoint(self, turn: Turn, text: str) -> None:
+        fitted, _ = fit_reply(turn.user_text, text)
+        try:
+            self.ports.store.save_partial_reply(turn.conversation_id, turn.index, fitted)
+        except Exception:
+            log.exception("checkpointing the reply so far failed; the stream goes on")
 
     def _reply(
         self,

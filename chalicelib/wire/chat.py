@@ -38,8 +38,13 @@ def started_frame(turn: Turn) -> dict[str, Any]:
     )
 
 
-def delta_frame(conversation_id: str, turn_id: str, text: str) -> dict[str, Any]:
-    return chat_frame(conversation_id, "delta", turnId=turn_id, text=text)
+def delta_frame(conversation_id: str, turn_id: str, text: str, offset: int) -> dict[str, Any]:
+    return chat_frame(conversation_id, "delta", turnId=turn_id, text=text, offset=offset)
+
+
+def utf16_units(text: str) -> int:
+    """The text's length as JavaScript counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def delta_pieces(text: str) -> list[str]:

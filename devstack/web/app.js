@@ -763,7 +763,9 @@ function applyChat(frame) {
       break;
     case "delta":
       if (turn.status !== "generating") break; // a late delta after the end
-      turn.text += frame.text || "";
+      // Offsets make deltas idempotent and let a late subscriber's catch-up (offset 0) replace
+      // what it had: the reply is what precedes the offset plus this text.
+      turn.text = turn.text.slice(0, frame.offset ?? turn.text.length) + (frame.text || "");
       scheduleReplyRender(conv, turn);
       break;
     case "turn-sealed":

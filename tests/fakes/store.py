@@ -30,6 +30,7 @@ class InMemoryStore:
         self._hits: dict[tuple[str, int], int] = {}
         # owner -> ids of the conversations holding a warming slot
         self._warming: dict[str, set[str]] = {}
+        self._partials: dict[tuple[str, int], str] = {}
         # (conversation id, channel) -> connection id -> expires_at
         self._subscriptions: dict[tuple[str, str], dict[str, int]] = {}
         self._created: dict[str, int] = {}
@@ -102,7 +103,18 @@ class InMemoryStore:
     def get_turns(self, conversation_id: str) -> list[Turn]:
         with self._lock:
             turns = self._turns.get(conversation_id, {})
-            return [turns[index] for index in sorted(turns)]
+            return [self._with_partial(turns[index]) for index in sorted(turns)]
+
+    def _with_partial(self, turn: Turn) -> Turn:
+        partial = self._partials.get((turn.conversation_id, turn.index))
+        if turn.status != "generating" or partial is None:
+            return turn
+        return dataclasses.replace(turn, assistant_text=partial)
+
+    def save_partial_reply(self, conversation_id: str, index: int, text: str) -> None:
+        with self._lock:
+            if index in self._turns.get(conversation_id, {}):
+                self._partials[(conversation_id, index)] = text
 
     def put_connection(self, connection: Connection) -> None:
         with self._lock:

@@ -289,7 +289,7 @@ def _ended(status: str, **changes: object) -> TurnEndedNotice:
 def _backend_chat_frames() -> list[dict[str, Any]]:
     """One frame of every kind the backend's chat builders make, every failure code included."""
     turn = Turn(C, 2, "And then?", 1767614400000)
-    built = [chat.started_frame(turn), chat.delta_frame(C, turn.turn_id, "Then the ")]
+    built = [chat.started_frame(turn), chat.delta_frame(C, turn.turn_id, "Then the ", 0)]
     built.append(chat.ended_frame(_ended("sealed", usage=USAGE)))
     built += [chat.ended_frame(_ended("aborted", abort_reason=r)) for r in enum("AbortReason")]
     built += [chat.ended_frame(_ended("failed", error_code=c)) for c in chat.FAILURE_MESSAGES]

@@ -302,8 +302,10 @@ export interface ChatDelta {
   readonly conversationId: ConversationId;
   readonly event: "delta";
   readonly turnId: string;
-  /** New text since the previous delta. */
+  /** The reply's text from `offset` on. */
   readonly text: string;
+  /** Where `text` starts in the reply, in UTF-16 code units (JavaScript string indices): reply = reply.slice(0, offset) + text. A socket that subscribes while a reply streams first gets the text so far from offset 0. */
+  readonly offset: number;
 }
 
 export interface ChatTurnSealed {
