@@ -226,11 +226,12 @@ def replay_decide(
     gap belongs to a new conversation. `warm_log` collects each warm's start, in seconds after
     the reply it follows.
     """
-    from chalicelib.domain.pricing import Usage
+    from chalicelib.domain.pricing import CacheRates, Usage, idle_warm_budget
     from chalicelib.domain.warming import (
         ArmTimer,
         ConversationCreated,
         Effect,
+        ModelTerms,
         TickDue,
         Toggle,
         TurnSealed,
@@ -242,6 +243,10 @@ def replay_decide(
     )
 
     prefix = Usage(cache_read_input_tokens=10_000)
+    # Claude Sonnet 4.6 (docs/models.md): $3 input, $3.75 / $6 writes, $0.30 reads; 1,024 minimum.
+    rates = CacheRates(input=3.0, cache_write_5m=3.75, cache_write_1h=6.0, cache_read=0.30)
+    terms = ModelTerms(idle_budget=idle_warm_budget(rates, retention), min_cacheable_tokens=1024)
+    warm_deadline_ms = 300_000  # the warm function's timeout: a claim is held no longer
 
     def armed(effects: list[Effect]) -> ArmTimer | None:
         arms = [e for e in effects if isinstance(e, ArmTimer)]
@@ -252,7 +257,7 @@ def replay_decide(
         state, _ = decide(WarmingState(), ConversationCreated(retention), now)  # type: ignore[arg-type]
         state, _ = decide(state, Toggle(True), now)
         state, _ = decide(state, TurnStarted(now), now)
-        state, effects = decide(state, TurnSealed(now, now, prefix), now)
+        state, effects = decide(state, TurnSealed(now, now, prefix, terms), now)
         return state, armed(effects)
 
     now = 1_800_000_000_000
@@ -264,7 +269,7 @@ def replay_decide(
         warms = 0
         while tick is not None and (back is None or tick.target < back):
             at = tick.target
-            state, effects = decide(state, TickDue(tick.seq, at), at)
+            state, effects = decide(state, TickDue(tick.seq, at, terms, at + warm_deadline_ms), at)
             tick = armed(effects)
             for effect in effects:
                 if isinstance(effect, Warm):
@@ -272,7 +277,7 @@ def replay_decide(
                     if warm_log is not None:
                         warm_log.append((at - now) / 1000)
                     state, effects = decide(
-                        state, WarmFinished(effect.seq, at, "claude-sonnet-4-6", prefix), at
+                        state, WarmFinished(effect.seq, at, terms, prefix), at
                     )
                     tick = armed(effects)
         if back is None:
@@ -283,7 +288,7 @@ def replay_decide(
         expires = state.cache_expires_at
         out.append(Outcome(warms, expires is not None and back < expires))
         state, _ = decide(state, TurnStarted(back), back)
-        state, effects = decide(state, TurnSealed(back, back, prefix), back)
+        state, effects = decide(state, TurnSealed(back, back, prefix, terms), back)
         tick = armed(effects)
         now = back
     return out
