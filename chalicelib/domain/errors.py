@@ -27,6 +27,8 @@ Code = Literal[
     "conflict",
     "rate_limited",
     "limit_reached",
+    "budget_exhausted",
+    "context_full",
     "upstream_error",
     "internal_error",
 ]

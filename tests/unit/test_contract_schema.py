@@ -106,6 +106,12 @@ def test_limits_are_the_backends() -> None:
     assert limits["framesPerSecondPerConnection"] == caps.frames_per_second
     assert limits["turnsPerMinutePerUser"] == caps.turns_per_minute
     assert limits["warmingConversationsPerUser"] == caps.warming_conversations
+    assert limits["conversationsPerUser"] == caps.conversations
+    assert limits["dailyBudgetUsdPerUser"] == caps.daily_budget_usd
+    assert limits["listPageSize"] == {
+        "default": commands.DEFAULT_PAGE_SIZE,
+        "max": commands.MAX_PAGE_SIZE,
+    }
 
 
 # --- surface fields ----------------------------------------------------------------------------

@@ -365,3 +365,23 @@ def test_a_new_interval_during_a_warm_is_pushed_by_the_warms_completion_not_befo
     assert changed.interval_seconds == 45 and effects == []
     done, effects = decide(changed, WarmFinished(state.seq, target, TERMS, READ), target + 400)
     assert PushUpdate() in effects and done.next_warm_at == target + 45 * S
+
+
+def test_a_warm_refused_as_too_long_stops_as_context_full_at_once() -> None:
+    from chalicelib.domain.warming import WarmFinished
+
+    terms = ModelTerms(idle_budget=11, min_cacheable_tokens=1024)
+    state = WarmingState(
+        enabled=True,
+        status="warming",
+        seq=3,
+        has_prefix=True,
+        last_refresh_at=0,
+        warm_lease_until=100_000,
+        timer_ref=None,
+    )
+    stopped, effects = decide(
+        state, WarmFinished(3, 1000, terms, None, 0.0, "context_window_exceeded"), 2000
+    )
+    assert stopped.status == "context-full" and stopped.context_full
+    assert not any(type(effect).__name__ == "ArmTimer" for effect in effects)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from chalicelib.domain.context import room_for_another_turn
 from chalicelib.domain.pricing import Usage
 from chalicelib.domain.timing import TIMINGS
 from chalicelib.domain.warming.events import (
@@ -67,8 +68,8 @@ def decide(state: WarmingState, event: Event, now: int) -> Decision:
             return _turn_started(state, at)
         case TurnSealed():
             return _turn_sealed(state, event, now)
-        case TurnEnded(refreshed_at=refreshed_at):
-            return _turn_ended(state, refreshed_at, now)
+        case TurnEnded(refreshed_at=refreshed_at, context_full=context_full):
+            return _turn_ended(state, refreshed_at, now, context_full=context_full)
         case Close():
             return _close(state)
     raise TypeError(f"unknown event {event!r}")
@@ -114,6 +115,9 @@ def _resume(state: WarmingState, now: int) -> Decision:
     state = replace(
         state, enabled=True, closed=False, idle_warms=0, consecutive_errors=0, last_error=None
     )
+    if state.context_full:
+        # No turn can extend this prefix any more: keeping it warm would only cost.
+        return _stop(state, "context-full")
     if not state.has_prefix:
         return _stop(state, "waiting-for-first-turn")
     expires_at = state.cache_expires_at
@@ -175,6 +179,9 @@ def _tick_due(state: WarmingState, tick: TickDue, now: int) -> Decision:
         return _stop(state, "cache-expired")
     if state.idle_warms >= tick.terms.idle_budget:
         return _stop(state, "paused-idle")
+    if not tick.budget_left:
+        # The owner's spend budget for the day is used up: the warm is not sent.
+        return _stop(state, "budget-exhausted")
     claimed = replace(state, status="warming", warm_lease_until=tick.deadline)
     return claimed, [Warm(state.seq)]
 
@@ -227,6 +234,9 @@ def _warm_finished(state: WarmingState, done: WarmFinished, now: int) -> Decisio
     if not current:
         # Toggled off, closed or re-armed while the warm ran: keep its stats, book nothing.
         return state, ([PushUpdate()] if done.usage is not None else [])
+    if done.usage is None and done.error == "context_window_exceeded":
+        # The prefix itself no longer fits: retrying cannot help.
+        return _stop(state, "context-full", context_full=True)
     if done.usage is None:
         errors = state.consecutive_errors + 1
         state = replace(state, consecutive_errors=errors, last_error=done.error or "upstream_error")
@@ -278,8 +288,14 @@ def _turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
             prefix_tokens=usage.prompt_tokens + usage.output_tokens,
             stats=replace(state.stats, last_cache_pct=usage.cache_hit_pct),
         )
+    if usage is not None and not room_for_another_turn(
+        state.prefix_tokens or 0, sealed.terms.context_limit
+    ):
+        state = replace(state, context_full=True)
     if not state.enabled or state.closed:
         return state, [PushUpdate()]
+    if state.context_full:
+        return _stop(state, "context-full")
     prefix = state.prefix_tokens if usage is not None else None
     if prefix is not None and prefix < sealed.terms.min_cacheable_tokens:
         # Below the model's minimum cacheable length: a warm would be billed and cache nothing.
@@ -290,8 +306,12 @@ def _turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
     return _arm(state, target)
 
 
-def _turn_ended(state: WarmingState, refreshed_at: int | None, now: int) -> Decision:
-    state = replace(state, turn_started_at=None)
+def _turn_ended(
+    state: WarmingState, refreshed_at: int | None, now: int, *, context_full: bool = False
+) -> Decision:
+    state = replace(state, turn_started_at=None, context_full=state.context_full or context_full)
+    if context_full and state.enabled and not state.closed:
+        return _stop(state, "context-full")
     if refreshed_at is not None and state.has_prefix:
         state = replace(state, last_refresh_at=max(refreshed_at, state.last_refresh_at or 0))
     if state.enabled and not state.closed and not _alive(state, now):
