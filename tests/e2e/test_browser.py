@@ -390,6 +390,8 @@ def test_coming_back_after_the_browser_was_closed(
         "data-state", "open", timeout=2000
     )
     expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "open")
+    # Open is not subscribed yet: the page restores its subscriptions right after.
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-resubscribed", "1")
     [reconnected] = _gateway_connections(devstack, session.agent)
     assert reconnected != connection_id
     for seconds in (25, INTERVAL_SECONDS):

@@ -385,3 +385,13 @@ def test_a_warm_refused_as_too_long_stops_as_context_full_at_once() -> None:
     )
     assert stopped.status == "context-full" and stopped.context_full
     assert not any(type(effect).__name__ == "ArmTimer" for effect in effects)
+
+
+def test_a_new_interval_while_a_rebuild_is_due_books_it_again_for_now() -> None:
+    expired = replace(sealed_state(), enabled=False)
+    state, _ = decide(expired, Toggle(True), T0 + 400 * S)  # the cache is gone: rebuild at once
+    assert state.rebuild and state.next_warm_at == T0 + 400 * S
+    later = T0 + 403 * S
+    changed, effects = decide(state, SetInterval(60), later)
+    assert changed.interval_seconds == 60 and changed.rebuild
+    assert changed.next_warm_at == later and arms(effects) and PushUpdate() in effects

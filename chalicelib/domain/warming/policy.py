@@ -150,11 +150,14 @@ def _set_interval(state: WarmingState, seconds: int, now: int) -> Decision:
         return _resume(state, now)  # its tick was lost: book afresh with the new interval
     if state.status == "scheduled" and not state.rebuild and state.last_refresh_at is not None:
         return _arm(state, max(now, state.last_refresh_at + seconds * 1000))
-    if state.status == "warming" or state.rebuild:
-        # A warm is in flight or due at once (a rebuild): its completion books from the new
-        # interval and pushes that. A push now would only show the in-flight state, whose
-        # `nextWarmAt` is already past.
+    if state.status == "warming":
+        # A warm is in flight: its completion books from the new interval and pushes that. A
+        # push now would only show the in-flight state, whose `nextWarmAt` is already past.
         return state, []
+    if state.status == "scheduled" and state.rebuild:
+        # A rebuild due at once: book it again for now, so the update shows a `nextWarmAt`
+        # that has not passed (the replaced tick is stale by its seq).
+        return _arm(state, now, rebuild=True)
     # Off or paused: the new interval shows at once.
     return state, [PushUpdate()]
 
