@@ -68,8 +68,10 @@ def create_conversation() -> Response:
 @app.route("/conversations", methods=["GET"], cors=True)
 @api
 def list_conversations() -> dict[str, Any]:
-    conversations = bootstrap.services().list_conversations(_owner())
-    return {"conversations": [views.conversation_view(c) for c in conversations]}
+    query = app.current_request.query_params if app.current_request else None
+    command = commands.list_conversations(query)
+    page = bootstrap.services().list_conversations(_owner(), command.limit, command.after)
+    return views.conversation_list(page)
 
 
 @app.route("/conversations/{conversation_id}", methods=["GET"], cors=True)
@@ -119,7 +121,11 @@ def connect(event: WebsocketEvent) -> Response | None:
 
 @app.on_ws_message()
 def message(event: WebsocketEvent) -> None:
-    bootstrap.services().handle_frame(event.connection_id, event.body)
+    # When API Gateway received the frame ($context.requestTimeEpoch, API Gateway developer
+    # guide, "WebSocket API mapping template reference"): the frame limit counts by arrival.
+    arrived = event.to_dict().get("requestContext", {}).get("requestTimeEpoch")
+    arrived_ms = int(arrived) if isinstance(arrived, int | str) and str(arrived).isdigit() else None
+    bootstrap.services().handle_frame(event.connection_id, event.body, arrived_ms)
 
 
 @app.on_ws_disconnect()
@@ -135,7 +141,7 @@ def warm(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Ticks: an SQS batch from the tick queue's event source mapping (answered with the partial
     batch response), or one raw `{"conversationId", "seq", "target"}` from an async invoke."""
     services = bootstrap.services()
-    # The invocation's deadline: the warm's claim is held no longer than this.
+    # A claimed warm is held until Lambda would kill this invocation, no longer.
     deadline = services.clock.now_ms() + int(context.get_remaining_time_in_millis())
     if ticks.is_batch(event):
         outcome = services.handle_tick_batch(ticks.records_of(event), deadline)

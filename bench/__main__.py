@@ -1,25 +1,37 @@
 """``python -m bench [name ...]``: run every benchmark (or the named ones) and print the table.
 
-Names: coldstart, calls, cost, timer, abort, immediate, scale, capacity (arithmetic over AWS's
-default quotas and the calls/timer measurements). `timer`, `abort` and `immediate`
+Names: coldstart, calls, cost, timer, abort, immediate, scale, policy, capacity (arithmetic over
+AWS's default quotas and the calls/timer measurements). `timer`, `abort` and `immediate`
 share one local stack when they run together (the other two run while the timer's warms are still
-minutes away, so they do not overlap them). `--markdown FILE` also writes the results as Markdown (for docs/performance.md).
+minutes away, so they do not overlap them). `policy` needs no stack: pure arithmetic over simulated idle
+gaps (`--gaps`, `--exact-decide`, `--jobs`). `--markdown FILE` also writes the results as Markdown (for docs/performance.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import abort, calls, capacity, coldstart, immediate, scale, timer, warmcost
+from bench import abort, calls, capacity, coldstart, immediate, policy, scale, timer, warmcost
 from bench.common import Report, loadavg, machine, print_row, table
 from bench.stack import LocalStack
 
-ORDER = ("coldstart", "calls", "cost", "timer", "abort", "immediate", "scale", "capacity")
+ORDER = (
+    "coldstart",
+    "calls",
+    "cost",
+    "timer",
+    "abort",
+    "immediate",
+    "scale",
+    "policy",
+    "capacity",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scale-conversations", type=int, default=scale.CONVERSATIONS)
     parser.add_argument("--scale-minutes", type=float, default=scale.MINUTES)
+    parser.add_argument(
+        "--gaps", type=int, default=policy.GAPS, help="policy: idle gaps per gap model"
+    )
+    parser.add_argument("--seed", type=int, default=policy.SEED, help="policy: RNG seed")
+    parser.add_argument(
+        "--exact-decide",
+        action="store_true",
+        help="policy: replay every gap through decide event by event (slower)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=0, help="policy: worker processes (0: one per CPU)"
+    )
     parser.add_argument("--markdown", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(ORDER))
@@ -78,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             users = timer.USERS + abort.USERS + immediate.USERS
             with LocalStack(users=users, extra=timer.STACK_ARGS) as stack:
 
-                def during_wait(s: LocalStack = stack, shared: list[str] = shared) -> None:
+                def during_wait(s: LocalStack = stack, shared: Sequence[str] = shared) -> None:
                     if "abort" in shared:
                         timed("abort", lambda: abort.run(s, user_offset=timer.USERS))
                     if "immediate" in shared:
@@ -87,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                             lambda: immediate.run(s, user_offset=timer.USERS + abort.USERS),
                         )
 
-                timed("timer", lambda s=stack: timer.run(s, during_wait=during_wait))
+                timed("timer", functools.partial(timer.run, stack, during_wait=during_wait))
         elif name == "abort" and "timer" not in selected:
             timed(name, abort.run)
         elif name == "immediate" and "timer" not in selected:
@@ -102,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                     reports.get("timer"),
                 ),
             )
+        elif name == "policy":
+            timed(name, lambda: policy.run(args.gaps, args.seed, args.jobs, args.exact_decide))
         elif name == "capacity":
             timed(name, lambda: capacity.run(reports.get("calls"), reports.get("timer")))
     total = time.monotonic() - began
@@ -135,6 +161,8 @@ def render(reports: list[Report], info: dict[str, str], total_s: float) -> str:
     for report in reports:
         for block in report.extra.get("projection", []):
             lines += ["", "```", block, "```"]
+        for text in report.extra.get("markdown", []):
+            lines += ["", text]
     return "\n".join(lines)
 
 

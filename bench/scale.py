@@ -15,6 +15,7 @@ did not run before) and the warm Lambda's measured billed time per warm from thi
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -218,7 +219,7 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
     setup_first = proc_sample(stack.pid)
     failures = sum(
         run_parallel(
-            [lambda u=u, i=i: _prepare(u, i * PER_USER) for i, u in enumerate(users)], workers=8
+            [functools.partial(_prepare, u, i * PER_USER) for i, u in enumerate(users)], workers=8
         )
     )
     progress = [-1, time.monotonic()]

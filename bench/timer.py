@@ -30,6 +30,7 @@ References, computed from the same run (no second batch):
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections import defaultdict
@@ -96,7 +97,7 @@ def _run(stack: LocalStack, report: Report, during_wait: Callable[[], None] | No
     )
     began = time.monotonic()
     jobs = [
-        lambda u=u, i=i, p=p: _setup(u, i, p, rng)
+        functools.partial(_setup, u, i, p, rng)
         for i, (u, p) in enumerate(zip(users, paths, strict=True))
     ]
     created = run_parallel(jobs, workers=8)

@@ -16,7 +16,6 @@ from chalicelib.services.ticks import TickReport
 log = logging.getLogger("cache_warming.ticks")
 
 
-
 def tick_record(report: TickReport) -> dict[str, object]:
     return {
         "event": "tick",

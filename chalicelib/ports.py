@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.conversation import Conversation, ConversationSummary, PageKey, Turn
 from chalicelib.domain.pricing import CacheRates, Usage
 from chalicelib.domain.prompts import Prompt
 
@@ -24,6 +24,38 @@ class VersionConflict(Exception):
 
 class AlreadyExists(Exception):
     pass
+
+
+class CapReached(Exception):
+    """The owner already warms as many conversations as the cap allows; nothing was written."""
+
+
+class ItemTooLarge(Exception):
+    """An item over DynamoDB's 400 KB: refused, nothing written."""
+
+
+class WriteOutcomeUnknown(Exception):
+    """The write failed in a way that may have landed (a 5xx, throttling or a lost response
+    after botocore's retries) and reading it back failed too."""
+
+
+@dataclass(frozen=True)
+class SlotChange:
+    """A conversation takes or releases one of its owner's warming slots, in the same write."""
+
+    take: bool
+    cap: int
+
+
+class ConversationCapReached(Exception):
+    """The owner already created as many conversations as the cap allows; nothing was written."""
+
+
+@dataclass(frozen=True)
+class SummaryPage:
+    summaries: list[ConversationSummary]
+    # Where the next page starts; None on the last page.
+    next_after: PageKey | None
 
 
 @dataclass(frozen=True)
@@ -47,25 +79,36 @@ class Snapshot:
 class ConversationStore(Protocol):
     """Conversations and their turns, written with optimistic concurrency."""
 
-    def create_conversation(self, conversation: Conversation) -> None:
-        """Raises AlreadyExists if the id is taken."""
+    def create_conversation(self, conversation: Conversation, cap: int | None = None) -> None:
+        """Raises AlreadyExists if the id is taken, ConversationCapReached if the owner already
+        created `cap` conversations (counted in the same write)."""
 
     def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
     def list_conversations(self, owner: str) -> list[Conversation]:
-        """The owner's conversations, newest first."""
+        """The owner's conversations, newest first (whole bodies: not for the list view)."""
+
+    def list_summaries(self, owner: str, limit: int, after: PageKey | None) -> SummaryPage:
+        """At most `limit` of the owner's conversation summaries, newest first, starting after
+        `after`; reads no conversation body."""
 
     def save_conversation(
-        self, conversation: Conversation, turn: Turn | None = None
+        self, conversation: Conversation, turn: Turn | None = None, slot: SlotChange | None = None
     ) -> Conversation:
         """Write `conversation` if the stored version still equals `conversation.version`.
 
         Returns the stored copy (version + 1). With `turn`, the turn item is written in the same
-        transaction. Raises VersionConflict otherwise, writing nothing.
+        transaction; with `slot`, the owner's warming slots change in it too (taking one past
+        the cap raises CapReached). Raises VersionConflict when the version moved on, writing
+        nothing. A write that landed although its response was lost (a retried request that then
+        failed its own condition) is recognised as this write and returned as saved.
         """
 
     def get_turns(self, conversation_id: str) -> list[Turn]:
-        """All turns in order."""
+        """All turns in order; a turn still generating shows its reply so far."""
+
+    def save_partial_reply(self, conversation_id: str, index: int, text: str) -> None:
+        """Checkpoint the reply of a turn still generating (a late subscriber reads it)."""
 
     def load(self, conversation_id: str, now_s: int) -> Snapshot | None:
         """Conversation, turns and live subscribers per channel in one consistent read."""
@@ -96,8 +139,17 @@ class RateLimits(Protocol):
         """Count one hit in `bucket`'s fixed `window`; False (counting nothing) once `limit` is reached."""
 
 
-class Store(ConversationStore, ConnectionStore, RateLimits, Protocol):
-    """All three storage concerns: what the composition root hands out."""
+class SpendLedger(Protocol):
+    """Per-user spend per UTC day, in micro-dollars, counted atomically."""
+
+    def add_spend(self, owner: str, day: str, micro_usd: int, expires_at: int) -> int:
+        """Add to the owner's counter for `day`; returns the new total."""
+
+    def spent(self, owner: str, day: str) -> int: ...
+
+
+class Store(ConversationStore, ConnectionStore, RateLimits, SpendLedger, Protocol):
+    """All the storage concerns: what the composition root hands out."""
 
 
 class Timer(Protocol):

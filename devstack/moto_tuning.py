@@ -117,7 +117,7 @@ def _tune_sqs() -> None:
     from moto.sqs.models import Queue
 
     Queue.messages = property(_visible_messages)  # type: ignore[method-assign,assignment]
-    Queue.wait_for_messages = _wait_for_messages  # type: ignore[method-assign]
+    Queue.wait_for_messages = _wait_for_messages  # type: ignore[method-assign,assignment]
     Queue.approximate_number_of_messages_delayed = property(_count_delayed)  # type: ignore[method-assign,assignment]
     Queue.approximate_number_of_messages_not_visible = property(_count_not_visible)  # type: ignore[method-assign,assignment]
 
@@ -188,7 +188,7 @@ def _tune_dynamodb() -> None:
             _restore(backups)
             raise
 
-    models.copy = _CopyWithoutTables()  # type: ignore[assignment]
+    setattr(models, "copy", _CopyWithoutTables())  # noqa: B010 - moto's module global
     backend_class.transact_write_items = transact_write_items  # type: ignore[method-assign]
     for name in _DYNAMODB_OPERATIONS:
         setattr(backend_class, name, _locked(getattr(backend_class, name)))
@@ -219,7 +219,7 @@ def _tune_queries() -> None:
             items = []
             for partition in self.items.values():
                 for item in partition.values() if self.range_key_attr else [partition]:
-                    if all(_equal(item.attrs.get(name), value) for name, value in conditions):
+                    if all(_equal(item.attrs.get(name), value) for name, value in conditions or []):
                         items.append(item)
             return items
 
@@ -238,7 +238,7 @@ def _tune_dispatch() -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     modules = list(backends.list_of_moto_modules())
-    backends.list_of_moto_modules = lambda: iter(modules)  # type: ignore[assignment]
+    backends.list_of_moto_modules = lambda: iter(modules)
     original = DomainDispatcherApplication.get_backend_for_host
     known: dict[str | None, Any] = {}
 

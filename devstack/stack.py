@@ -451,7 +451,8 @@ def _widen_client_pools(connections: int = 64) -> None:
     open and discard a connection per request ("Connection pool is full")."""
     from botocore.config import Config
 
-    Config.OPTION_DEFAULTS["max_pool_connections"] = connections
+    defaults: dict[str, Any] = Config.OPTION_DEFAULTS
+    defaults["max_pool_connections"] = connections
 
 
 def _prime_app_clients(services: Any) -> None:

@@ -78,6 +78,23 @@ def events(w: World, connection_id: str) -> list[str]:
     return [f["event"] for f in w.sockets.of(connection_id, "chat")]
 
 
+class RacingStore:
+    """Wraps a store; `before_next_save` runs once inside the next save, between read and write."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.before_next_save: Any = None
+
+    def save_conversation(self, conversation: Conversation, *args: Any, **kwargs: Any) -> Any:
+        racer, self.before_next_save = self.before_next_save, None
+        if racer is not None:
+            racer()
+        return self.inner.save_conversation(conversation, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 # --- frames the parser must refuse: (raw frame, error code, requestId echoed) ----------------
 
 C = "conv-1"

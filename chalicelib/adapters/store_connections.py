@@ -112,6 +112,9 @@ class ConnectionItems(Table):
                     ":pk": s_value(f"CONV#{conversation_id}"),
                     ":prefix": s_value(f"SUB#{channel}#"),
                 },
+                # Strongly consistent: a subscription acknowledged a moment ago is seen, and an
+                # unsubscribe acknowledged a moment ago is no longer served.
+                "ConsistentRead": True,
             }
         )
         return [

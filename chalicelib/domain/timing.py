@@ -17,7 +17,12 @@ Why each figure is what it is:
   queue delivers a tick less than a second early (`DelaySeconds` is whole seconds, rounded down).
   A tick that arrives earlier than this (a Scheduler delivery) goes back on the timer instead of
   keeping a Lambda waiting.
-- `warm_lease_s`: a claimed warm whose Lambda died is re-claimable after this long.
+- `warm_timeout_s`: the warm function's timeout (infra/template.yaml): a claim is held until the
+  invocation's deadline, this long after it started when the caller does not know its deadline.
+- `overdue_after_s`: a booked tick this late has been lost (dead-lettered, dropped): the warm
+  starts within 2 s of its target when the timer works, and a tick that failed comes back from
+  the queue within seconds (chalicelib/services/tick_batch.py). A user's toggle, interval change
+  or opening the panel then re-arms it.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ class Timings:
     queue_max_delay_s: int = 900
     max_event_age_s: int = 300
     max_early_wait_s: int = 2
-    warm_lease_s: int = 180
+    warm_timeout_s: int = 300
+    overdue_after_s: int = 60
 
     def ttl_ms(self, retention: str) -> int:
         return TTL_SECONDS[retention] * 1000

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.conversation import Conversation, PageKey, Turn
 from chalicelib.domain.warming import Event, ModelTerms
-from chalicelib.ports import Clock, Sockets, Store, Timer
+from chalicelib.ports import Clock, Sockets, Store, SummaryPage, Timer
 from chalicelib.services.conversations import Conversations
 from chalicelib.services.costs import Costs
 from chalicelib.services.fanout import FanOut
@@ -83,8 +83,10 @@ class Services:
     def disconnect(self, connection_id: str) -> None:
         self.frames.disconnect(connection_id)
 
-    def handle_frame(self, connection_id: str, raw: str | bytes) -> None:
-        self.frames.handle(connection_id, raw)
+    def handle_frame(
+        self, connection_id: str, raw: str | bytes, arrived_ms: int | None = None
+    ) -> None:
+        self.frames.handle(connection_id, raw, arrived_ms)
 
     # --- HTTP -------------------------------------------------------------------------------
 
@@ -96,8 +98,10 @@ class Services:
     def get_conversation(self, owner: str, conversation_id: str) -> tuple[Conversation, list[Turn]]:
         return self.conversations.get(owner, conversation_id)
 
-    def list_conversations(self, owner: str) -> list[Conversation]:
-        return self.conversations.list(owner)
+    def list_conversations(
+        self, owner: str, limit: int = 50, after: PageKey | None = None
+    ) -> SummaryPage:
+        return self.conversations.list(owner, limit, after)
 
     def start_turn(
         self, owner: str, conversation_id: str, body: commands.StartTurn | Mapping[str, Any]

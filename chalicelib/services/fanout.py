@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -20,7 +21,7 @@ from chalicelib.wire.frames import MAX_PUSH_BYTES
 log = logging.getLogger("cache_warming")
 
 DELTA_PUSH_INTERVAL_MS = 100
-SUBSCRIBER_REFRESH_MS = 2_000
+CHECKPOINT_MS = 1_000
 
 
 class FanOut:
@@ -89,22 +90,43 @@ class FanOut:
             case TurnEndedNotice(turn=turn):
                 self.publish(turn.conversation_id, "chat", chat.ended_frame(announcement))
 
-    def chat_stream(self, conversation_id: str, turn_id: str) -> ChatStream:
-        return ChatStream(self, conversation_id, turn_id)
+    def chat_stream(
+        self,
+        conversation_id: str,
+        turn_id: str,
+        checkpoint: Callable[[str], None] | None = None,
+    ) -> ChatStream:
+        return ChatStream(self, conversation_id, turn_id, checkpoint)
 
 
 class ChatStream:
-    """A turn's deltas to the chat subscribers, batched to one push per ~100 ms."""
+    """A turn's deltas to the chat subscribers, batched to one push per ~100 ms.
 
-    def __init__(self, fanout: FanOut, conversation_id: str, turn_id: str) -> None:
+    Every batch reads the subscribers afresh (strongly consistent): a socket that subscribed is
+    served from its ack on, one that unsubscribed is not. Each delta carries its `offset` in the
+    reply (UTF-16 code units, as JavaScript counts). A socket that subscribes while the reply
+    streams first gets the text so far as deltas from offset 0; the reply so far is also
+    checkpointed every CHECKPOINT_MS for GET (docs/contract.md, "Joining a streaming reply").
+    """
+
+    def __init__(
+        self,
+        fanout: FanOut,
+        conversation_id: str,
+        turn_id: str,
+        checkpoint: Callable[[str], None] | None = None,
+    ) -> None:
         self.fanout = fanout
         self.conversation_id = conversation_id
         self.turn_id = turn_id
         self.text = ""
+        self._checkpoint = checkpoint
         self._pending = ""
+        self._sent_units = 0
+        # Sockets that have had every delta so far (a newcomer first catches up).
+        self._served: set[str] = set()
         self._last_push = 0
-        self._subscribers: list[str] | None = None
-        self._subscribers_at = 0
+        self._last_checkpoint = 0
         self._lock = threading.Lock()
 
     def add_text(self, text: str) -> None:
@@ -120,16 +142,32 @@ class ChatStream:
             self._flush_locked(self.fanout.ports.clock.now_ms())
 
     def _flush_locked(self, now: int) -> None:
-        for piece in chat.delta_pieces(self._pending):
-            frame = chat.delta_frame(self.conversation_id, self.turn_id, piece)
-            self._subscribers = self.fanout.publish(
-                self.conversation_id, "chat", frame, connection_ids=self._targets(now)
-            )
+        if self._pending:
+            if self._checkpoint is not None and now - self._last_checkpoint >= CHECKPOINT_MS:
+                # Before the push: a subscriber that reads GET after this delta sees at least
+                # the text before it.
+                self._checkpoint(self.text[: len(self.text) - len(self._pending)])
+                self._last_checkpoint = now
+            subscribers = self.fanout.subscribers(self.conversation_id, "chat")
+            self._catch_up([c for c in subscribers if c not in self._served])
+            self._served.update(subscribers)
+            for piece in chat.delta_pieces(self._pending):
+                self._push(piece, self._sent_units, subscribers)
+                self._sent_units += chat.utf16_units(piece)
         self._pending = ""
         self._last_push = now
 
-    def _targets(self, now: int) -> list[str]:
-        if self._subscribers is None or now - self._subscribers_at >= SUBSCRIBER_REFRESH_MS:
-            self._subscribers = self.fanout.subscribers(self.conversation_id, "chat")
-            self._subscribers_at = now
-        return self._subscribers
+    def _catch_up(self, newcomers: list[str]) -> None:
+        """A socket that subscribed while the reply streams first gets everything so far, as
+        deltas from offset 0: it can rebuild the reply without asking."""
+        sent = self.text[: len(self.text) - len(self._pending)]
+        if not newcomers or not sent:
+            return
+        offset = 0
+        for piece in chat.delta_pieces(sent):
+            self._push(piece, offset, newcomers)
+            offset += chat.utf16_units(piece)
+
+    def _push(self, text: str, offset: int, connection_ids: list[str]) -> None:
+        frame = chat.delta_frame(self.conversation_id, self.turn_id, text, offset)
+        self.fanout.publish(self.conversation_id, "chat", frame, connection_ids=connection_ids)

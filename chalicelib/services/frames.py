@@ -6,9 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any, assert_never
 
-from chalicelib.domain import turns
 from chalicelib.domain.errors import Refused
-from chalicelib.domain.warming import Event, SetInterval, Toggle
+from chalicelib.domain.warming import Event, Revive, SetInterval, Toggle
 from chalicelib.ports import Connection
 from chalicelib.services.turns import Turns
 from chalicelib.services.unit_of_work import Scope, UnitOfWork
@@ -37,15 +36,16 @@ class Frames:
         # Forget the socket only: warming and turns carry on without a browser.
         self.ports.store.delete_connection(connection_id)
 
-    def handle(self, connection_id: str, raw: str | bytes) -> None:
-        """Parse and run one client frame; every outcome, errors included, is one reply frame."""
+    def handle(self, connection_id: str, raw: str | bytes, arrived_ms: int | None = None) -> None:
+        """Parse and run one client frame; every outcome, errors included, is one reply frame.
+        `arrived_ms`: when API Gateway received it (the frame limit counts by arrival)."""
         request_id: str | None = None
         conversation_id: str | None = None
         try:
             frame = frames.parse_frame(raw)
             request_id = frame.request_id
             conversation_id = getattr(frame, "conversation_id", None)
-            connection = self._admit(connection_id)
+            connection = self._admit(connection_id, arrived_ms)
             reply = self.dispatch(connection, frame)
         except Exception as failure:  # every frame gets exactly one reply
             if isinstance(failure, FrameRefused):
@@ -56,11 +56,13 @@ class Frames:
             reply = error_frame(refusal_of(failure), request_id, conversation_id)
         self.uow.fanout.reply(connection_id, reply)
 
-    def _admit(self, connection_id: str) -> Connection:
+    def _admit(self, connection_id: str, arrived_ms: int | None) -> Connection:
         connection = self.ports.store.get_connection(connection_id)
         if connection is None:
             raise Refused("unauthorized", "this connection is not authenticated")
-        now_s = self.ports.clock.now_ms() // 1000
+        # Frames of one connection are processed concurrently (one Lambda invocation each), so
+        # the second they arrived in, not the one they are processed in, is what they count in.
+        now_s = (arrived_ms or self.ports.clock.now_ms()) // 1000
         limit = self.ports.limits.frames_per_second
         if not self.ports.store.consume(f"frames#{connection_id}", now_s, limit, now_s + 60):
             raise Refused("rate_limited", "too many frames; slow down")
@@ -73,15 +75,22 @@ class Frames:
             case frames.Ping():
                 return frames.pong_frame(rid)
             case frames.Subscribe(conversation_id=conversation_id):
-                conversation = self.uow.read_owned(conversation_id, owner)
+                self.uow.read_owned(conversation_id, owner)
+                # Subscribed before the state is read: a change after the read is pushed to this
+                # socket, one before it is in the reply; none falls between.
                 self.ports.store.subscribe(cid, conversation_id, "surface", connection.expires_at)
-                return surface.surface_frame(conversation_id, conversation.warming, rid)
+                # Opening the panel re-arms a tick that was lost (dead-lettered, dropped): no
+                # write unless one was (warming/policy.py, `Revive`).
+                outcome = self.uow.transition(
+                    conversation_id, Revive(), owner=owner, scope=Scope(exclude=cid)
+                )
+                return surface.surface_frame(conversation_id, outcome.conversation.warming, rid)
             case frames.Unsubscribe(conversation_id=conversation_id):
                 self.uow.read_owned(conversation_id, owner)
                 self.ports.store.unsubscribe(cid, conversation_id, "surface")
                 return frames.ack_frame("unsubscribe", conversation_id, rid)
             case frames.InvokeToggle(conversation_id=conversation_id, enabled=enabled):
-                self._check_warming_cap(owner, conversation_id, enabled)
+                # The warming cap is held by the write itself (unit_of_work: a warming slot).
                 return self._invoke(cid, owner, conversation_id, Toggle(enabled), rid)
             case frames.InvokeSetInterval(conversation_id=conversation_id, seconds=seconds):
                 return self._invoke(cid, owner, conversation_id, SetInterval(seconds), rid)
@@ -98,16 +107,6 @@ class Frames:
                 return frames.ack_frame("close", conversation_id, rid)
             case _:
                 assert_never(frame)
-
-    def _check_warming_cap(self, owner: str, conversation_id: str, wanted: bool | None) -> None:
-        conversation = self.uow.read_owned(conversation_id, owner)
-        elsewhere = sum(
-            1
-            for other in self.ports.store.list_conversations(owner)
-            if other.warming.enabled and other.id != conversation_id
-        )
-        cap = self.ports.limits.warming_conversations
-        turns.check_warming_cap(conversation, wanted, elsewhere, cap)
 
     def _invoke(
         self,

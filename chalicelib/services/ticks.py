@@ -8,15 +8,18 @@ Lambda waits for minutes (docs/architecture.md, "The precise timer").
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.pricing import Usage
 from chalicelib.domain.timing import TIMINGS
-from chalicelib.domain.warming import TickDue
+from chalicelib.domain.warming import TickDue, WarmAbandoned
 from chalicelib.ports import Snapshot
-from chalicelib.services.unit_of_work import Scope, UnitOfWork
+from chalicelib.services.unit_of_work import Scope, UnitOfWork, WarmUnfinished
+
+log = logging.getLogger("cache_warming")
 
 # A tick whose seq is ahead of the stored state waits this long for the write that booked it.
 TICK_CATCH_UP_MS = 3_000
@@ -46,9 +49,11 @@ class Ticks:
     def handle(
         self, conversation_id: str, seq: int, target: int, deadline_ms: int | None = None
     ) -> TickReport:
-        """`deadline_ms`: when Lambda ends this invocation (epoch ms), if known."""
+        """`deadline_ms`: when Lambda would kill this invocation; a claimed warm is held no
+        longer, and released at once if the invocation fails after claiming it."""
         clock = self.ports.clock
         now = clock.now_ms()
+        deadline = deadline_ms or now + TIMINGS.warm_timeout_s * 1000
         if target - now > TIMINGS.max_early_wait_s * 1000:
             # Early: the same tick goes back on the timer (the queue, or Scheduler when far).
             self.ports.timer.arm(conversation_id, seq, target, now)
@@ -64,13 +69,22 @@ class Ticks:
         scope = Scope(
             listeners=snapshot.subscribers.get("surface", []), turns=snapshot.turns, terms=terms
         )
+        # Read before the claim: an unreadable counter fails the tick for Lambda's retry.
+        budget_left = self.uow.budget_left(conversation.owner)
+        due = TickDue(seq, target, terms, deadline, budget_left=budget_left)
         try:
-            claim = self.uow.transition(
-                conversation_id, TickDue(seq, target, terms), current=conversation, scope=scope
-            )
+            claim = self.uow.transition(conversation_id, due, current=conversation, scope=scope)
         except Refused as refused:
             report.error = refused.code
             return report
+        except WarmUnfinished as unfinished:
+            # Sent, but the next booking failed: free the claim (keeping the warm's refresh)
+            # so Lambda's retry, about a minute from now, takes over; let Lambda see the failure.
+            self._release(conversation_id, unfinished.abandoned)
+            raise (unfinished.__cause__ or unfinished) from None
+        except Exception:
+            self._release(conversation_id, WarmAbandoned(seq))
+            raise
         if not claim.changed:
             return report
         warm = claim.warm
@@ -81,9 +95,17 @@ class Ticks:
         report.lateness_ms = warm.started_at - target
         report.usage, report.error = warm.usage, warm.error
         report.cost_usd = warm.cost_usd if warm.usage is not None else None
+        if report.cost_usd:
+            self.uow.record_spend(conversation.owner, report.cost_usd)
         state = warm.finished.conversation.warming
         report.extra = {"status": state.status, "nextWarmAt": state.next_warm_at}
         return report
+
+    def _release(self, conversation_id: str, abandoned: WarmAbandoned) -> None:
+        try:
+            self.uow.transition(conversation_id, abandoned)
+        except Exception:
+            log.exception("could not release the warm claim; it expires at the deadline")
 
     def _load_caught_up(self, conversation_id: str, seq: int) -> Snapshot | None:
         """One query reads the state, the prompt's turns and the subscribers for the push.

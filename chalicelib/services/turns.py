@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from chalicelib.domain import turns
-from chalicelib.domain.conversation import Conversation, Turn, turn_id, turn_index
+from chalicelib.domain import budget, turns
+from chalicelib.domain.context import context_limit
+from chalicelib.domain.conversation import Conversation, Turn, fit_reply, turn_id, turn_index
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.prompts import turn_prompt
 from chalicelib.domain.turns import Change, Reported
@@ -42,13 +43,17 @@ class Turns:
             self.finish(
                 conversation_id, turn_index(abandoned), Reported("failed", "", None, "timeout")
             )
+        spent = self.ports.store.spent(owner, budget.spend_day(now))
+        budget.check_budget(spent, self.ports.limits.daily_budget_usd)
         minute = now // 60_000
         limit = self.ports.limits.turns_per_minute
         if not self.ports.store.consume(f"turns#{owner}", minute, limit, minute * 60 + 120):
             raise Refused("rate_limited", "too many turns this minute; wait a moment")
         outcome = self.uow.transition(
             conversation_id,
-            lambda conversation, _now: turns.begin_turn(conversation, command.text, now),
+            lambda conversation, _now: turns.begin_turn(
+                conversation, command.text, now, context_limit(conversation)
+            ),
             owner=owner,
         )
         assert outcome.change is not None and outcome.change.turn is not None
@@ -104,13 +109,22 @@ class Turns:
             return "stale"
         if not claimed.changed:
             return "stale"
-        stream = self.uow.fanout.chat_stream(conversation_id, tid)
+        stream = self.uow.fanout.chat_stream(
+            conversation_id, tid, lambda text: self._checkpoint(current, text)
+        )
         try:
             reported = self._reply(claimed.conversation, history, current, stream, deadline)
         except Exception:
             log.exception("generate failed after its claim")
             reported = Reported("failed", stream.text, None, "internal_error", bool(stream.text))
         return self.finish(conversation_id, index, reported, owner=owner)
+
+    def _checkpoint(self, turn: Turn, text: str) -> None:
+        fitted, _ = fit_reply(turn.user_text, text)
+        try:
+            self.ports.store.save_partial_reply(turn.conversation_id, turn.index, fitted)
+        except Exception:
+            log.exception("checkpointing the reply so far failed; the stream goes on")
 
     def _reply(
         self,
@@ -130,7 +144,9 @@ class Turns:
             result = self.ports.model().stream(prompt, stream.add_text, poller.should_abort)
         except ModelError as error:
             stream.flush()
-            return Reported("failed", stream.text, None, error.code, reached_model=bool(stream.text))
+            return Reported(
+                "failed", stream.text, None, error.code, reached_model=bool(stream.text)
+            )
         stream.flush()
         if poller.out_of_time:
             # Stopped to end before the invocation's deadline: what arrived is the reply.
@@ -160,6 +176,9 @@ class Turns:
         outcome = self.uow.transition(conversation_id, end)
         if outcome.change is None or outcome.change.turn is None:
             return "stale"
+        notice = outcome.change.announce
+        if isinstance(notice, turns.TurnEndedNotice) and notice.cost_usd:
+            self.uow.record_spend(outcome.conversation.owner, notice.cost_usd)
         return outcome.change.turn.status
 
 

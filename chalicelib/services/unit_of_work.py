@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from chalicelib.domain import budget, turns
 from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.errors import Refused, not_found
 from chalicelib.domain.pricing import Usage
@@ -29,10 +30,17 @@ from chalicelib.domain.warming import (
     ModelTerms,
     PushUpdate,
     Warm,
+    WarmAbandoned,
     WarmFinished,
     decide,
 )
-from chalicelib.ports import ModelError, VersionConflict
+from chalicelib.ports import (
+    CapReached,
+    ModelError,
+    SlotChange,
+    VersionConflict,
+    WriteOutcomeUnknown,
+)
 from chalicelib.services.costs import Costs
 from chalicelib.services.fanout import FanOut
 from chalicelib.services.ports import Ports
@@ -53,6 +61,14 @@ class Scope:
     listeners: list[str] | None = None
     turns: list[Turn] | None = None
     terms: ModelTerms | None = None
+
+
+class WarmUnfinished(Exception):
+    """The warm was sent but its outcome could not be written (the next booking failed)."""
+
+    def __init__(self, seq: int, started_at: int, usage: Usage | None, cost_usd: float) -> None:
+        super().__init__(f"warm {seq} sent at {started_at} but not recorded")
+        self.abandoned = WarmAbandoned(seq, started_at, usage, cost_usd)
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,23 @@ class UnitOfWork:
         self.ports = ports
         self.fanout = fanout
         self.costs = costs
+
+    def record_spend(self, owner: str, usd: float) -> None:
+        """Count a cost the API billed against the owner's day (best effort: the spend already
+        happened, so a failure to count it is logged, never turned into the caller's error)."""
+        now = self.ports.clock.now_ms()
+        try:
+            self.ports.store.add_spend(
+                owner, budget.spend_day(now), budget.micro_usd(usd), budget.day_expires_at_s(now)
+            )
+        except Exception:
+            log.exception("could not count %s USD of spend", usd)
+
+    def budget_left(self, owner: str) -> bool:
+        day = budget.spend_day(self.ports.clock.now_ms())
+        return budget.budget_left(
+            self.ports.store.spent(owner, day), self.ports.limits.daily_budget_usd
+        )
 
     def read_owned(self, conversation_id: str, owner: str | None) -> Conversation:
         conversation = self.ports.store.get_conversation(conversation_id)
@@ -131,17 +164,40 @@ class UnitOfWork:
                 return Outcome(current, [], changed=False)
             updated, armed = self._arm(updated, effects, now)
             try:
-                saved = self.ports.store.save_conversation(updated, change.turn)
+                saved = self._save(current, updated, change)
             except VersionConflict:
-                for ref in armed:
-                    self.ports.timer.cancel(ref)
+                self._cancel(armed)
                 current = None
                 continue
+            except WriteOutcomeUnknown:
+                # It may have landed, pointing at what we armed: an orphan tick is a no-op by
+                # its seq, a cancelled one the stored state references would stop warming.
+                raise
+            except Exception:
+                self._cancel(armed)  # the write certainly did not land
+                raise
             for effect in effects:
                 if isinstance(effect, CancelTimer):
                     self.ports.timer.cancel(effect.ref)
             return Outcome(saved, effects, changed=True, change=change)
         raise Refused("conflict", "the conversation is changing too fast; try again")
+
+    def _save(self, current: Conversation, updated: Conversation, change: Change) -> Conversation:
+        taking = turns.warming_slot(current, updated)
+        slot = None
+        if taking is not None:
+            slot = SlotChange(taking, self.ports.limits.warming_conversations)
+        try:
+            return self.ports.store.save_conversation(updated, change.turn, slot)
+        except CapReached as error:
+            cap = self.ports.limits.warming_conversations
+            raise Refused(
+                "limit_reached", f"at most {cap} conversations can warm at the same time"
+            ) from error
+
+    def _cancel(self, armed: list[str]) -> None:
+        for ref in armed:
+            self.ports.timer.cancel(ref)
 
     def _arm(
         self, conversation: Conversation, effects: list[Effect], now: int
@@ -191,10 +247,13 @@ class UnitOfWork:
             except ModelError as failure:
                 error = failure.code
         cost = self.costs.usd(conversation, usage, started_at) if usage is not None else 0.0
-        finished = self.transition(
-            conversation.id,
-            WarmFinished(effect.seq, started_at, terms, usage, cost, error),
-            current=conversation,
-            scope=replace(scope, turns=turns),
-        )
+        try:
+            finished = self.transition(
+                conversation.id,
+                WarmFinished(effect.seq, started_at, terms, usage, cost, error),
+                current=conversation,
+                scope=replace(scope, turns=turns),
+            )
+        except Exception as failure:
+            raise WarmUnfinished(effect.seq, started_at, usage, cost) from failure
         return WarmResult(started_at, usage, cost, error, finished)

@@ -22,6 +22,9 @@ FAILURE_MESSAGES = {
     "timeout": "The model did not answer in time.",
     "upstream_error": "The model failed to answer.",
     "internal_error": "Something went wrong on our side while the reply was streaming.",
+    "context_window_exceeded": (
+        "The conversation no longer fits the model's context window; start a new conversation."
+    ),
 }
 
 
@@ -35,8 +38,13 @@ def started_frame(turn: Turn) -> dict[str, Any]:
     )
 
 
-def delta_frame(conversation_id: str, turn_id: str, text: str) -> dict[str, Any]:
-    return chat_frame(conversation_id, "delta", turnId=turn_id, text=text)
+def delta_frame(conversation_id: str, turn_id: str, text: str, offset: int) -> dict[str, Any]:
+    return chat_frame(conversation_id, "delta", turnId=turn_id, text=text, offset=offset)
+
+
+def utf16_units(text: str) -> int:
+    """The text's length as JavaScript counts it (UTF-16 code units)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def delta_pieces(text: str) -> list[str]:

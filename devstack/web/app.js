@@ -232,6 +232,9 @@ function onConnectionState(change) {
 
 /** After a reconnect the subscriptions are back; chat frames sent meanwhile are not: catch up. */
 function onResubscribed(result) {
+  // Tests (and curious users) can tell a reconnect that has restored its subscriptions.
+  const badge = $("[data-testid=connection]");
+  badge.dataset.resubscribed = String(Number(badge.dataset.resubscribed || 0) + 1);
   for (const failure of result.failed) {
     if (failure.error.code === "not_found") {
       toast("A conversation of an open tab no longer exists.");
@@ -763,23 +766,26 @@ function applyChat(frame) {
       break;
     case "delta":
       if (turn.status !== "generating") break; // a late delta after the end
-      turn.text += frame.text || "";
+      // Offsets make deltas idempotent and let a late subscriber's catch-up (offset 0) replace
+      // what it had: the reply is what precedes the offset plus this text.
+      turn.text = turn.text.slice(0, frame.offset ?? turn.text.length) + (frame.text || "");
       scheduleReplyRender(conv, turn);
       break;
     case "turn-sealed":
-      Object.assign(turn, { status: "sealed", text: frame.text ?? turn.text, usage: frame.usage || null, costUsd: frame.costUsd ?? null, joinedLate: false });
+      Object.assign(turn, { status: "sealed", text: endText(turn, frame), usage: frame.usage || null, costUsd: frame.costUsd ?? null, joinedLate: false });
       conv.cancelling = false;
       upsertTurn(conv, turn);
       refreshConversationsSoon();
+      if (frame.textTruncated) loadConversation(id); // the whole text is stored; read it
       break;
     case "turn-aborted":
-      Object.assign(turn, { status: "aborted", text: frame.text ?? turn.text, abortReason: frame.reason || null, joinedLate: false });
+      Object.assign(turn, { status: "aborted", text: endText(turn, frame), abortReason: frame.reason || null, joinedLate: false });
       conv.cancelling = false;
       upsertTurn(conv, turn);
       refreshConversationsSoon();
       break;
     case "turn-failed":
-      Object.assign(turn, { status: "failed", text: frame.text ?? turn.text, errorCode: frame.code || null, errorMessage: frame.message || null, joinedLate: false });
+      Object.assign(turn, { status: "failed", text: endText(turn, frame), errorCode: frame.code || null, errorMessage: frame.message || null, joinedLate: false });
       conv.cancelling = false;
       upsertTurn(conv, turn);
       refreshConversationsSoon();
@@ -793,6 +799,14 @@ function applyChat(frame) {
 function indexFromTurnId(turnId) {
   const m = /(\d+)$/.exec(turnId || "");
   return m ? Number(m[1]) : undefined;
+}
+
+/** A turn's last frame carries the whole text, unless it was cut to fit API Gateway's 128 KB
+ * (`textTruncated`): then the deltas already shown are the fuller text until HTTP has it. */
+function endText(turn, frame) {
+  if (frame.text === undefined) return turn.text;
+  if (frame.textTruncated && turn.text.length > frame.text.length) return turn.text;
+  return frame.text;
 }
 
 /** A reply quiet for a while is checked over HTTP: its last frame may never have arrived. */

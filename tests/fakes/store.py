@@ -5,8 +5,20 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from chalicelib.domain.conversation import Conversation, Turn
-from chalicelib.ports import AlreadyExists, Channel, Connection, Snapshot, VersionConflict
+from chalicelib.adapters.store_items import encode_conversation, encode_turn
+from chalicelib.domain.conversation import MAX_ITEM_BYTES, Conversation, PageKey, Turn, summary_of
+from chalicelib.ports import (
+    AlreadyExists,
+    CapReached,
+    Channel,
+    Connection,
+    ConversationCapReached,
+    ItemTooLarge,
+    SlotChange,
+    Snapshot,
+    SummaryPage,
+    VersionConflict,
+)
 
 
 class InMemoryStore:
@@ -16,14 +28,44 @@ class InMemoryStore:
         self._turns: dict[str, dict[int, Turn]] = {}
         self._connections: dict[str, Connection] = {}
         self._hits: dict[tuple[str, int], int] = {}
+        # owner -> ids of the conversations holding a warming slot
+        self._warming: dict[str, set[str]] = {}
+        self._partials: dict[tuple[str, int], str] = {}
         # (conversation id, channel) -> connection id -> expires_at
         self._subscriptions: dict[tuple[str, str], dict[str, int]] = {}
+        self._created: dict[str, int] = {}
+        self._spend: dict[tuple[str, str], int] = {}
 
-    def create_conversation(self, conversation: Conversation) -> None:
+    def create_conversation(self, conversation: Conversation, cap: int | None = None) -> None:
         with self._lock:
             if conversation.id in self._conversations:
                 raise AlreadyExists(conversation.id)
+            created = self._created.get(conversation.owner, 0)
+            if cap is not None and created >= cap:
+                raise ConversationCapReached(conversation.owner)
+            self._created[conversation.owner] = created + 1
             self._conversations[conversation.id] = conversation
+
+    def list_summaries(self, owner: str, limit: int, after: PageKey | None) -> SummaryPage:
+        newest_first = [
+            c
+            for c in self.list_conversations(owner)
+            if after is None or (c.created_at, c.id) < after
+        ]
+        page = newest_first[:limit]
+        more = len(newest_first) > limit
+        next_after = (page[-1].created_at, page[-1].id) if more and page else None
+        return SummaryPage([summary_of(c) for c in page], next_after)
+
+    def add_spend(self, owner: str, day: str, micro_usd: int, expires_at: int) -> int:
+        with self._lock:
+            total = self._spend.get((owner, day), 0) + micro_usd
+            self._spend[(owner, day)] = total
+            return total
+
+    def spent(self, owner: str, day: str) -> int:
+        with self._lock:
+            return self._spend.get((owner, day), 0)
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         with self._lock:
@@ -36,13 +78,23 @@ class InMemoryStore:
         return sorted(mine, key=lambda c: (c.created_at, c.id), reverse=True)
 
     def save_conversation(
-        self, conversation: Conversation, turn: Turn | None = None
+        self, conversation: Conversation, turn: Turn | None = None, slot: SlotChange | None = None
     ) -> Conversation:
         with self._lock:
             stored = self._conversations.get(conversation.id)
             if stored is None or stored.version != conversation.version:
                 raise VersionConflict(conversation.id)
             saved = dataclasses.replace(conversation, version=conversation.version + 1)
+            for item in (encode_conversation(saved), encode_turn(turn) if turn else ""):
+                if len(item.encode()) > MAX_ITEM_BYTES:
+                    raise ItemTooLarge(conversation.id)
+            slots = self._warming.setdefault(conversation.owner, set())
+            if slot is not None and slot.take:
+                if len(slots) >= slot.cap and conversation.id not in slots:
+                    raise CapReached(conversation.owner)
+                slots.add(conversation.id)
+            elif slot is not None:
+                slots.discard(conversation.id)
             self._conversations[conversation.id] = saved
             if turn is not None:
                 self._turns.setdefault(turn.conversation_id, {})[turn.index] = turn
@@ -51,7 +103,18 @@ class InMemoryStore:
     def get_turns(self, conversation_id: str) -> list[Turn]:
         with self._lock:
             turns = self._turns.get(conversation_id, {})
-            return [turns[index] for index in sorted(turns)]
+            return [self._with_partial(turns[index]) for index in sorted(turns)]
+
+    def _with_partial(self, turn: Turn) -> Turn:
+        partial = self._partials.get((turn.conversation_id, turn.index))
+        if turn.status != "generating" or partial is None:
+            return turn
+        return dataclasses.replace(turn, assistant_text=partial)
+
+    def save_partial_reply(self, conversation_id: str, index: int, text: str) -> None:
+        with self._lock:
+            if index in self._turns.get(conversation_id, {}):
+                self._partials[(conversation_id, index)] = text
 
     def put_connection(self, connection: Connection) -> None:
         with self._lock:

@@ -14,10 +14,15 @@ from tests.moto_stack import ENV, OWNER, MotoStack, create, invoke, join, sealed
 
 
 def client_error(code: str, status: int, operation: str) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        operation,
-    )
+    response: Any = {
+        "Error": {"Code": code, "Message": code},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(response, operation)
+
+
+class LambdaKilled(BaseException):
+    """Lambda ending the process (a timeout, out of memory): no handler of ours runs."""
 
 
 def stored(stack: MotoStack, conversation_id: str) -> Any:
@@ -45,7 +50,7 @@ def test_a_scheduler_failure_refuses_the_toggle_and_claims_no_tick(
     assert stack.live_schedules() == []
 
 
-def test_a_scheduler_failure_after_a_warm_leaves_the_claim_to_be_retried(
+def test_a_warm_whose_booking_failed_is_finished_by_lambdas_first_retry(
     stack: MotoStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conversation_id = create(stack)
@@ -60,16 +65,91 @@ def test_a_scheduler_failure_after_a_warm_leaves_the_claim_to_be_retried(
 
     monkeypatch.setattr(scheduler, "create_schedule", refuse)
     (schedule,) = stack.live_schedules(conversation_id)
-    # The warm fails to book its successor: the tick is reported failed, so the queue keeps it.
+    # The warm is sent but its successor cannot be booked: the claim is released and the tick
+    # reported failed, so the queue brings it back after a few seconds (tick_batch.py).
     result = stack.fire_due()
     assert result["action"] == "failed" and len(result["batchItemFailures"]) == 1
-    state = stored(stack, conversation_id).warming
-    assert state.status == "warming" and stack.live_schedules() == []
-    # The redelivered tick after the claim's lease finishes the job once Scheduler recovers.
+    assert stack.live_schedules() == [] and stack.queue.retries[-1][1] == 5
     monkeypatch.setattr(scheduler, "create_schedule", real_create)
-    stack.clock.advance(181)
+    stack.clock.advance(5)
     body = json.dumps(json.loads(schedule["Target"]["Input"]), separators=(",", ":"))
-    assert stack.deliver(body)["action"] in ("warmed", "cache-expired")
+    assert stack.deliver(body)["action"] == "warmed"
+    state = stored(stack, conversation_id).warming
+    assert state.status == "scheduled" and state.next_warm_at > stack.clock.now
+    (rebooked,) = stack.live_schedules(conversation_id)
+    assert rebooked["Name"] == state.timer_ref
+
+
+def test_a_warm_whose_lambda_was_killed_is_taken_over_by_the_retry_after_its_deadline(
+    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    invoke(
+        stack,
+        "ws-1",
+        conversation_id,
+        "toggle",
+        True,
+    )
+    (schedule,) = stack.live_schedules(conversation_id)
+    payload = json.loads(schedule["Target"]["Input"])
+    stack.scheduler.delete_schedule(Name=schedule["Name"], GroupName=ENV["SCHEDULE_GROUP"])
+    stack.clock.now = max(stack.clock.now, payload["target"])
+
+    def killed(prompt: Any) -> Any:
+        raise LambdaKilled()  # the function's timeout: Lambda ends the process mid-warm
+
+    monkeypatch.setattr(stack.model, "warm", killed)
+    with pytest.raises(LambdaKilled):
+        stack.http.lambda_.invoke("warm", payload)
+    assert stored(stack, conversation_id).warming.status == "warming"
+    monkeypatch.undo()
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    # The function's timeout (300 s) ends the invocation; Lambda retries about a minute later.
+    stack.clock.advance(300 + 60)
+    assert stack.http.lambda_.invoke("warm", payload).payload["action"] in (
+        "warmed",
+        "cache-expired",
+    )
+    assert stored(stack, conversation_id).warming.status != "warming"
+
+
+@pytest.mark.parametrize("action,payload", [("toggle", True), ("set-interval", 120)])
+def test_a_dead_tick_is_re_armed_by_the_user(stack: MotoStack, action: str, payload: Any) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    # The tick is lost (dead-lettered after its retries): nothing ever fires it.
+    (schedule,) = stack.live_schedules(conversation_id)
+    stack.scheduler.delete_schedule(Name=schedule["Name"], GroupName=ENV["SCHEDULE_GROUP"])
+    stack.clock.advance(240 + 120)
+    before = stored(stack, conversation_id).warming
+    assert before.status == "scheduled" and before.next_warm_at < stack.clock.now - 60_000
+    invoke(stack, "ws-1", conversation_id, action, payload)
+    state = stored(stack, conversation_id).warming
+    assert state.status == "scheduled" and state.next_warm_at >= stack.clock.now
+    assert len(stack.live_schedules(conversation_id)) + len(stack.queue.sent) >= 1
+    update = stack.frames("ws-1", "update")[-1]
+    assert update["fields"][2]["value"]["nextWarmAt"] >= stack.clock.now
+
+
+def test_opening_the_panel_re_arms_a_dead_tick(stack: MotoStack) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    (schedule,) = stack.live_schedules(conversation_id)
+    stack.scheduler.delete_schedule(Name=schedule["Name"], GroupName=ENV["SCHEDULE_GROUP"])
+    stack.clock.advance(240 + 120)
+    join(stack, "ws-2", conversation_id)  # the user comes back and opens the conversation
+    surface = stack.frames("ws-2", "surface")[-1]
+    timer = next(f for f in surface["spec"]["fields"] if f["id"] == "timer")
+    assert timer["value"]["nextWarmAt"] >= stack.clock.now
+    assert stored(stack, conversation_id).warming.status == "scheduled"
 
 
 def test_a_crash_between_arming_and_the_write_leaves_a_harmless_orphan(
@@ -81,11 +161,11 @@ def test_a_crash_between_arming_and_the_write_leaves_a_harmless_orphan(
     store = stack.services.store
 
     def crash(*_: Any, **__: Any) -> None:
-        raise RuntimeError("Lambda killed")
+        raise LambdaKilled()
 
     monkeypatch.setattr(store, "save_conversation", crash)
-    invoke(stack, "ws-1", conversation_id, "toggle", True)
-    assert stack.frames("ws-1", "error")[-1]["code"] == "internal_error"
+    with pytest.raises(LambdaKilled):
+        invoke(stack, "ws-1", conversation_id, "toggle", True)
     monkeypatch.undo()
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
@@ -97,6 +177,52 @@ def test_a_crash_between_arming_and_the_write_leaves_a_harmless_orphan(
     assert stack.model.warms == []
 
 
+def test_a_write_that_certainly_failed_cancels_the_timer_it_armed(
+    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    client = stack.services.store.client  # type: ignore[attr-defined]
+
+    def refused(**_: Any) -> None:
+        raise client_error("ValidationException", 400, "TransactWriteItems")
+
+    monkeypatch.setattr(client, "transact_write_items", refused)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    assert stack.frames("ws-1", "error")[-1]["code"] == "upstream_error"
+    assert stack.live_schedules() == []  # nothing left to fire for a state that never changed
+    assert not stored(stack, conversation_id).warming.enabled
+
+
+def test_a_write_of_unknown_outcome_keeps_the_timer_it_armed(
+    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conversation_id = create(stack)
+    sealed_turn(stack, conversation_id)
+    join(stack, "ws-1", conversation_id)
+    client = stack.services.store.client  # type: ignore[attr-defined]
+
+    failing: list[str] = []
+    real_get = client.get_item
+
+    def unknown(**_: Any) -> None:
+        failing.append("down")  # from here on, DynamoDB answers nothing
+        raise client_error("InternalServerError", 500, "TransactWriteItems")
+
+    def unreadable(**kwargs: Any) -> Any:
+        if failing:
+            raise client_error("InternalServerError", 500, "GetItem")
+        return real_get(**kwargs)
+
+    monkeypatch.setattr(client, "transact_write_items", unknown)
+    monkeypatch.setattr(client, "get_item", unreadable)
+    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    assert stack.frames("ws-1", "error")[-1]["code"] in ("upstream_error", "internal_error")
+    # It may have landed: the timer it would reference stays (a no-op by its seq if not).
+    assert len(stack.live_schedules(conversation_id)) == 1
+
+
 def test_a_conditional_check_storm_gives_up_cleanly_without_orphans(
     stack: MotoStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -105,7 +231,7 @@ def test_a_conditional_check_storm_gives_up_cleanly_without_orphans(
     join(stack, "ws-1", conversation_id)
     store = stack.services.store
 
-    def always_conflict(conversation: Any, turn: Any = None) -> Any:
+    def always_conflict(conversation: Any, *_: Any) -> Any:
         raise VersionConflict(conversation.id)
 
     monkeypatch.setattr(store, "save_conversation", always_conflict)

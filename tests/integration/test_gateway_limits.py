@@ -185,7 +185,7 @@ def test_an_oversized_push_is_refused_with_413_and_the_socket_stays(
         sockets = ManagementApiSockets(lambda: management)
         big = {"type": "chat", "text": "w" * 2000}
         with caplog.at_level(logging.WARNING, logger="cache_warming"):
-            assert sockets.post(connection_id, big) is True
+            assert sockets.post(connection_id, big) == "failed"  # this frame only
         assert "PayloadTooLargeException" in caplog.text
 
         # Nothing of the refused pushes reached the socket; the next one that fits does.

@@ -18,31 +18,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from chalicelib.adapters.store import DynamoStore, create_table
-from chalicelib.domain.conversation import Conversation
 from chalicelib.domain.warming import SetInterval, Toggle
-from chalicelib.ports import ModelError
+from chalicelib.ports import Delivery, ModelError
 from tests.conftest import SESSION, TABLE_NAME
 from tests.fakes.ports import Tick, field_value, world
 from tests.fakes.store import InMemoryStore
+from tests.helpers import RacingStore
 
 OWNER = "alice"
-
-
-class RacingStore:
-    """Wraps a store; `before_next_save` runs once inside the next save, between read and write."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.before_next_save: Any = None
-
-    def save_conversation(self, conversation: Conversation, turn: Any = None) -> Conversation:
-        racer, self.before_next_save = self.before_next_save, None
-        if racer is not None:
-            racer()
-        return self.inner.save_conversation(conversation, turn)  # type: ignore[no-any-return]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 class WarmingMachine(RuleBasedStateMachine):
@@ -65,7 +48,7 @@ class WarmingMachine(RuleBasedStateMachine):
         self.violations: list[str] = []
         original_post = self.w.sockets.post
 
-        def checked_post(connection_id: str, frame: dict[str, Any]) -> bool:
+        def checked_post(connection_id: str, frame: dict[str, Any]) -> Delivery:
             if frame.get("type") == "update":
                 next_warm = field_value(frame, "timer")["nextWarmAt"]
                 if next_warm is not None and next_warm < self.w.clock.now:

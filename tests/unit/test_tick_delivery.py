@@ -90,7 +90,7 @@ def test_a_tick_delivered_minutes_early_goes_back_on_the_timer_without_reading_a
         reads["n"] += 1
         return load(*args)
 
-    w.store.load = counted  # type: ignore[method-assign]
+    w.store.load = counted  # type: ignore[method-assign,assignment]
     report = w.services.handle_tick(conversation.id, tick.seq, tick.target)
     assert report.action == "requeued"
     again = w.timer.armed[-1]
@@ -114,7 +114,7 @@ def test_the_invocation_deadline_reaches_the_tick_use_case() -> None:
         seen.append(args)
         return handle(*args)
 
-    w.services.ticks.handle = spy  # type: ignore[method-assign]
+    w.services.ticks.handle = spy  # type: ignore[method-assign,assignment]
     body = json.dumps(tick_body(tick))
     w.services.handle_tick_batch([record(body)], deadline_ms=tick.target + 299_000)
     assert seen == [(conversation.id, tick.seq, tick.target, tick.target + 299_000)]

@@ -57,11 +57,11 @@ def test_a_tick_that_beats_its_own_state_write_still_warms() -> None:
     timer.deliver = lambda *tick: reports.append(w.services.handle_tick(*tick))
     save = w.store.save_conversation
 
-    def land_late(conversation: Any, turn: Any = None) -> Any:
+    def land_late(conversation: Any, *rest: Any) -> Any:
         time.sleep(0.3)  # the write lands after the direct invoke has read the state
-        return save(conversation, turn)
+        return save(conversation, *rest)
 
-    w.store.save_conversation = land_late  # type: ignore[method-assign]
+    w.store.save_conversation = land_late  # type: ignore[method-assign,assignment]
     w.services.transition(conversation.id, Toggle(True))
     timer.deliver = None
     for thread in timer.threads:

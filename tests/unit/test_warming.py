@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -15,6 +16,7 @@ from chalicelib.domain.warming import (
     InvalidInterval,
     ModelTerms,
     PushUpdate,
+    Revive,
     SetInterval,
     TickDue,
     Toggle,
@@ -22,6 +24,7 @@ from chalicelib.domain.warming import (
     TurnSealed,
     TurnStarted,
     Warm,
+    WarmAbandoned,
     WarmFinished,
     WarmingState,
     decide,
@@ -30,6 +33,8 @@ from chalicelib.domain.warming import (
 T0 = 1_800_000_000_000
 S = 1000
 READ = Usage(cache_read_input_tokens=5000)
+# The warm function's deadline, far enough that claims in these tests are never taken over.
+LEASE = T0 + 10_000 * S
 # A model whose every prefix caches, with the classic 0.1x reads' 11-warm budget.
 TERMS = ModelTerms(idle_budget=11, min_cacheable_tokens=0)
 
@@ -47,7 +52,7 @@ def enabled_state(at: int = T0) -> WarmingState:
     return replace(state, timer_ref="ref-1")
 
 
-def arms(effects: list[object]) -> list[ArmTimer]:
+def arms(effects: Sequence[object]) -> list[ArmTimer]:
     return [e for e in effects if isinstance(e, ArmTimer)]
 
 
@@ -89,7 +94,7 @@ def test_enabling_after_the_cache_expired_rebuilds_it_at_once() -> None:
     state, effects = decide(sealed_state(), Toggle(True), T0 + 400 * S)
     assert arms(effects) == [ArmTimer(state.seq, T0 + 400 * S)]
     assert state.rebuild
-    claimed, effects = decide(state, TickDue(state.seq, T0 + 400 * S, TERMS), T0 + 400 * S)
+    claimed, effects = decide(state, TickDue(state.seq, T0 + 400 * S, TERMS, LEASE), T0 + 400 * S)
     assert effects == [Warm(state.seq)] and claimed.status == "warming"
 
 
@@ -135,32 +140,66 @@ def test_interval_bounds_follow_the_retention() -> None:
 
 def test_a_due_tick_claims_the_warm_and_a_duplicate_does_nothing() -> None:
     state = enabled_state()
-    tick = TickDue(state.seq, state.next_warm_at or 0, TERMS)
+    tick = TickDue(state.seq, state.next_warm_at or 0, TERMS, LEASE)
     claimed, effects = decide(state, tick, tick.target)
     assert effects == [Warm(state.seq)] and claimed.status == "warming"
     again, effects = decide(claimed, tick, tick.target + 500)
     assert again == claimed and effects == []
 
 
-def test_a_claim_whose_lambda_died_can_be_reclaimed_after_the_lease() -> None:
+def test_a_claim_is_held_until_its_invocations_deadline_and_no_longer() -> None:
     state, _ = decide(enabled_state(), SetInterval(20), T0 + 10 * S)
-    tick = TickDue(state.seq, state.next_warm_at or 0, TERMS)
-    claimed, _ = decide(state, tick, tick.target)
-    assert decide(claimed, tick, tick.target + 170 * S) == (claimed, [])
-    _, effects = decide(claimed, tick, tick.target + 181 * S)
+    target = state.next_warm_at or 0
+    deadline = target + 30 * S  # the warm function's timeout
+    tick = TickDue(state.seq, target, TERMS, deadline)
+    claimed, _ = decide(state, tick, target)
+    assert claimed.warm_lease_until == deadline
+    # Lambda's retries of a killed invocation come after its deadline: they take over.
+    assert decide(claimed, tick, deadline - S) == (claimed, [])
+    _, effects = decide(claimed, tick, deadline + 60 * S)
     assert effects == [Warm(state.seq)]
+
+
+def test_a_failed_invocation_frees_its_claim_for_lambdas_first_retry() -> None:
+    state, _ = decide(enabled_state(), SetInterval(20), T0 + 10 * S)
+    target = state.next_warm_at or 0
+    tick = TickDue(state.seq, target, TERMS, target + 300 * S)
+    claimed, _ = decide(state, tick, target)
+    released, effects = decide(claimed, WarmAbandoned(state.seq), target + S)
+    assert effects == [] and released.status == "warming"
+    # The first retry, about a minute later, warms.
+    _, effects = decide(released, tick, target + 61 * S)
+    assert effects == [Warm(state.seq)]
+    # A stale release (an older seq) changes nothing.
+    assert decide(claimed, WarmAbandoned(state.seq - 1), target + S) == (claimed, [])
+
+
+@pytest.mark.parametrize("event", [Toggle(True), SetInterval(100), Revive()])
+def test_a_lost_tick_or_a_dead_claim_is_re_armed(event: object) -> None:
+    state = enabled_state()
+    target = state.next_warm_at or 0
+    overdue = target + 61 * S  # nothing fired: dead-lettered or dropped
+    revived, effects = decide(state, event, overdue)  # type: ignore[arg-type]
+    assert revived.status == "scheduled" and (revived.next_warm_at or 0) >= overdue
+    assert arms(effects) and revived.seq > state.seq
+    # A tick merely on its way is left alone.
+    if not isinstance(event, SetInterval):
+        assert decide(state, event, target + 10 * S) == (state, [])  # type: ignore[arg-type]
+    # So is a claim still held.
+    claimed, _ = decide(state, TickDue(state.seq, target, TERMS, target + 300 * S), target)
+    assert decide(claimed, Revive(), target + 100 * S) == (claimed, [])
 
 
 @pytest.mark.parametrize("delta_seq,delta_target", [(-1, 0), (1, 0), (0, 1000)])
 def test_stale_ticks_do_nothing(delta_seq: int, delta_target: int) -> None:
     state = enabled_state()
-    tick = TickDue(state.seq + delta_seq, (state.next_warm_at or 0) + delta_target, TERMS)
+    tick = TickDue(state.seq + delta_seq, (state.next_warm_at or 0) + delta_target, TERMS, LEASE)
     assert decide(state, tick, T0 + 300 * S) == (state, [])
 
 
 def test_a_tick_after_toggle_off_or_close_does_nothing() -> None:
     state = enabled_state()
-    tick = TickDue(state.seq, state.next_warm_at or 0, TERMS)
+    tick = TickDue(state.seq, state.next_warm_at or 0, TERMS, LEASE)
     for stop in (Toggle(False), Close()):
         stopped, _ = decide(state, stop, T0 + 10 * S)
         assert decide(stopped, tick, tick.target) == (stopped, [])
@@ -169,7 +208,7 @@ def test_a_tick_after_toggle_off_or_close_does_nothing() -> None:
 def test_after_a_warm_the_next_is_booked_one_interval_after_its_start() -> None:
     state = enabled_state()
     target = state.next_warm_at or 0
-    claimed, _ = decide(state, TickDue(state.seq, target, TERMS), target)
+    claimed, _ = decide(state, TickDue(state.seq, target, TERMS, LEASE), target)
     done, effects = decide(claimed, WarmFinished(state.seq, target, TERMS, READ), target + 800)
     assert done.last_warm_at == target and done.last_refresh_at == target
     assert arms(effects) == [ArmTimer(state.seq + 1, target + 240 * S)]
@@ -182,7 +221,7 @@ def run_warms(state: WarmingState, count: int) -> WarmingState:
     for _ in range(count):
         target = state.next_warm_at
         assert target is not None
-        state, _ = decide(state, TickDue(state.seq, target, TERMS), target)
+        state, _ = decide(state, TickDue(state.seq, target, TERMS, LEASE), target)
         state, _ = decide(state, WarmFinished(state.seq, target, TERMS, READ), target + 500)
     return state
 
@@ -191,7 +230,7 @@ def test_idle_budget_pauses_after_the_budget_of_warms_without_a_turn() -> None:
     state = run_warms(enabled_state(), 10)
     assert state.status == "scheduled"
     target = state.next_warm_at or 0
-    state, _ = decide(state, TickDue(state.seq, target, TERMS), target)
+    state, _ = decide(state, TickDue(state.seq, target, TERMS, LEASE), target)
     state, effects = decide(state, WarmFinished(state.seq, target, TERMS, READ), target + 500)
     assert state.status == "paused-idle" and state.next_warm_at is None
     assert arms(effects) == [] and state.stats.warms == 11
@@ -210,7 +249,7 @@ def test_a_tick_that_would_start_after_expiry_shows_cache_expired_and_sends_no_w
     state = enabled_state()
     target = state.next_warm_at or 0
     late = T0 + 301 * S  # last refresh + TTL has passed
-    expired, effects = decide(state, TickDue(state.seq, target, TERMS), late)
+    expired, effects = decide(state, TickDue(state.seq, target, TERMS, LEASE), late)
     assert expired.status == "cache-expired" and expired.next_warm_at is None
     assert not any(isinstance(e, Warm) for e in effects) and arms(effects) == []
 
@@ -219,7 +258,7 @@ def test_a_tick_during_a_generating_turn_sends_no_warm_and_rearms() -> None:
     state = enabled_state()
     target = state.next_warm_at or 0
     busy, _ = decide(state, TurnStarted(target - 5 * S), target - 5 * S)
-    _, effects = decide(busy, TickDue(busy.seq, target, TERMS), target)
+    _, effects = decide(busy, TickDue(busy.seq, target, TERMS, LEASE), target)
     assert not any(isinstance(e, Warm) for e in effects)
     assert arms(effects) == [ArmTimer(busy.seq + 1, target + 240 * S)]
 
@@ -229,7 +268,7 @@ def test_warm_errors_retry_then_stop_in_error_and_a_turn_recovers() -> None:
     state = replace(state, interval_seconds=20, next_warm_at=T0 + 20 * S)
     for attempt in range(1, 4):
         target = state.next_warm_at or 0
-        state, _ = decide(state, TickDue(state.seq, target, TERMS), target)
+        state, _ = decide(state, TickDue(state.seq, target, TERMS, LEASE), target)
         state, effects = decide(
             state, WarmFinished(state.seq, target, TERMS, None, error="overloaded"), target + S
         )
@@ -245,7 +284,7 @@ def test_warm_errors_retry_then_stop_in_error_and_a_turn_recovers() -> None:
 def test_a_warm_finishing_after_toggle_off_records_stats_and_books_nothing() -> None:
     state = enabled_state()
     target = state.next_warm_at or 0
-    claimed, _ = decide(state, TickDue(state.seq, target, TERMS), target)
+    claimed, _ = decide(state, TickDue(state.seq, target, TERMS, LEASE), target)
     off, _ = decide(claimed, Toggle(False), target + 100)
     done, effects = decide(off, WarmFinished(state.seq, target, TERMS, READ), target + 900)
     assert done.status == "off" and arms(effects) == []
@@ -280,7 +319,7 @@ def test_an_aborted_turn_refreshes_and_resumes_an_expired_enabled_conversation()
 def test_a_warm_that_caches_nothing_stops_as_not_cacheable_until_the_next_turn() -> None:
     state = enabled_state()
     target = state.next_warm_at or 0
-    state, _ = decide(state, TickDue(state.seq, target, TERMS), target)
+    state, _ = decide(state, TickDue(state.seq, target, TERMS, LEASE), target)
     uncached = Usage(input_tokens=300)  # below the model's minimum cacheable length
     state, effects = decide(state, WarmFinished(state.seq, target, TERMS, uncached), target + 400)
     assert state.status == "not-cacheable" and arms(effects) == []
@@ -321,8 +360,38 @@ def test_a_turn_whose_prefix_is_below_the_minimum_cacheable_length_books_no_warm
 def test_a_new_interval_during_a_warm_is_pushed_by_the_warms_completion_not_before() -> None:
     state = enabled_state()
     target = state.next_warm_at or 0
-    claimed, _ = decide(state, TickDue(state.seq, target, TERMS), target)
+    claimed, _ = decide(state, TickDue(state.seq, target, TERMS, LEASE), target)
     changed, effects = decide(claimed, SetInterval(45), target + 100)
     assert changed.interval_seconds == 45 and effects == []
     done, effects = decide(changed, WarmFinished(state.seq, target, TERMS, READ), target + 400)
     assert PushUpdate() in effects and done.next_warm_at == target + 45 * S
+
+
+def test_a_warm_refused_as_too_long_stops_as_context_full_at_once() -> None:
+    from chalicelib.domain.warming import WarmFinished
+
+    terms = ModelTerms(idle_budget=11, min_cacheable_tokens=1024)
+    state = WarmingState(
+        enabled=True,
+        status="warming",
+        seq=3,
+        has_prefix=True,
+        last_refresh_at=0,
+        warm_lease_until=100_000,
+        timer_ref=None,
+    )
+    stopped, effects = decide(
+        state, WarmFinished(3, 1000, terms, None, 0.0, "context_window_exceeded"), 2000
+    )
+    assert stopped.status == "context-full" and stopped.context_full
+    assert not any(type(effect).__name__ == "ArmTimer" for effect in effects)
+
+
+def test_a_new_interval_while_a_rebuild_is_due_books_it_again_for_now() -> None:
+    expired = replace(sealed_state(), enabled=False)
+    state, _ = decide(expired, Toggle(True), T0 + 400 * S)  # the cache is gone: rebuild at once
+    assert state.rebuild and state.next_warm_at == T0 + 400 * S
+    later = T0 + 403 * S
+    changed, effects = decide(state, SetInterval(60), later)
+    assert changed.interval_seconds == 60 and changed.rebuild
+    assert changed.next_warm_at == later and arms(effects) and PushUpdate() in effects

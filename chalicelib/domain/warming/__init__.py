@@ -10,6 +10,7 @@ from chalicelib.domain.warming.events import (
     Effect,
     Event,
     PushUpdate,
+    Revive,
     SetInterval,
     TickDue,
     Toggle,
@@ -17,6 +18,7 @@ from chalicelib.domain.warming.events import (
     TurnSealed,
     TurnStarted,
     Warm,
+    WarmAbandoned,
     WarmFinished,
 )
 from chalicelib.domain.warming.policy import decide
@@ -46,6 +48,7 @@ __all__ = [
     "ModelTerms",
     "PushUpdate",
     "Retention",
+    "Revive",
     "SetInterval",
     "Status",
     "TickDue",
@@ -54,6 +57,7 @@ __all__ = [
     "TurnSealed",
     "TurnStarted",
     "Warm",
+    "WarmAbandoned",
     "WarmFinished",
     "WarmStats",
     "WarmingState",

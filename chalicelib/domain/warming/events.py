@@ -30,6 +30,26 @@ class TickDue:
     seq: int
     target: int
     terms: ModelTerms
+    # The invocation's deadline: a claim is held no longer.
+    deadline: int
+    # False when the owner's spend budget for the day is used up (read by the caller).
+    budget_left: bool = True
+
+
+@dataclass(frozen=True)
+class WarmAbandoned:
+    """The invocation that claimed warm `seq` failed before finishing it: free the claim for
+    Lambda's retry (or a redelivery), keeping what the warm did if it was sent."""
+
+    seq: int
+    started_at: int = 0
+    usage: Usage | None = None
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class Revive:
+    """Someone looks at the conversation (opens its panel): re-arm a tick that was lost."""
 
 
 @dataclass(frozen=True)
@@ -58,9 +78,11 @@ class TurnSealed:
 
 @dataclass(frozen=True)
 class TurnEnded:
-    """A turn that was aborted or failed; `refreshed_at` is its request start if it reached the model."""
+    """A turn that was aborted or failed; `refreshed_at` is its request start if it reached the model.
+    `context_full`: the API refused its prompt as longer than the model's context window."""
 
     refreshed_at: int | None
+    context_full: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +92,8 @@ class Close:
 
 Event = (
     ConversationCreated
+    | WarmAbandoned
+    | Revive
     | Toggle
     | SetInterval
     | TickDue

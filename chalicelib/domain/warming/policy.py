@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from chalicelib.domain.context import room_for_another_turn
+from chalicelib.domain.pricing import Usage
 from chalicelib.domain.timing import TIMINGS
 from chalicelib.domain.warming.events import (
     ArmTimer,
@@ -22,6 +24,7 @@ from chalicelib.domain.warming.events import (
     Effect,
     Event,
     PushUpdate,
+    Revive,
     SetInterval,
     TickDue,
     Toggle,
@@ -29,6 +32,7 @@ from chalicelib.domain.warming.events import (
     TurnSealed,
     TurnStarted,
     Warm,
+    WarmAbandoned,
     WarmFinished,
 )
 from chalicelib.domain.warming.state import (
@@ -56,12 +60,16 @@ def decide(state: WarmingState, event: Event, now: int) -> Decision:
             return _tick_due(state, event, now)
         case WarmFinished():
             return _warm_finished(state, event, now)
+        case WarmAbandoned():
+            return _warm_abandoned(state, event, now)
+        case Revive():
+            return _revive(state, now)
         case TurnStarted(at=at):
             return _turn_started(state, at)
         case TurnSealed():
             return _turn_sealed(state, event, now)
-        case TurnEnded(refreshed_at=refreshed_at):
-            return _turn_ended(state, refreshed_at, now)
+        case TurnEnded(refreshed_at=refreshed_at, context_full=context_full):
+            return _turn_ended(state, refreshed_at, now, context_full=context_full)
         case Close():
             return _close(state)
     raise TypeError(f"unknown event {event!r}")
@@ -79,7 +87,7 @@ def _arm(state: WarmingState, target: int, *, rebuild: bool = False) -> Decision
         timer_ref=None,
         status="scheduled",
         rebuild=rebuild,
-        warm_started_at=None,
+        warm_lease_until=None,
     )
     return armed, [*effects, PushUpdate()]
 
@@ -96,7 +104,7 @@ def _stop(state: WarmingState, status: Status, **changes: object) -> Decision:
         next_warm_at=None,
         timer_ref=None,
         rebuild=False,
-        warm_started_at=None,
+        warm_lease_until=None,
         **changes,  # type: ignore[arg-type]
     )
     return stopped, [*effects, PushUpdate()]
@@ -107,6 +115,9 @@ def _resume(state: WarmingState, now: int) -> Decision:
     state = replace(
         state, enabled=True, closed=False, idle_warms=0, consecutive_errors=0, last_error=None
     )
+    if state.context_full:
+        # No turn can extend this prefix any more: keeping it warm would only cost.
+        return _stop(state, "context-full")
     if not state.has_prefix:
         return _stop(state, "waiting-for-first-turn")
     expires_at = state.cache_expires_at
@@ -120,7 +131,7 @@ def _resume(state: WarmingState, now: int) -> Decision:
 def _toggle(state: WarmingState, wanted: bool | None, now: int) -> Decision:
     enable = (not state.enabled) if wanted is None else wanted
     if enable:
-        if state.enabled and state.status in _ACTIVE:
+        if state.enabled and _alive(state, now):
             return state, []
         return _resume(state, now)
     if not state.enabled:
@@ -135,13 +146,18 @@ def _set_interval(state: WarmingState, seconds: int, now: int) -> Decision:
     if seconds == state.interval_seconds:
         return state, []
     state = replace(state, interval_seconds=seconds)
+    if state.enabled and state.status in _ACTIVE and not _alive(state, now):
+        return _resume(state, now)  # its tick was lost: book afresh with the new interval
     if state.status == "scheduled" and not state.rebuild and state.last_refresh_at is not None:
         return _arm(state, max(now, state.last_refresh_at + seconds * 1000))
-    if state.status == "warming" or state.rebuild:
-        # A warm is in flight or due at once (a rebuild): its completion books from the new
-        # interval and pushes that. A push now would only show the in-flight state, whose
-        # `nextWarmAt` is already past.
+    if state.status == "warming":
+        # A warm is in flight: its completion books from the new interval and pushes that. A
+        # push now would only show the in-flight state, whose `nextWarmAt` is already past.
         return state, []
+    if state.status == "scheduled" and state.rebuild:
+        # A rebuild due at once: book it again for now, so the update shows a `nextWarmAt`
+        # that has not passed (the replaced tick is stale by its seq).
+        return _arm(state, now, rebuild=True)
     # Off or paused: the new interval shows at once.
     return state, [PushUpdate()]
 
@@ -152,11 +168,7 @@ def _tick_due(state: WarmingState, tick: TickDue, now: int) -> Decision:
     if not state.enabled or state.closed:
         return state, []
     if state.status == "warming":
-        lease_over = (
-            state.warm_started_at is not None
-            and now - state.warm_started_at > TIMINGS.warm_lease_s * 1000
-        )
-        if not lease_over:
+        if _claim_held(state, now):
             return state, []
     elif state.status != "scheduled":
         return state, []
@@ -170,23 +182,64 @@ def _tick_due(state: WarmingState, tick: TickDue, now: int) -> Decision:
         return _stop(state, "cache-expired")
     if state.idle_warms >= tick.terms.idle_budget:
         return _stop(state, "paused-idle")
-    claimed = replace(state, status="warming", warm_started_at=now)
+    if not tick.budget_left:
+        # The owner's spend budget for the day is used up: the warm is not sent.
+        return _stop(state, "budget-exhausted")
+    claimed = replace(state, status="warming", warm_lease_until=tick.deadline)
     return claimed, [Warm(state.seq)]
+
+
+def _warm_abandoned(state: WarmingState, abandoned: WarmAbandoned, now: int) -> Decision:
+    if abandoned.usage is not None:
+        # The warm was sent (and billed) before the failure: its refresh and cost count.
+        state = _record_warm(state, abandoned.started_at, abandoned.usage, abandoned.cost_usd)
+    if abandoned.seq == state.seq and state.status == "warming":
+        state = replace(state, warm_lease_until=now)
+    return state, []
+
+
+def _record_warm(state: WarmingState, started_at: int, usage: Usage, cost: float) -> WarmingState:
+    return replace(
+        state,
+        last_warm_at=started_at,
+        last_refresh_at=max(started_at, state.last_refresh_at or 0),
+        prefix_tokens=usage.cached_prefix_tokens or state.prefix_tokens,
+        stats=state.stats.with_warm(usage, cost),
+    )
+
+
+def _claim_held(state: WarmingState, now: int) -> bool:
+    return state.warm_lease_until is not None and now < state.warm_lease_until
+
+
+def _alive(state: WarmingState, now: int) -> bool:
+    """Warming is on course: waiting for a first turn, a warm in flight, or a tick still due."""
+    if state.status == "waiting-for-first-turn":
+        return True
+    if state.status == "warming":
+        return _claim_held(state, now)
+    if state.status == "scheduled" and state.next_warm_at is not None:
+        return now <= state.next_warm_at + TIMINGS.overdue_after_s * 1000
+    return False
+
+
+def _revive(state: WarmingState, now: int) -> Decision:
+    """A lost tick (dead-lettered, dropped, its claim dead) is re-armed; anything else stays."""
+    if not state.enabled or state.closed or state.status not in _ACTIVE or _alive(state, now):
+        return state, []
+    return _resume(state, now)
 
 
 def _warm_finished(state: WarmingState, done: WarmFinished, now: int) -> Decision:
     current = done.seq == state.seq and state.status == "warming"
     if done.usage is not None:
-        state = replace(
-            state,
-            last_warm_at=done.started_at,
-            last_refresh_at=max(done.started_at, state.last_refresh_at or 0),
-            prefix_tokens=done.usage.cached_prefix_tokens or state.prefix_tokens,
-            stats=state.stats.with_warm(done.usage, done.cost_usd),
-        )
+        state = _record_warm(state, done.started_at, done.usage, done.cost_usd)
     if not current:
         # Toggled off, closed or re-armed while the warm ran: keep its stats, book nothing.
         return state, ([PushUpdate()] if done.usage is not None else [])
+    if done.usage is None and done.error == "context_window_exceeded":
+        # The prefix itself no longer fits: retrying cannot help.
+        return _stop(state, "context-full", context_full=True)
     if done.usage is None:
         errors = state.consecutive_errors + 1
         state = replace(state, consecutive_errors=errors, last_error=done.error or "upstream_error")
@@ -238,8 +291,14 @@ def _turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
             prefix_tokens=usage.prompt_tokens + usage.output_tokens,
             stats=replace(state.stats, last_cache_pct=usage.cache_hit_pct),
         )
+    if usage is not None and not room_for_another_turn(
+        state.prefix_tokens or 0, sealed.terms.context_limit
+    ):
+        state = replace(state, context_full=True)
     if not state.enabled or state.closed:
         return state, [PushUpdate()]
+    if state.context_full:
+        return _stop(state, "context-full")
     prefix = state.prefix_tokens if usage is not None else None
     if prefix is not None and prefix < sealed.terms.min_cacheable_tokens:
         # Below the model's minimum cacheable length: a warm would be billed and cache nothing.
@@ -250,11 +309,15 @@ def _turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
     return _arm(state, target)
 
 
-def _turn_ended(state: WarmingState, refreshed_at: int | None, now: int) -> Decision:
-    state = replace(state, turn_started_at=None)
+def _turn_ended(
+    state: WarmingState, refreshed_at: int | None, now: int, *, context_full: bool = False
+) -> Decision:
+    state = replace(state, turn_started_at=None, context_full=state.context_full or context_full)
+    if context_full and state.enabled and not state.closed:
+        return _stop(state, "context-full")
     if refreshed_at is not None and state.has_prefix:
         state = replace(state, last_refresh_at=max(refreshed_at, state.last_refresh_at or 0))
-    if state.enabled and not state.closed and state.status not in _ACTIVE:
+    if state.enabled and not state.closed and not _alive(state, now):
         return _resume(state, now)
     return state, [PushUpdate()]
 

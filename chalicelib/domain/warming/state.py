@@ -19,6 +19,8 @@ Status = Literal[
     "not-cacheable",
     "error",
     "closed",
+    "context-full",
+    "budget-exhausted",
 ]
 Retention = Literal["5m", "1h"]
 
@@ -81,13 +83,18 @@ class WarmingState:
     idle_warms: int = 0
     consecutive_errors: int = 0
     last_error: str | None = None
-    warm_started_at: int | None = None
+    # A claimed warm is held until its invocation's deadline (when Lambda kills it at the
+    # latest), or released at once when the invocation fails: then a redelivery takes it over.
+    warm_lease_until: int | None = None
     # The live tick may rebuild an expired cache: the user enabled warming and asked for it.
     rebuild: bool = False
     turn_started_at: int | None = None
     # Tokens of the cacheable prefix as last measured (a sealed turn's prompt + reply, or a warm's
     # read + write); None before any.
     prefix_tokens: int | None = None
+    # The history no longer leaves room for another turn in the model's context window: warming
+    # would keep alive a prefix no turn can use. It only grows, so this never clears.
+    context_full: bool = False
     stats: WarmStats = field(default_factory=WarmStats)
 
     @property
@@ -109,6 +116,10 @@ class ModelTerms:
 
     idle_budget: int
     min_cacheable_tokens: int
+    # The largest prompt a turn of this conversation may send: the model's context window minus
+    # the conversation's maxTokens (the API refuses prompt + max_tokens over the window). None:
+    # unknown, never checked.
+    context_limit: int | None = None
 
 
 # --- events -------------------------------------------------------------------------------

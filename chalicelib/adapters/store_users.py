@@ -1,0 +1,33 @@
+"""Per-user items of the one table: the spend ledger (one atomic counter per UTC day)."""
+
+from __future__ import annotations
+
+from chalicelib.adapters.store_connections import ConnectionItems
+from chalicelib.adapters.store_items import TTL_ATTRIBUTE, n_value, user_key
+
+
+class UserItems(ConnectionItems):
+    def add_spend(self, owner: str, day: str, micro_usd: int, expires_at: int) -> int:
+        # ADD is atomic on the item: concurrent warms and turns of one user never lose a cost.
+        response = self.client.update_item(
+            TableName=self._table,
+            Key=user_key(owner, f"SPEND#{day}"),
+            UpdateExpression="ADD microUsd :cost SET #ttl = :expires",
+            ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+            ExpressionAttributeValues={
+                ":cost": n_value(micro_usd),
+                ":expires": n_value(expires_at),
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["microUsd"]["N"])
+
+    def spent(self, owner: str, day: str) -> int:
+        response = self.client.get_item(
+            TableName=self._table,
+            Key=user_key(owner, f"SPEND#{day}"),
+            ConsistentRead=True,
+            ProjectionExpression="microUsd",
+        )
+        item = response.get("Item")
+        return int(item["microUsd"]["N"]) if item and "microUsd" in item else 0

@@ -1,0 +1,168 @@
+"""The conversation's conditional write, and what its failures really mean.
+
+botocore retries a DynamoDB call after a 500, throttling or a socket error, up to 10 attempts
+(NOTES.md, "AWS behaviours to test against"). When an attempt landed but its response was lost,
+the retry fails its own condition: every write therefore carries a `writeId`, and a condition
+failure returns the stored item (`ReturnValuesOnConditionCheckFailure: ALL_OLD`, DynamoDB API
+reference, PutItem / TransactWriteItems) so the write can tell its own landed attempt from a
+writer that got there first. TransactWriteItems is idempotent for 10 minutes by the
+ClientRequestToken botocore generates per call (DynamoDB developer guide, "Transactions:
+idempotency"), which makes such a retry succeed on AWS; the same check covers both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from typing import TYPE_CHECKING, Any, cast
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.adapters.store_items import (
+    conversation_item,
+    conversation_key,
+    n_value,
+    s_value,
+    str_attr,
+    turn_item,
+    warming_slots_key,
+)
+from chalicelib.adapters.store_table import Table, error_code
+from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.ports import (
+    CapReached,
+    ItemTooLarge,
+    SlotChange,
+    VersionConflict,
+    WriteOutcomeUnknown,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+    from chalicelib.adapters.store_items import Item
+
+WRITE_ID = "writeId"
+# Errors after which an attempt may have landed; anything else in 4xx is a definite refusal.
+_MAYBE_LANDED = {
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TransactionInProgressException",
+}
+
+
+class ConversationWrites(Table):
+    def save_conversation(
+        self, conversation: Conversation, turn: Turn | None = None, slot: SlotChange | None = None
+    ) -> Conversation:
+        saved = dataclasses.replace(conversation, version=conversation.version + 1)
+        write_id = secrets.token_hex(8)
+        put = self._put(saved, conversation.version, write_id)
+        try:
+            if turn is None and slot is None:
+                self.client.put_item(**put)
+            else:
+                self.client.transact_write_items(TransactItems=self._items(put, saved, turn, slot))
+        except ClientError as error:
+            self._refused(error, saved, write_id, slot)
+        except BotoCoreError as error:
+            self._unsure(error, saved, write_id)
+        return saved
+
+    def _put(self, saved: Conversation, expected: int, write_id: str) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "Item": {**conversation_item(saved, saved.version), WRITE_ID: s_value(write_id)},
+            "ConditionExpression": "#version = :expected",
+            "ExpressionAttributeNames": {"#version": "version"},
+            "ExpressionAttributeValues": {":expected": n_value(expected)},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
+    def _items(
+        self, put: dict[str, Any], saved: Conversation, turn: Turn | None, slot: SlotChange | None
+    ) -> list[TransactWriteItemTypeDef]:
+        items: list[Any] = [{"Put": put}]
+        if turn is not None:
+            items.append({"Put": {"TableName": self._table, "Item": turn_item(turn)}})
+        if slot is not None:
+            items.append({"Update": self._slot_update(saved, slot)})
+        return cast("list[TransactWriteItemTypeDef]", items)
+
+    def _slot_update(self, saved: Conversation, slot: SlotChange) -> dict[str, Any]:
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": warming_slots_key(saved.owner),
+            "ExpressionAttributeNames": {"#set": "conversations"},
+            "ExpressionAttributeValues": {":id": {"SS": [saved.id]}},
+        }
+        if not slot.take:
+            return {**update, "UpdateExpression": "DELETE #set :id"}
+        return {
+            **update,
+            "UpdateExpression": "ADD #set :id",
+            # Set ADD is idempotent, so a conversation already holding a slot passes.
+            "ConditionExpression": "attribute_not_exists(#set) OR size(#set) < :cap "
+            "OR contains(#set, :member)",
+            "ExpressionAttributeValues": {
+                ":id": {"SS": [saved.id]},
+                ":cap": n_value(slot.cap),
+                ":member": s_value(saved.id),
+            },
+        }
+
+    def _refused(
+        self, error: ClientError, saved: Conversation, write_id: str, slot: SlotChange | None
+    ) -> None:
+        code = error_code(error)
+        if code == "ConditionalCheckFailedException":
+            if _written_by(error.response.get("Item"), write_id):
+                return
+            raise VersionConflict(saved.id) from error
+        if code == "TransactionCanceledException":
+            self._cancelled(error, saved, write_id, slot)
+            return
+        if code == "ValidationException" and "size" in str(error).lower():
+            raise ItemTooLarge(saved.id) from error
+        if code in _MAYBE_LANDED:
+            self._unsure(error, saved, write_id)
+            return
+        raise error
+
+    def _cancelled(
+        self, error: ClientError, saved: Conversation, write_id: str, slot: SlotChange | None
+    ) -> None:
+        reasons = cast(list[dict[str, Any]], error.response.get("CancellationReasons") or [])
+        codes = [reason.get("Code") for reason in reasons]
+        if codes and codes[0] == "ConditionalCheckFailed":
+            if _written_by(reasons[0].get("Item"), write_id):
+                return
+            raise VersionConflict(saved.id) from error
+        if slot is not None and codes and codes[-1] == "ConditionalCheckFailed":
+            raise CapReached(saved.owner) from error
+        if "TransactionConflict" in codes:
+            # A racing transaction on the same item: nothing was written, re-read and retry.
+            raise VersionConflict(saved.id) from error
+        raise error
+
+    def _unsure(self, error: Exception, saved: Conversation, write_id: str) -> None:
+        """The write may have landed: read it back to know."""
+        try:
+            response = self.client.get_item(
+                TableName=self._table, Key=conversation_key(saved.id), ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as unreadable:
+            raise WriteOutcomeUnknown(saved.id) from unreadable
+        if _written_by(response.get("Item"), write_id):
+            return
+        raise error
+
+
+def _written_by(item: object, write_id: str) -> bool:
+    """The stored item (as a condition failure or a read returns it) was put by this write."""
+    if not isinstance(item, dict) or WRITE_ID not in item:
+        return False
+    return str_attr(cast("Item", item), WRITE_ID) == write_id
