@@ -13,8 +13,10 @@ Assumptions, said out loud:
   request is not measured here).
 - Every SQS batch holds one tick (batches of up to 10 are warmed side by side, which only lowers
   the concurrency used): conservative.
-- The warm function may use the whole account concurrency; in the deployed template its event
-  source mapping is capped at `WarmMaxConcurrency` (500 by default), shown as its own row.
+- The warm function's concurrency: the most the default account quota lets one function reserve
+  (1,000 minus the 100 Lambda keeps unreserved); the deployed template reserves 300 by default
+  (`WarmReservedConcurrency`, leaving 700 for the WebSocket, HTTP and generate functions), shown
+  as a note.
 - DynamoDB units of a ~20k-token conversation (2 PutItem + 1 Query, sized from the wire).
 """
 
@@ -35,8 +37,10 @@ QUEUE_MAX_DELAY_S = 900
 
 # Default quotas per Region (sources in docs/performance.md, "Capacity").
 LAMBDA_CONCURRENCY = 1000  # Lambda quotas: concurrent executions
+UNRESERVED_MINIMUM = 100  # Lambda keeps this much unreserved for other functions
+WARM_CEILING = LAMBDA_CONCURRENCY - UNRESERVED_MINIMUM
 ESM_MAX_BATCHES = 1000  # SQS event source mapping: concurrent batches (MaximumConcurrency <= 1000)
-TEMPLATE_MAX_CONCURRENCY = 500  # infra/template.yaml WarmMaxConcurrency default
+TEMPLATE_RESERVED = 300  # infra/template.yaml WarmReservedConcurrency default
 SCHEDULER_INVOCATIONS_TPS = 1000  # Scheduler: invocations throttle limit, primary Regions
 SCHEDULER_CREATE_TPS = 5000  # Scheduler: CreateSchedule request rate, primary Regions
 SCHEDULES = 10_000_000  # Scheduler: number of schedules per Region
@@ -68,7 +72,10 @@ def per_warm(
 def limits(warm: PerWarm, interval_s: int, after: bool) -> list[tuple[str, float]]:
     """(quota, most conversations it allows) for one path and interval."""
     rows = [
-        (f"Lambda concurrency ({LAMBDA_CONCURRENCY:,})", LAMBDA_CONCURRENCY / warm.lambda_s),
+        (
+            f"Lambda concurrency ({LAMBDA_CONCURRENCY:,}; at most {WARM_CEILING} reserved for warm)",
+            WARM_CEILING / warm.lambda_s,
+        ),
         (
             f"DynamoDB on-demand table WRU ({DYNAMODB_TABLE_UNITS:,}/s)",
             DYNAMODB_TABLE_UNITS / warm.write_units,
@@ -125,10 +132,9 @@ def run(calls_report: Report | None = None, timer_report: Report | None = None) 
                 note=f"binds first: {binding}; next: {second} at {then:,.0f}; "
                 f"{warm.lambda_s:.1f} s of Lambda per warm",
             )
-            if after:
-                ceiling = TEMPLATE_MAX_CONCURRENCY / warm.lambda_s * interval
-                report.note(
-                    f"{interval} s after, with the template's WarmMaxConcurrency "
-                    f"{TEMPLATE_MAX_CONCURRENCY}: {ceiling:,.0f} conversations"
-                )
+            ceiling = TEMPLATE_RESERVED / warm.lambda_s * interval
+            report.note(
+                f"{interval} s {label}, with the template's default WarmReservedConcurrency "
+                f"{TEMPLATE_RESERVED}: {min(ceiling, most):,.0f} conversations"
+            )
     return report
