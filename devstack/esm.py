@@ -55,7 +55,7 @@ class MappingConfig:
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
-    """One record of Lambda's SQS event ("Using Lambda with Amazon SQS", example event)."""
+    """One record of Lambda's SQS event (the SqsEvent schema of Powertools for AWS Lambda)."""
     return {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],

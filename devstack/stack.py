@@ -227,7 +227,9 @@ class Stack:
         from chalicelib.config import settings
 
         bootstrap.reset()
-        _widen_client_pools()
+        from devstack.ticks import widen_client_pools
+
+        widen_client_pools()
         app_settings = settings()
         self._create_resources(app_settings.table_name, app_settings.schedule_group)
         _prime_app_clients(bootstrap.services())
@@ -382,35 +384,16 @@ class Stack:
         self._stoppers.append(("scheduler runner", runner.stop))
 
     def _create_tick_queues(self, aws_url: str) -> Any:
-        import boto3
-
-        from devstack.ticks import create_tick_queues
+        from devstack.ticks import create_tick_queues_at
 
         prefix = f"{_app_name(self.options.project_dir)}-{self.options.chalice_stage}"
-        sqs = boto3.session.Session().client(
-            "sqs",
-            endpoint_url=aws_url,
-            region_name=REGION,
-            aws_access_key_id="devstack",
-            aws_secret_access_key="devstack",
-        )
-        return create_tick_queues(sqs, prefix)
+        return create_tick_queues_at(aws_url, prefix, REGION)
 
     def _start_mapping(self, queues: Any, lambdas: Any) -> None:
-        import boto3
-        from botocore.config import Config
-
         from devstack.ticks import start_mapping
 
-        # One connection per poller: long polls hold theirs for up to 20 s.
-        pool = Config(max_pool_connections=self.options.esm_max_concurrency + 10)
-        sqs = boto3.session.Session().client("sqs", config=pool)
         mapping = start_mapping(
-            sqs,
-            queues,
-            lambda event: lambdas.run("warm", event),
-            self.options.esm_max_concurrency,
-            REGION,
+            queues, lambda event: lambdas.run("warm", event), self.options.esm_max_concurrency
         )
         self._stoppers.append(("tick queue mapping", mapping.stop))
 
@@ -443,16 +426,6 @@ def _app_name(project_dir: Path) -> str:
         config = json.loads((project_dir / ".chalice" / "config.json").read_text())
         return str(config.get("app_name") or "app")
     return "app"
-
-
-def _widen_client_pools(connections: int = 64) -> None:
-    """Many Lambdas share the app's boto3 clients here (one per container in AWS): give each client
-    room for that many connections instead of botocore's default 10, so concurrent warms do not
-    open and discard a connection per request ("Connection pool is full")."""
-    from botocore.config import Config
-
-    defaults: dict[str, Any] = Config.OPTION_DEFAULTS
-    defaults["max_pool_connections"] = connections
 
 
 def _prime_app_clients(services: Any) -> None:

@@ -10,6 +10,7 @@ can read.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,14 +47,47 @@ def create_tick_queues(sqs: Any, prefix: str) -> TickQueues:
     return TickQueues(url, _arn(sqs, url), dlq_url, dlq_arn)
 
 
+def create_tick_queues_at(aws_url: str, prefix: str, region: str) -> TickQueues:
+    """The queues in the stack's moto, before the app's environment points boto3 at it."""
+    import boto3
+
+    sqs = boto3.session.Session().client(
+        "sqs",
+        endpoint_url=aws_url,
+        region_name=region,
+        aws_access_key_id="devstack",
+        aws_secret_access_key="devstack",
+    )
+    return create_tick_queues(sqs, prefix)
+
+
 def start_mapping(
-    sqs: Any, queues: TickQueues, run_warm: Any, max_concurrency: int, region: str
+    queues: TickQueues, run_warm: Callable[[dict[str, Any]], Any], max_concurrency: int
 ) -> SqsEventSourceMapping:
-    """TickEventSourceMapping: batches of up to 10, no batching window, partial batch responses."""
+    """TickEventSourceMapping: batches of up to 10, no batching window, partial batch responses.
+    Its client reaches moto through the app's endpoint settings (AWS_ENDPOINT_URL_SQS)."""
+    import boto3
+    from botocore.config import Config
+
+    # One connection per poller: long polls hold theirs for up to 20 s.
+    pool = Config(max_pool_connections=max_concurrency + 10)
+    session = boto3.session.Session()
+    sqs = session.client("sqs", config=pool)
     config = MappingConfig(
         batch_size=10,
         batching_window_s=0,
         max_concurrency=max_concurrency,
         report_batch_item_failures=True,
     )
+    region = session.region_name or "us-east-1"
     return SqsEventSourceMapping(sqs, queues.url, queues.arn, run_warm, config, region).start()
+
+
+def widen_client_pools(connections: int = 64) -> None:
+    """Many Lambdas share the app's boto3 clients here (one per container in AWS): give each client
+    room for that many connections instead of botocore's default 10, so concurrent warms do not
+    open and discard a connection per request ("Connection pool is full")."""
+    from botocore.config import Config
+
+    defaults: dict[str, Any] = Config.OPTION_DEFAULTS
+    defaults["max_pool_connections"] = connections

@@ -327,7 +327,7 @@ def tick_key(tick: dict[str, Any]) -> tuple[Any, Any, Any]:
 
 
 def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """Lambda's SQS event for received messages ("Using Lambda with Amazon SQS", example event)."""
+    """Lambda's SQS event for received messages (the fields of Powertools' SqsEvent schema)."""
     return {
         "Records": [
             {

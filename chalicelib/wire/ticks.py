@@ -5,13 +5,14 @@ Two shapes arrive (docs/architecture.md, "The precise timer"):
 - a raw tick `{"conversationId", "seq", "target"}`: an asynchronous invoke (schedules booked
   before the tick queue existed, or an operator's `aws lambda invoke`);
 - an SQS batch from the event source mapping, `{"Records": [...]}`, each record's `body` a tick.
-  The record fields used are those of Lambda's SQS event ("Using Lambda with Amazon SQS", example
-  event: `messageId`, `receiptHandle`, `body`, `attributes.ApproximateReceiveCount`; read
-  2026-12-01).
+  The record fields used are those of Lambda's SQS event: `messageId`, `receiptHandle`, `body`,
+  `attributes.ApproximateReceiveCount` (the SqsEvent schema of Powertools for AWS Lambda,
+  docs.aws.amazon.com/powertools, and AWS's serverless-snippets examples; read 2026-12-01).
 
-A replayed dead letter may also carry the tick under `requestPayload` (the shape of a Lambda
-on-failure destination record, "Capturing records of Lambda asynchronous invocations"), so a DLQ
-moved back to the tick queue replays those ticks too.
+A replayed dead letter may also carry the tick under `requestPayload` (a Lambda on-failure
+destination's invocation record holds the request payload: "Capturing records of Lambda
+asynchronous invocations", Lambda Developer Guide, and the record format in the AWS CDK's Lambda
+destinations README), so a DLQ moved back to the tick queue replays those ticks too.
 """
 
 from __future__ import annotations
