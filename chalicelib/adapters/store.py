@@ -18,6 +18,7 @@ from chalicelib.adapters.store_items import (
     decode_conversation,
     int_attr,
     s_value,
+    savings_key,
     str_attr,
     turn_from_item,
     turn_key,
@@ -25,6 +26,7 @@ from chalicelib.adapters.store_items import (
 from chalicelib.adapters.store_table import error_code
 from chalicelib.adapters.store_writes import ConversationWrites
 from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.warming import Tally
 from chalicelib.ports import AlreadyExists, Snapshot
 
 if TYPE_CHECKING:
@@ -72,6 +74,23 @@ class DynamoStore(ConversationWrites, ConnectionItems):
         return [
             decode_conversation(str_attr(item, "body"), int_attr(item, "version")) for item in items
         ]
+
+    def savings(self, owner: str) -> Tally:
+        response = self.client.get_item(
+            TableName=self._table, Key=savings_key(owner), ConsistentRead=True
+        )
+        item = response.get("Item") or {}
+
+        def number(name: str) -> str:
+            value = item.get(name)
+            return value["N"] if value is not None and "N" in value else "0"
+
+        return Tally(
+            spent_usd=round(float(number("spentUsd")), 8),
+            saved_usd=round(float(number("savedUsd")), 8),
+            warms=int(number("warms")),
+            rescues=int(number("rescues")),
+        )
 
     def get_turns(self, conversation_id: str) -> list[Turn]:
         items = self._query(

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.domain.conversation import Conversation, Turn
-from chalicelib.domain.warming import Event, ModelTerms
+from chalicelib.domain.warming import Event, ModelTerms, Tally
 from chalicelib.ports import Clock, Sockets, Store, Timer
 from chalicelib.services.conversations import Conversations
 from chalicelib.services.costs import Costs
@@ -96,6 +96,9 @@ class Services:
 
     def list_conversations(self, owner: str) -> list[Conversation]:
         return self.conversations.list(owner)
+
+    def savings(self, owner: str) -> Tally:
+        return self.conversations.savings(owner)
 
     def start_turn(
         self, owner: str, conversation_id: str, body: commands.StartTurn | Mapping[str, Any]

@@ -1,4 +1,5 @@
-"""Conversations over HTTP: create (the model checked against the catalog), read, list."""
+"""Conversations over HTTP: create (the model checked against the catalog), read, list, and the
+owner's warming savings."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from chalicelib.domain import catalog
 from chalicelib.domain.conversation import Conversation, Turn, is_blank
 from chalicelib.domain.errors import Refused
-from chalicelib.domain.warming import WarmingState
+from chalicelib.domain.warming import ConversationCreated, Tally, WarmingState, decide
 from chalicelib.services.unit_of_work import UnitOfWork
 from chalicelib.wire import commands
 
@@ -40,15 +41,17 @@ class Conversations:
             raise Refused(
                 "invalid_field", f"'maxTokens' must be an integer from 1 to {limit} for {model}"
             )
+        now = self.ports.clock.now_ms()
+        warming, _ = decide(WarmingState(), ConversationCreated(command.retention), now)
         conversation = Conversation(
             id=self.ports.new_id(),
             owner=owner,
-            created_at=self.ports.clock.now_ms(),
+            created_at=now,
             title=command.title or "New conversation",
             model=model,
             system=command.system or self.ports.default_system,
             max_tokens=max_tokens,
-            warming=WarmingState(retention=command.retention),
+            warming=warming,
         )
         self.ports.store.create_conversation(conversation)
         return conversation
@@ -59,3 +62,7 @@ class Conversations:
 
     def list(self, owner: str) -> list[Conversation]:
         return self.ports.store.list_conversations(owner)
+
+    def savings(self, owner: str) -> Tally:
+        """The owner's warming totals: one read of the counter the conversations' writes add to."""
+        return self.ports.store.savings(owner)

@@ -12,6 +12,7 @@ from chalicelib.domain.conversation import Conversation, Turn, fit_reply, turn_i
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.prompts import turn_prompt
 from chalicelib.domain.turns import Change, Reported
+from chalicelib.domain.warming import TurnClaimed
 from chalicelib.ports import ModelError
 from chalicelib.services.fanout import ChatStream
 from chalicelib.services.unit_of_work import UnitOfWork
@@ -96,7 +97,12 @@ class Turns:
             change = turns.claim_stream(conversation, tid, owner, deadline, now)
             if change is None or conversation.abort_reason:
                 return change  # an aborted turn never starts: no turn-started
-            return replace(change, announce=turns.announce_start(current))
+            announced = replace(change, announce=turns.announce_start(current))
+            if not conversation.warming.auto:
+                return announced
+            # The auto cache picks what this turn's request marks: prices are looked up here,
+            # in the generate function, never on the HTTP path that started the turn.
+            return replace(announced, event=TurnClaimed(self.uow.costs.terms(conversation, now)))
 
         try:
             claimed = self.uow.transition(conversation_id, claim)

@@ -5,6 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.warming import Tally, WarmStats
+
+
+def savings_view(stats: WarmStats) -> dict[str, Any]:
+    """What warming spent (every warm), what its rescues saved, and the difference."""
+    return {
+        "spentUsd": stats.total_cost_usd,
+        "savedUsd": stats.saved_usd,
+        "netUsd": stats.net_usd,
+        "rescues": stats.rescues,
+    }
+
+
+def user_savings_view(totals: Tally) -> dict[str, Any]:
+    """The same figures over every conversation of one user (`GET /savings`)."""
+    return {
+        "spentUsd": totals.spent_usd,
+        "savedUsd": totals.saved_usd,
+        "netUsd": totals.net_usd,
+        "rescues": totals.rescues,
+        "warms": totals.warms,
+    }
 
 
 def warming_view(conversation: Conversation) -> dict[str, Any]:
@@ -15,8 +37,11 @@ def warming_view(conversation: Conversation) -> dict[str, Any]:
         "status": state.status,
         "nextWarmAt": state.next_warm_at,
         "lastWarmAt": state.last_warm_at,
+        "cacheInUse": state.retention,
+        "cacheReason": state.retention_reason,
         "warms": state.stats.warms,
         "totalCostUsd": state.stats.total_cost_usd,
+        "savings": savings_view(state.stats),
     }
 
 
@@ -26,7 +51,7 @@ def conversation_view(conversation: Conversation) -> dict[str, Any]:
         "title": conversation.title,
         "model": conversation.model,
         "maxTokens": conversation.max_tokens,
-        "cacheRetention": conversation.retention,
+        "cacheRetention": conversation.warming.setting,
         "createdAt": conversation.created_at,
         "closed": conversation.warming.closed,
         "activeTurnId": conversation.active_turn_id,

@@ -198,6 +198,11 @@ def test_http_routes_create_list_get_and_health(stack: MotoStack) -> None:
     detail = stack.http.http.get(f"/conversations/{second}", headers=stack.headers(OWNER)).json_body
     assert detail["cacheRetention"] == "1h" and detail["turns"] == []
     assert detail["warming"]["enabled"] is False
+    assert (detail["warming"]["cacheInUse"], detail["warming"]["intervalSeconds"]) == ("1h", 3590)
+    # "auto" is the default: it starts on the 5-minute cache.
+    default = stack.http.http.get(f"/conversations/{first}", headers=stack.headers(OWNER)).json_body
+    assert default["cacheRetention"] == "auto"
+    assert (default["warming"]["cacheInUse"], default["warming"]["intervalSeconds"]) == ("5m", 290)
     assert stack.http.http.get("/health").json_body == {"status": "ok"}
 
 
@@ -291,6 +296,10 @@ def test_toggles_closes_and_refused_turns_never_need_prices(stack: MotoStack) ->
     join(stack, "ws-1", conversation_id)
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     invoke(stack, "ws-1", conversation_id, "set-interval", 60)
+    # Neither does the auto cache at creation, nor the savings the panel and routes show.
+    create(stack, cacheRetention="auto")
+    for path in ("/savings", f"/conversations/{conversation_id}", "/conversations"):
+        assert stack.http.http.get(path, headers=stack.headers(OWNER)).status_code == 200
 
     def lambda_down(conversation_id: str, turn_index: int) -> None:
         raise RuntimeError("Lambda is down")
@@ -329,9 +338,11 @@ def test_a_warm_costs_four_aws_calls_plus_one_post_per_subscriber(stack: MotoSta
     assert stack.http.lambda_.invoke("warm", payload).payload == {"action": "warmed"}
     posts = [c for c in calls if c == "PostToConnection"]
     assert len(posts) == 3
+    # The claim is a put; the result is written in one transaction with the owner's savings
+    # counter (the warm's cost), so the counter costs no extra call.
     assert sorted(c for c in calls if c != "PostToConnection") == [
         "CreateSchedule",
         "PutItem",
-        "PutItem",
         "Query",
+        "TransactWriteItems",
     ]
