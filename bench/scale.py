@@ -374,8 +374,8 @@ def _project(report: Report, calls_report: Report, timer_report: Report | None) 
             lambda_direct,
         ),
         (
-            f"240 s interval (the default; Scheduler; Lambda wait {source})",
-            240,
+            f"290 s interval (the 5-minute cache's default; Scheduler; Lambda wait {source})",
+            290,
             scheduled.counts(),
             scheduled.posts() / 1,
             lambda_scheduled,
