@@ -68,8 +68,10 @@ def create_conversation() -> Response:
 @app.route("/conversations", methods=["GET"], cors=True)
 @api
 def list_conversations() -> dict[str, Any]:
-    conversations = bootstrap.services().list_conversations(_owner())
-    return {"conversations": [views.conversation_view(c) for c in conversations]}
+    query = app.current_request.query_params if app.current_request else None
+    command = commands.list_conversations(query)
+    page = bootstrap.services().list_conversations(_owner(), command.limit, command.after)
+    return views.conversation_list(page)
 
 
 @app.route("/savings", methods=["GET"], cors=True)

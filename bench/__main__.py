@@ -9,10 +9,11 @@ gaps (`--gaps`, `--exact-decide`, `--jobs`). `--markdown FILE` also writes the r
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench import abort, calls, coldstart, immediate, policy, scale, timer, warmcost
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             users = timer.USERS + abort.USERS + immediate.USERS
             with LocalStack(users=users, lambda_workers=timer.CONVERSATIONS + 64) as stack:
 
-                def during_wait(s: LocalStack = stack, shared: list[str] = shared) -> None:
+                def during_wait(s: LocalStack = stack, shared: Sequence[str] = shared) -> None:
                     if "abort" in shared:
                         timed("abort", lambda: abort.run(s, user_offset=timer.USERS))
                     if "immediate" in shared:
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                             lambda: immediate.run(s, user_offset=timer.USERS + abort.USERS),
                         )
 
-                timed("timer", lambda s=stack: timer.run(s, during_wait=during_wait))
+                timed("timer", functools.partial(timer.run, stack, during_wait=during_wait))
         elif name == "abort" and "timer" not in selected:
             timed(name, abort.run)
         elif name == "immediate" and "timer" not in selected:

@@ -12,6 +12,7 @@ of un-aborted turns — i.e. how long the stream (and its billing) would go on w
 
 from __future__ import annotations
 
+import functools
 import time
 
 from bench.client import User, connect_users
@@ -36,6 +37,10 @@ def _chat(frame: dict[str, object], event: str, turn_id: str) -> bool:
     )
 
 
+def _ended(frame: dict[str, object], turn_id: str) -> bool:
+    return _chat(frame, "turn-aborted", turn_id) or _chat(frame, "turn-sealed", turn_id)
+
+
 def run(stack: LocalStack | None = None, user_offset: int = 0) -> Report:
     return run_on_stack(NAME, USERS, _run, stack, user_offset)
 
@@ -57,10 +62,10 @@ def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
     stack.configure_emulator(tokens_per_second=TOKENS_PER_SECOND, reply_tokens=REPLY_TOKENS)
     users = connect_users(stack.endpoints, stack.tokens, USERS, user_offset)
     conversations: dict[str, str] = {}
-    for user in users:
-        conversation_id = user.create(f"Abort benchmark for {user.name}.")
-        user.subscribe(conversation_id, chat=True)
-        conversations[user.name] = conversation_id
+    for member in users:
+        conversation_id = member.create(f"Abort benchmark for {member.name}.")
+        member.subscribe(conversation_id, chat=True)
+        conversations[member.name] = conversation_id
     print(
         f"  {RUNS} closes mid-stream at {TOKENS_PER_SECOND} tokens/s; load {loadavg()}", flush=True
     )
@@ -74,10 +79,15 @@ def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
         socket = user.socket
         since = socket.mark()
         turn_id = user.turn(conversation_id, f"Tell me a long story, number {run_index}.")
-        first = socket.wait(lambda f, t=turn_id: _chat(f, "delta", t), 30, since, "first delta")
+        first = socket.wait(
+            functools.partial(_chat, event="delta", turn_id=turn_id), 30, since, "first delta"
+        )
         if run_index >= RUNS:  # reference: let it run to the end
             sealed = socket.wait(
-                lambda f, t=turn_id: _chat(f, "turn-sealed", t), 60, since, "turn-sealed"
+                functools.partial(_chat, event="turn-sealed", turn_id=turn_id),
+                60,
+                since,
+                "turn-sealed",
             )
             remaining.append((sealed.at_ms - first.at_ms) / 1000)
             continue
@@ -85,7 +95,7 @@ def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
         sent_ms = now_ms()
         socket.send({"type": "close", "conversationId": conversation_id})
         aborted = socket.wait(
-            lambda f, t=turn_id: _chat(f, "turn-aborted", t) or _chat(f, "turn-sealed", t),
+            functools.partial(_ended, turn_id=turn_id),
             10,
             since,
             "turn-aborted",

@@ -1,7 +1,7 @@
 """The cold-start reference: a bare Chalice app that imports boto3, and nothing else."""
 
 import boto3
-from chalice import Chalice
+from chalice.app import Chalice
 
 app = Chalice(app_name="bare")
 

@@ -15,7 +15,9 @@ promised warm happens.
 
 from __future__ import annotations
 
+import functools
 import time
+from typing import Any
 
 from bench.client import User, connect_users, run_parallel, system_prompt, wait_until, warm_samples
 from bench.common import Report, loadavg, percentile
@@ -65,26 +67,26 @@ def run(stack: LocalStack | None = None, user_offset: int = 0) -> Report:
 def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
     stack.configure_emulator(tokens_per_second=0, reply_tokens=20)
     users = connect_users(stack.endpoints, stack.tokens, USERS, user_offset)
-    run_parallel([lambda u=u: _prepare(u) for u in users], workers=8)
+    run_parallel([functools.partial(_prepare, u) for u in users], workers=8)
     wait_until(lambda: all(_sealed(u) for u in users), timeout_s=60, step_s=0.5)
     time.sleep(INTERVAL_S + 2)  # the cache is alive, but its last refresh is over an interval ago
     enabled_ms = int(time.time() * 1000)
     promised = [
         p
-        for batch in run_parallel([lambda u=u: _enable(u) for u in users], workers=8)
+        for batch in run_parallel([functools.partial(_enable, u) for u in users], workers=8)
         for p in batch
     ]
     total = len(promised)
     time.sleep(WATCH_S)
     samples = warm_samples(users, enabled_ms - 1000)
-    first = {}
+    first: dict[str, Any] = {}
     for sample in samples:
         first.setdefault(sample.conversation_id, sample)
     kept = len(first)
     due_now = sum(1 for p in promised if p - enabled_ms < 5_000)
     # Off again, so the kept ones do not warm every 20 s under whatever runs next on the stack.
     run_parallel(
-        [lambda u=u: [u.invoke(c, "toggle", False) for c in u.conversations] for u in users],
+        [functools.partial(_disable_all, u) for u in users],
         workers=8,
     )
     for user in users:
@@ -104,3 +106,7 @@ def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
     if first:
         errors = [s.error_ms / 1000 for s in first.values()]
         report.add("their start - announced nextWarmAt, p99", percentile(errors, 99), "s")
+
+
+def _disable_all(user: Any) -> list[Any]:
+    return [user.invoke(c, "toggle", False) for c in user.conversations]

@@ -14,6 +14,7 @@ did not run before) and the warm Lambda's measured duration (its wait included) 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -203,7 +204,7 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
     # as the table grows, which is why the full size does not fit on a small machine.
     failures = sum(
         run_parallel(
-            [lambda u=u, i=i: _prepare(u, i * PER_USER) for i, u in enumerate(users)], workers=8
+            [functools.partial(_prepare, u, i * PER_USER) for i, u in enumerate(users)], workers=8
         )
     )
     progress = [-1, time.monotonic()]

@@ -3,13 +3,11 @@ plus extra users' tokens), on free ports, and the readings a benchmark takes of 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -18,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import PROJECT_DIR, Report
-from devstack.ports import PORT_FLAGS, free_ports
+from bench.common import Report
+from devstack.launcher import StackError, StackProcess
 
 READY_TIMEOUT_S = 120.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -66,8 +64,8 @@ class LocalStack:
     extra: list[str] = field(default_factory=list)
     endpoints: dict[str, Any] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-stack-")))
+    launcher: StackProcess | None = None
 
     @property
     def stdout_path(self) -> Path:
@@ -82,57 +80,46 @@ class LocalStack:
         return self.directory / "lambdas.jsonl"
 
     @property
+    def tokens_file(self) -> Path:
+        return self.directory / "tokens.json"
+
+    @property
     def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+        assert self.launcher is not None
+        return self.launcher.pid
 
     def start(self) -> LocalStack:
-        endpoints_file = self.directory / "endpoints.json"
-        tokens_file = self.directory / "tokens.json"
-        command = [
-            sys.executable, "-m", "bench.stackproc",
-            "--tokens-file", str(tokens_file),
-            "--users", str(self.users),
-            "--lambda-log", str(self.lambda_log),
-            "--endpoints-file", str(endpoints_file),
-            "--lambda-workers", str(self.lambda_workers),
-            *self.extra,
-        ]  # fmt: skip
-        for flag, port in zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True):
-            command += [flag, str(port)]
-        env = dict(os.environ)
-        env.pop("ANTHROPIC_API_KEY", None)  # always the emulator: no key is ever spent here
-        env.pop("ANTHROPIC_BASE_URL", None)
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.process = subprocess.Popen(
-                command, cwd=PROJECT_DIR, stdout=out, stderr=err, env=env
-            )
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not (
-            "ready" in self.stdout_path.read_text(errors="replace").splitlines()
-            and tokens_file.exists()
-        ):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                tail = self.stderr_path.read_text(errors="replace")[-3000:]
-                self.stop()
-                raise RuntimeError(f"the local stack did not start:\n{tail}")
-            time.sleep(0.1)
+        """The stack through the launcher the e2e tests share, wrapped by `bench.stackproc` (extra
+        users' tokens, the Lambda log)."""
+        self.launcher = StackProcess(
+            self.directory,
+            module="bench.stackproc",
+            args=[
+                "--tokens-file",
+                str(self.tokens_file),
+                "--users",
+                str(self.users),
+                "--lambda-log",
+                str(self.lambda_log),
+                "--lambda-workers",
+                str(self.lambda_workers),
+                *self.extra,
+            ],
+            ready_timeout_s=READY_TIMEOUT_S,
+            ready=self.tokens_file.exists,
+        )
+        self.endpoints = self.launcher.start()
         if os.environ.get("BENCH_KEEP_LOGS"):
             print(f"  (local stack pid {self.pid}; logs kept in {self.directory})", flush=True)
-        self.endpoints = json.loads(endpoints_file.read_text())
-        self.tokens = json.loads(tokens_file.read_text())
+        self.tokens = json.loads(self.tokens_file.read_text())
         return self
 
     def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        launcher, self.launcher = self.launcher, None
+        if launcher is None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        with contextlib.suppress(StackError):  # a heavy run may take long to wind down
+            launcher.stop()
 
     def __enter__(self) -> LocalStack:
         return self.start()

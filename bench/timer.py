@@ -16,6 +16,7 @@ delay is a lower bound of the naive error (the Lambda's start-up comes on top).
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -66,7 +67,7 @@ def _run(stack: LocalStack, report: Report, during_wait: Callable[[], None] | No
         flush=True,
     )
     setup_began = time.monotonic()
-    run_parallel([lambda u=u, i=i: _setup(u, i, rng) for i, u in enumerate(users)], workers=8)
+    run_parallel([functools.partial(_setup, u, i, rng) for i, u in enumerate(users)], workers=8)
     print(f"  set up in {time.monotonic() - setup_began:.1f} s; load {loadavg()}", flush=True)
     stack.configure_emulator(tokens_per_second=40, reply_tokens=300)  # the stack's defaults
     if during_wait is not None:

@@ -18,11 +18,11 @@ from chalicelib.adapters.secrets import SecretString
 from chalicelib.adapters.sockets import ManagementApiSockets
 from chalicelib.adapters.store import DynamoStore
 from chalicelib.adapters.timer import PreciseTimer
-from chalicelib.auth import JwksVerifier, SharedSecretVerifier, TokenVerifier
+from chalicelib.auth import JwksVerifier, SharedSecretVerifier, TokenVerifier, audiences
 from chalicelib.config import settings
 from chalicelib.lazy import Lazy
 from chalicelib.ports import Model, PriceBook
-from chalicelib.services import Ports, Services
+from chalicelib.services import Limits, Ports, Services
 
 # A boto3 session must not create clients from several threads at once.
 _session_lock = threading.Lock()
@@ -49,7 +49,7 @@ def services() -> Services:
 def _verifier() -> TokenVerifier:
     config = settings()
     if config.jwt_jwks_url:
-        return JwksVerifier(config.jwt_jwks_url, config.jwt_issuer, config.jwt_audience or None)
+        return JwksVerifier(config.jwt_jwks_url, config.jwt_issuer, audiences(config.jwt_audience))
     return SharedSecretVerifier(config.jwt_secret)
 
 
@@ -83,6 +83,10 @@ def _build() -> Services:
         default_model=config.default_model,
         default_system=config.default_system_prompt,
         default_max_tokens=config.default_max_tokens,
+        limits=Limits(
+            conversations=config.max_conversations_per_user,
+            daily_budget_usd=config.daily_budget_usd,
+        ),
     )
     return Services(ports)
 

@@ -31,6 +31,8 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "DEFAULT_MODEL",
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_SYSTEM_PROMPT",
+    "DAILY_BUDGET_USD",
+    "MAX_CONVERSATIONS_PER_USER",
     "AWS_REGION",
 )
 
@@ -39,6 +41,10 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 # a blank reply (failed `empty_reply`). Only the tokens used are billed.
 DEFAULT_MAX_TOKENS = 8192
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+# Per user and UTC day, turns and warms together (docs/operations.md, "Per-user limits"):
+# about 1,000 turns of a 20,000-token conversation that reads the cache on the default model.
+DEFAULT_DAILY_BUDGET_USD = 5.0
+DEFAULT_MAX_CONVERSATIONS = 500
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,9 @@ class Settings:
     default_model: str
     default_max_tokens: int
     default_system_prompt: str
+    # None: no budget (DAILY_BUDGET_USD="none").
+    daily_budget_usd: float | None
+    max_conversations_per_user: int
     region: str
 
     @property
@@ -103,8 +112,24 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         default_model=env.get("DEFAULT_MODEL", DEFAULT_MODEL),
         default_max_tokens=int(env.get("DEFAULT_MAX_TOKENS", str(DEFAULT_MAX_TOKENS))),
         default_system_prompt=env.get("DEFAULT_SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
+        daily_budget_usd=_budget(env.get("DAILY_BUDGET_USD", "")),
+        max_conversations_per_user=int(
+            env.get("MAX_CONVERSATIONS_PER_USER") or DEFAULT_MAX_CONVERSATIONS
+        ),
         region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
     )
+
+
+def _budget(value: str) -> float | None:
+    """Empty: the default; "none": no budget; otherwise dollars, at least 0 (0 stops all spend)."""
+    if not value.strip():
+        return DEFAULT_DAILY_BUDGET_USD
+    if value.strip().lower() == "none":
+        return None
+    budget = float(value)
+    if not budget >= 0:
+        raise ValueError(f"DAILY_BUDGET_USD must be a number of dollars >= 0 or 'none': {value!r}")
+    return budget
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.conversation import Conversation, ConversationSummary, PageKey, Turn
 from chalicelib.domain.pricing import CacheRates, Usage
 from chalicelib.domain.prompts import Prompt
 from chalicelib.domain.warming import Tally
@@ -48,6 +48,17 @@ class SlotChange:
     cap: int
 
 
+class ConversationCapReached(Exception):
+    """The owner already created as many conversations as the cap allows; nothing was written."""
+
+
+@dataclass(frozen=True)
+class SummaryPage:
+    summaries: list[ConversationSummary]
+    # Where the next page starts; None on the last page.
+    next_after: PageKey | None
+
+
 @dataclass(frozen=True)
 class Connection:
     connection_id: str
@@ -69,13 +80,18 @@ class Snapshot:
 class ConversationStore(Protocol):
     """Conversations and their turns, written with optimistic concurrency."""
 
-    def create_conversation(self, conversation: Conversation) -> None:
-        """Raises AlreadyExists if the id is taken."""
+    def create_conversation(self, conversation: Conversation, cap: int | None = None) -> None:
+        """Raises AlreadyExists if the id is taken, ConversationCapReached if the owner already
+        created `cap` conversations (counted in the same write)."""
 
     def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
     def list_conversations(self, owner: str) -> list[Conversation]:
-        """The owner's conversations, newest first."""
+        """The owner's conversations, newest first (whole bodies: not for the list view)."""
+
+    def list_summaries(self, owner: str, limit: int, after: PageKey | None) -> SummaryPage:
+        """At most `limit` of the owner's conversation summaries, newest first, starting after
+        `after`; reads no conversation body."""
 
     def save_conversation(
         self,
@@ -129,6 +145,15 @@ class RateLimits(Protocol):
         """Count one hit in `bucket`'s fixed `window`; False (counting nothing) once `limit` is reached."""
 
 
+class SpendLedger(Protocol):
+    """Per-user spend per UTC day, in micro-dollars, counted atomically."""
+
+    def add_spend(self, owner: str, day: str, micro_usd: int, expires_at: int) -> int:
+        """Add to the owner's counter for `day`; returns the new total."""
+
+    def spent(self, owner: str, day: str) -> int: ...
+
+
 class SavingsLedger(Protocol):
     """Per-user totals of warming's spend and savings, added to atomically by the conversation
     writes that record them (`save_conversation(tally=...)`), never summed from conversations."""
@@ -137,7 +162,7 @@ class SavingsLedger(Protocol):
         """The owner's totals so far (all zero before the first warm)."""
 
 
-class Store(ConversationStore, ConnectionStore, RateLimits, SavingsLedger, Protocol):
+class Store(ConversationStore, ConnectionStore, RateLimits, SpendLedger, SavingsLedger, Protocol):
     """All the storage concerns: what the composition root hands out."""
 
 

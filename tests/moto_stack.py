@@ -15,8 +15,8 @@ from typing import Any
 import moto.apigatewaymanagementapi.models as apigw_models
 from chalice.local import LambdaContext
 from chalice.test import Client, InvokeResponse, TestLambdaClient
-from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import JsonRESTError
+from moto.core.models import DEFAULT_ACCOUNT_ID
 
 import app as application
 from chalicelib import auth, bootstrap

@@ -64,9 +64,24 @@ def error_code(error: Exception) -> str:
         return "model_unavailable"
     if isinstance(error, anthropic.APIStatusError) and error.status_code == 529:
         return "overloaded"
+    if isinstance(error, anthropic.BadRequestError) and _over_context_window(error):
+        return "context_window_exceeded"
     if isinstance(error, anthropic.APIStatusError) and 400 <= error.status_code < 500:
         return "model_rejected"
     return "upstream_error"
+
+
+# The API's two refusals of a prompt that does not fit the context window (400
+# invalid_request_error): "prompt is too long: 208656 tokens > 200000 maximum" and "input length
+# and `max_tokens` exceed context limit: 178959 + 64000 > 200000, decrease input length or
+# `max_tokens` and try again" (as reported in anthropics/claude-code#59696, 2026-05-16, and
+# docker/docker-agent#569, 2025-10-21; read 2026-12-01).
+_CONTEXT_REFUSALS = ("prompt is too long", "exceed context limit")
+
+
+def _over_context_window(error: Exception) -> bool:
+    text = str(error).lower()
+    return any(marker in text for marker in _CONTEXT_REFUSALS)
 
 
 def _interrupt(response: Any) -> None:
@@ -107,7 +122,7 @@ class AnthropicModel:
         try:
             message = client.messages.create(**request)
         except anthropic.BadRequestError as error:
-            if max_tokens != 0 or "max_tokens" not in str(error):
+            if max_tokens != 0 or "max_tokens" not in str(error) or _over_context_window(error):
                 raise ModelError(error_code(error), str(error)) from error
             log.warning("%s refused max_tokens=0; warming it with max_tokens=1", prompt.model)
             self._no_zero_max_tokens.add(prompt.model)

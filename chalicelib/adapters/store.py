@@ -2,55 +2,126 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
-from chalicelib.adapters.store_connections import ConnectionItems
 from chalicelib.adapters.store_items import (
     GSI_NAME,
     META,
     PARTIAL_TEXT,
+    SUMMARY_GSI,
     TTL_ATTRIBUTE,
     conversation_item,
     conversation_key,
     create_table,
     decode_conversation,
+    decode_summary,
     int_attr,
+    n_value,
+    page_key_of,
     s_value,
-    savings_key,
     str_attr,
+    summary_start_key,
     turn_from_item,
     turn_key,
+    user_key,
 )
 from chalicelib.adapters.store_table import error_code
+from chalicelib.adapters.store_users import UserItems
 from chalicelib.adapters.store_writes import ConversationWrites
-from chalicelib.domain.conversation import Conversation, Turn
-from chalicelib.domain.warming import Tally
-from chalicelib.ports import AlreadyExists, Snapshot
+from chalicelib.domain.conversation import (
+    Conversation,
+    ConversationSummary,
+    PageKey,
+    Turn,
+    summary_of,
+)
+from chalicelib.ports import AlreadyExists, ConversationCapReached, Snapshot, SummaryPage
 
 if TYPE_CHECKING:
-    pass
+    from chalicelib.adapters.store_items import Item
 
-__all__ = ["GSI_NAME", "TTL_ATTRIBUTE", "DynamoStore", "create_table"]
+__all__ = ["GSI_NAME", "SUMMARY_GSI", "TTL_ATTRIBUTE", "DynamoStore", "create_table"]
 
 
-class DynamoStore(ConversationWrites, ConnectionItems):
-    """All three storage ports over the one table."""
+def _cancelled_at(error: ClientError) -> list[bool]:
+    """Which items of a cancelled transaction failed their condition."""
+    reasons = cast(list[dict[str, Any]], error.response.get("CancellationReasons") or [])
+    return [reason.get("Code") == "ConditionalCheckFailed" for reason in reasons]
+
+
+class DynamoStore(ConversationWrites, UserItems):
+    """All the storage ports over the one table."""
 
     # --- conversations ---------------------------------------------------------------------
 
-    def create_conversation(self, conversation: Conversation) -> None:
+    def create_conversation(self, conversation: Conversation, cap: int | None = None) -> None:
+        """The conversation and the owner's count in one transaction: concurrent creations can
+        never pass the cap (a check before the write could)."""
+        count: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": user_key(conversation.owner, "COUNTS"),
+            "UpdateExpression": "ADD conversations :one",
+            "ExpressionAttributeValues": {":one": n_value(1)},
+        }
+        if cap is not None:
+            count["ConditionExpression"] = (
+                "attribute_not_exists(conversations) OR conversations < :cap"
+            )
+            count["ExpressionAttributeValues"][":cap"] = n_value(cap)
         try:
-            self.client.put_item(
-                TableName=self._table,
-                Item=conversation_item(conversation, conversation.version),
-                ConditionExpression="attribute_not_exists(pk)",
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": conversation_item(conversation, conversation.version),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {"Update": count},  # type: ignore[typeddict-item]
+                ]
             )
         except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
+            if error_code(error) != "TransactionCanceledException":
+                raise
+            failed = _cancelled_at(error)
+            if failed[:1] == [True]:
                 raise AlreadyExists(conversation.id) from error
+            if failed[1:2] == [True]:
+                raise ConversationCapReached(conversation.owner) from error
             raise
+
+    def list_summaries(self, owner: str, limit: int, after: PageKey | None) -> SummaryPage:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": SUMMARY_GSI,
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ExpressionAttributeValues": {":pk": s_value(f"OWNER#{owner}")},
+            "ScanIndexForward": False,
+            # One more than asked: whether a next page exists, without an empty last page.
+            "Limit": limit + 1,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = summary_start_key(owner, after)
+        items: list[Item] = []
+        for item in self._query(request):  # type: ignore[arg-type]
+            items.append(item)
+            if len(items) > limit:
+                break
+        page = items[:limit]
+        more = len(items) > limit
+        next_after = page_key_of(str_attr(page[-1], "gsi1sk")) if more and page else None
+        return SummaryPage([self._summary(item) for item in page], next_after)
+
+    def _summary(self, item: Item) -> ConversationSummary:
+        if "summary" in item:
+            return decode_summary(str_attr(item, "summary"))
+        # Written before summaries existed: read it once (its next write adds the summary).
+        conversation = self.get_conversation(str_attr(item, "pk").removeprefix("CONV#"))
+        assert conversation is not None
+        return summary_of(conversation)
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         response = self.client.get_item(
@@ -74,23 +145,6 @@ class DynamoStore(ConversationWrites, ConnectionItems):
         return [
             decode_conversation(str_attr(item, "body"), int_attr(item, "version")) for item in items
         ]
-
-    def savings(self, owner: str) -> Tally:
-        response = self.client.get_item(
-            TableName=self._table, Key=savings_key(owner), ConsistentRead=True
-        )
-        item = response.get("Item") or {}
-
-        def number(name: str) -> str:
-            value = item.get(name)
-            return value["N"] if value is not None and "N" in value else "0"
-
-        return Tally(
-            spent_usd=round(float(number("spentUsd")), 8),
-            saved_usd=round(float(number("savedUsd")), 8),
-            warms=int(number("warms")),
-            rescues=int(number("rescues")),
-        )
 
     def get_turns(self, conversation_id: str) -> list[Turn]:
         items = self._query(

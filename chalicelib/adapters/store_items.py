@@ -7,8 +7,11 @@ Key layout (pk / sk):
     CONN#<id>    META                       connection: owner, connectedAt, expiresAt
     CONN#<id>    SUB#<convId>#<channel>     mirror of a subscription, so a disconnect finds them all
     USER#<owner> WARMING                    conversations: string set of those holding a warming slot
+    USER#<owner> COUNTS                     conversations: how many the owner created (the cap)
+    USER#<owner> SPEND#<yyyy-mm-dd>         microUsd: the owner's spend that UTC day; expiresAt
     USER#<owner> SAVINGS                    spentUsd, savedUsd, warms, rescues: counters (ADD)
-GSI `by-owner`: gsi1pk = OWNER#<owner>, gsi1sk = <created_at:013d>#<id>. TTL attribute: expiresAt.
+GSI `by-owner`: gsi1pk = OWNER#<owner>, gsi1sk = <created_at:013d>#<id>, every attribute.
+GSI `owner-summaries`: the same keys, projecting only `summary` (the list view). TTL: expiresAt.
 
 `body` is the msgspec JSON of the dataclass. A conversation's version lives only in the `version`
 attribute, which the conditional writes compare against; `writeId` names the write that stored
@@ -22,7 +25,13 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.conversation import (
+    Conversation,
+    ConversationSummary,
+    PageKey,
+    Turn,
+    summary_of,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -31,6 +40,8 @@ if TYPE_CHECKING:
     Item = dict[str, AttributeValueTypeDef]
 
 GSI_NAME = "by-owner"
+# The list view's index: keys plus the small `summary` attribute, never the body.
+SUMMARY_GSI = "owner-summaries"
 TTL_ATTRIBUTE = "expiresAt"
 META = "META"
 
@@ -55,6 +66,34 @@ def decode_turn(body: str) -> Turn:
 
 def conversation_key(conversation_id: str) -> Item:
     return {"pk": s_value(f"CONV#{conversation_id}"), "sk": s_value(META)}
+
+
+def encode_summary(summary: ConversationSummary) -> str:
+    return msgspec.json.encode(summary).decode()
+
+
+def decode_summary(body: str) -> ConversationSummary:
+    return msgspec.json.decode(body, type=ConversationSummary)
+
+
+def page_key_of(gsi1sk: str) -> PageKey:
+    created_at, _, conversation_id = gsi1sk.partition("#")
+    return int(created_at), conversation_id
+
+
+def summary_start_key(owner: str, after: PageKey) -> Item:
+    """The index's ExclusiveStartKey for a page after `after`: rebuilt from the owner (never from
+    the client), so a cursor cannot reach into another owner's list."""
+    created_at, conversation_id = after
+    return {
+        **conversation_key(conversation_id),
+        "gsi1pk": s_value(f"OWNER#{owner}"),
+        "gsi1sk": s_value(f"{created_at:013d}#{conversation_id}"),
+    }
+
+
+def user_key(owner: str, sort_key: str) -> Item:
+    return {"pk": s_value(f"USER#{owner}"), "sk": s_value(sort_key)}
 
 
 def turn_key(conversation_id: str, index: int) -> Item:
@@ -84,7 +123,7 @@ def warming_slots_key(owner: str) -> Item:
 
 
 def savings_key(owner: str) -> Item:
-    return {"pk": s_value(f"USER#{owner}"), "sk": s_value("SAVINGS")}
+    return user_key(owner, "SAVINGS")
 
 
 def owner_index_keys(conversation: Conversation) -> tuple[str, str]:
@@ -100,6 +139,7 @@ def conversation_item(conversation: Conversation, version: int) -> Item:
         "gsi1pk": s_value(gsi1pk),
         "gsi1sk": s_value(gsi1sk),
         "body": s_value(encode_conversation(conversation)),
+        "summary": s_value(encode_summary(summary_of(conversation))),
     }
 
 
@@ -168,7 +208,15 @@ def create_table(client: DynamoDBClient, table_name: str) -> None:
                     {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": SUMMARY_GSI,
+                "KeySchema": [
+                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["summary"]},
+            },
         ],
     )
     # UpdateTimeToLive is refused while the table is still being created.

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from chalicelib.domain.pricing import Usage
-from chalicelib.domain.warming import Retention, WarmingState
+from chalicelib.domain.warming import Retention, RetentionSetting, WarmingState
+from chalicelib.domain.warming.state import REASON_SET
 
 TurnStatus = Literal["generating", "sealed", "aborted", "failed"]
 AbortReason = Literal["cancelled", "closed"]
@@ -55,6 +56,66 @@ class Conversation:
     @property
     def retention(self) -> Retention:
         return self.warming.retention
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    """What the conversation list shows: a few hundred bytes, stored beside the conversation so a
+    listing never reads bodies (the system prompt alone may be 200 KB)."""
+
+    id: str
+    title: str
+    model: str
+    max_tokens: int
+    retention: Retention
+    created_at: int
+    closed: bool
+    active_turn_id: str | None
+    turn_count: int
+    warming_enabled: bool
+    interval_seconds: int
+    status: str
+    next_warm_at: int | None
+    last_warm_at: int | None
+    warms: int
+    total_cost_usd: float
+    # The auto cache and the savings (defaults for summaries stored before them): what the
+    # conversation was created with (None: the cache in use, fixed), why that cache, and what
+    # warming's rescues saved.
+    setting: RetentionSetting | None = None
+    cache_reason: str = REASON_SET
+    saved_usd: float = 0.0
+    rescues: int = 0
+
+
+def summary_of(conversation: Conversation) -> ConversationSummary:
+    state = conversation.warming
+    return ConversationSummary(
+        id=conversation.id,
+        title=conversation.title,
+        model=conversation.model,
+        max_tokens=conversation.max_tokens,
+        retention=state.retention,
+        created_at=conversation.created_at,
+        closed=state.closed,
+        active_turn_id=conversation.active_turn_id,
+        turn_count=conversation.turn_count,
+        warming_enabled=state.enabled,
+        interval_seconds=state.interval_seconds,
+        status=state.status,
+        next_warm_at=state.next_warm_at,
+        last_warm_at=state.last_warm_at,
+        warms=state.stats.warms,
+        total_cost_usd=state.stats.total_cost_usd,
+        setting=state.setting,
+        cache_reason=state.retention_reason,
+        saved_usd=state.stats.saved_usd,
+        rescues=state.stats.rescues,
+    )
+
+
+# A position in a user's list, newest first: (created_at, id) of the last conversation shown.
+PageKey = tuple[int, str]
 
 
 @dataclass(frozen=True)

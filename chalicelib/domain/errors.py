@@ -3,7 +3,7 @@
 Rules raise them where they live (the domain, a use case, the edge parsers); one table in
 `chalicelib/wire/errors.py` maps each code to its HTTP status and error frame, for HTTP and
 WebSocket alike. Every code is listed here, so a new one cannot be raised without the table
-(and docs/contract.md) hearing of it: `tests/unit/test_wire_errors.py` checks both.
+(and docs/contract.md) hearing of it: `tests/unit/test_contract_schema.py` checks both.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ Code = Literal[
     "conflict",
     "rate_limited",
     "limit_reached",
+    "budget_exhausted",
+    "context_full",
     "upstream_error",
     "internal_error",
 ]

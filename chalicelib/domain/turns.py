@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from chalicelib.domain.context import check_fits
 from chalicelib.domain.conversation import (
     AbortReason,
     Conversation,
@@ -67,9 +68,12 @@ class Reported:
     truncated: bool = False
 
 
-def begin_turn(conversation: Conversation, text: str, now: int) -> Change:
+def begin_turn(
+    conversation: Conversation, text: str, now: int, context_limit: int | None = None
+) -> Change:
     if conversation.generating:
         raise Refused("turn_in_progress", "a reply is still being generated")
+    check_fits(conversation, text, context_limit)
     turn = Turn(conversation.id, conversation.turn_count, text, now)
     begun = replace(
         conversation,
@@ -148,7 +152,10 @@ def end_turn(
         assert terms is not None, "a seal needs the model's terms"
         event = TurnSealed(started.started_at, now, reported.usage, terms)
     else:
-        event = TurnEnded(started.started_at if reported.reached_model else None)
+        event = TurnEnded(
+            started.started_at if reported.reached_model else None,
+            context_full=code == "context_window_exceeded",
+        )
     cost = reported.cost_usd if status == "sealed" else None
     return Change(cleared, ended, event, TurnEndedNotice(ended, cost))
 

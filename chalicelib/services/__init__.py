@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.conversation import Conversation, PageKey, Turn
 from chalicelib.domain.warming import Event, ModelTerms, Tally
-from chalicelib.ports import Clock, Sockets, Store, Timer
+from chalicelib.ports import Clock, Sockets, Store, SummaryPage, Timer
 from chalicelib.services.conversations import Conversations
 from chalicelib.services.costs import Costs
 from chalicelib.services.fanout import FanOut
@@ -94,8 +94,10 @@ class Services:
     def get_conversation(self, owner: str, conversation_id: str) -> tuple[Conversation, list[Turn]]:
         return self.conversations.get(owner, conversation_id)
 
-    def list_conversations(self, owner: str) -> list[Conversation]:
-        return self.conversations.list(owner)
+    def list_conversations(
+        self, owner: str, limit: int = 50, after: PageKey | None = None
+    ) -> SummaryPage:
+        return self.conversations.list(owner, limit, after)
 
     def savings(self, owner: str) -> Tally:
         return self.conversations.savings(owner)

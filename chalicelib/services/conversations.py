@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.domain import catalog
-from chalicelib.domain.conversation import Conversation, Turn, is_blank
+from chalicelib.domain.conversation import Conversation, PageKey, Turn, is_blank
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.warming import ConversationCreated, Tally, WarmingState, decide
+from chalicelib.ports import ConversationCapReached, SummaryPage
 from chalicelib.services.unit_of_work import UnitOfWork
 from chalicelib.wire import commands
 
@@ -53,15 +54,22 @@ class Conversations:
             max_tokens=max_tokens,
             warming=warming,
         )
-        self.ports.store.create_conversation(conversation)
+        cap = self.ports.limits.conversations
+        try:
+            self.ports.store.create_conversation(conversation, cap=cap)
+        except ConversationCapReached as error:
+            raise Refused(
+                "limit_reached", f"you have reached the limit of {cap} conversations"
+            ) from error
         return conversation
 
     def get(self, owner: str, conversation_id: str) -> tuple[Conversation, list[Turn]]:
         conversation = self.uow.read_owned(conversation_id, owner)
         return conversation, self.ports.store.get_turns(conversation.id)
 
-    def list(self, owner: str) -> list[Conversation]:
-        return self.ports.store.list_conversations(owner)
+    def list(self, owner: str, limit: int, after: PageKey | None = None) -> SummaryPage:
+        """One page of the owner's conversation summaries, newest first (no bodies read)."""
+        return self.ports.store.list_summaries(owner, limit, after)
 
     def savings(self, owner: str) -> Tally:
         """The owner's warming totals: one read of the counter the conversations' writes add to."""

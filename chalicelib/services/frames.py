@@ -75,12 +75,15 @@ class Frames:
             case frames.Ping():
                 return frames.pong_frame(rid)
             case frames.Subscribe(conversation_id=conversation_id):
+                self.uow.read_owned(conversation_id, owner)
+                # Subscribed before the state is read: a change after the read is pushed to this
+                # socket, one before it is in the reply; none falls between.
+                self.ports.store.subscribe(cid, conversation_id, "surface", connection.expires_at)
                 # Opening the panel re-arms a tick that was lost (dead-lettered, dropped): no
                 # write unless one was (warming/policy.py, `Revive`).
                 outcome = self.uow.transition(
                     conversation_id, Revive(), owner=owner, scope=Scope(exclude=cid)
                 )
-                self.ports.store.subscribe(cid, conversation_id, "surface", connection.expires_at)
                 return surface.surface_frame(conversation_id, outcome.conversation.warming, rid)
             case frames.Unsubscribe(conversation_id=conversation_id):
                 self.uow.read_owned(conversation_id, owner)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from chalicelib.config import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_SYSTEM_PROMPT
+from chalicelib.config import (
+    DEFAULT_DAILY_BUDGET_USD,
+    DEFAULT_MAX_CONVERSATIONS,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_MODEL,
+    DEFAULT_SYSTEM_PROMPT,
+)
 from chalicelib.ports import Clock, Invoker, Model, PriceBook, Sockets, Store, Timer
 
 
@@ -16,6 +22,9 @@ class Limits:
     frames_per_second: int = 20  # per connection
     turns_per_minute: int = 10  # per user
     warming_conversations: int = 10  # per user, enabled at the same time
+    conversations: int = DEFAULT_MAX_CONVERSATIONS  # per user, ever created (no delete route)
+    # US dollars per user per UTC day, turns and warms together; None: no budget.
+    daily_budget_usd: float | None = DEFAULT_DAILY_BUDGET_USD
 
 
 @dataclass

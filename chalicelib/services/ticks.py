@@ -59,13 +59,11 @@ class Ticks:
         scope = Scope(
             listeners=snapshot.subscribers.get("surface", []), turns=snapshot.turns, terms=terms
         )
+        # Read before the claim: an unreadable counter fails the tick for Lambda's retry.
+        budget_left = self.uow.budget_left(conversation.owner)
+        due = TickDue(seq, target, terms, deadline, budget_left=budget_left)
         try:
-            claim = self.uow.transition(
-                conversation_id,
-                TickDue(seq, target, terms, deadline),
-                current=conversation,
-                scope=scope,
-            )
+            claim = self.uow.transition(conversation_id, due, current=conversation, scope=scope)
         except Refused as refused:
             report.error = refused.code
             return report
@@ -87,6 +85,8 @@ class Ticks:
         report.lateness_ms = warm.started_at - target
         report.usage, report.error = warm.usage, warm.error
         report.cost_usd = warm.cost_usd if warm.usage is not None else None
+        if report.cost_usd:
+            self.uow.record_spend(conversation.owner, report.cost_usd)
         state = warm.finished.conversation.warming
         report.extra = {"status": state.status, "nextWarmAt": state.next_warm_at}
         return report

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from chalicelib.domain import turns
+from chalicelib.domain import budget, turns
+from chalicelib.domain.context import context_limit
 from chalicelib.domain.conversation import Conversation, Turn, fit_reply, turn_id, turn_index
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.prompts import turn_prompt
@@ -43,13 +44,17 @@ class Turns:
             self.finish(
                 conversation_id, turn_index(abandoned), Reported("failed", "", None, "timeout")
             )
+        spent = self.ports.store.spent(owner, budget.spend_day(now))
+        budget.check_budget(spent, self.ports.limits.daily_budget_usd)
         minute = now // 60_000
         limit = self.ports.limits.turns_per_minute
         if not self.ports.store.consume(f"turns#{owner}", minute, limit, minute * 60 + 120):
             raise Refused("rate_limited", "too many turns this minute; wait a moment")
         outcome = self.uow.transition(
             conversation_id,
-            lambda conversation, _now: turns.begin_turn(conversation, command.text, now),
+            lambda conversation, _now: turns.begin_turn(
+                conversation, command.text, now, context_limit(conversation)
+            ),
             owner=owner,
         )
         assert outcome.change is not None and outcome.change.turn is not None
@@ -177,6 +182,9 @@ class Turns:
         outcome = self.uow.transition(conversation_id, end)
         if outcome.change is None or outcome.change.turn is None:
             return "stale"
+        notice = outcome.change.announce
+        if isinstance(notice, turns.TurnEndedNotice) and notice.cost_usd:
+            self.uow.record_spend(outcome.conversation.owner, notice.cost_usd)
         return outcome.change.turn.status
 
 

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from chalicelib.domain import turns
+from chalicelib.domain import budget, turns
 from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.errors import Refused, not_found
 from chalicelib.domain.pricing import Usage
@@ -110,6 +110,23 @@ class UnitOfWork:
         self.ports = ports
         self.fanout = fanout
         self.costs = costs
+
+    def record_spend(self, owner: str, usd: float) -> None:
+        """Count a cost the API billed against the owner's day (best effort: the spend already
+        happened, so a failure to count it is logged, never turned into the caller's error)."""
+        now = self.ports.clock.now_ms()
+        try:
+            self.ports.store.add_spend(
+                owner, budget.spend_day(now), budget.micro_usd(usd), budget.day_expires_at_s(now)
+            )
+        except Exception:
+            log.exception("could not count %s USD of spend", usd)
+
+    def budget_left(self, owner: str) -> bool:
+        day = budget.spend_day(self.ports.clock.now_ms())
+        return budget.budget_left(
+            self.ports.store.spent(owner, day), self.ports.limits.daily_budget_usd
+        )
 
     def read_owned(self, conversation_id: str, owner: str | None) -> Conversation:
         conversation = self.ports.store.get_conversation(conversation_id)

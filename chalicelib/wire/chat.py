@@ -22,6 +22,9 @@ FAILURE_MESSAGES = {
     "timeout": "The model did not answer in time.",
     "upstream_error": "The model failed to answer.",
     "internal_error": "Something went wrong on our side while the reply was streaming.",
+    "context_window_exceeded": (
+        "The conversation no longer fits the model's context window; start a new conversation."
+    ),
 }
 
 

@@ -6,6 +6,9 @@ output limit) are checked by the use case.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +17,7 @@ from chalicelib.domain.conversation import (
     MAX_SYSTEM_BYTES,
     MAX_TEXT_BYTES,
     MAX_TITLE_CHARS,
+    PageKey,
     encoded_bytes,
 )
 from chalicelib.domain.errors import Refused
@@ -22,6 +26,10 @@ from chalicelib.wire.decoding import decode_object
 
 # API Gateway accepts up to 10 MB; our largest field (the system prompt) is far below this.
 MAX_BODY_BYTES = 1024 * 1024
+# `GET /conversations?limit=`: one query of the summary index per page.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+_CURSOR = re.compile(r"([0-9]{13})#([A-Za-z0-9_-]{1,64})")
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,12 @@ class CreateConversation:
 @dataclass(frozen=True)
 class StartTurn:
     text: str
+
+
+@dataclass(frozen=True)
+class ListConversations:
+    limit: int = DEFAULT_PAGE_SIZE
+    after: PageKey | None = None
 
 
 def decode_body(raw: bytes | str | None) -> dict[str, Any]:
@@ -91,3 +105,37 @@ def _system(body: Mapping[str, Any]) -> str | None:
             f"'system' must be a string of at most {MAX_SYSTEM_BYTES} bytes as UTF-8 JSON",
         )
     return system or None
+
+
+def list_conversations(query: Mapping[str, str] | None) -> ListConversations:
+    """`?limit=` (1-100, default 50) and `?cursor=` (the previous page's `nextCursor`)."""
+    query = query or {}
+    raw_limit = query.get("limit")
+    limit = DEFAULT_PAGE_SIZE
+    if raw_limit is not None:
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
+            raise Refused("invalid_field", f"'limit' must be an integer from 1 to {MAX_PAGE_SIZE}")
+        limit = int(raw_limit)
+    cursor = query.get("cursor")
+    return ListConversations(limit, decode_cursor(cursor) if cursor else None)
+
+
+def encode_cursor(after: PageKey) -> str:
+    """Opaque to clients: base64url of the last listed position (no owner: the server adds it)."""
+    created_at, conversation_id = after
+    raw = f"{created_at:013d}#{conversation_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> PageKey:
+    invalid = Refused("invalid_field", "'cursor' must be a nextCursor this API returned")
+    if len(cursor) > 200:
+        raise invalid
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise invalid from error
+    match = _CURSOR.fullmatch(raw)
+    if match is None:
+        raise invalid
+    return int(match.group(1)), match.group(2)

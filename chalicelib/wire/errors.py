@@ -25,6 +25,11 @@ STATUS: dict[Code, int] = {
     "conflict": 409,
     "rate_limited": 429,
     "limit_reached": 429,
+    # The user's spend budget for the day is used up: a quota, like the other 429s.
+    "budget_exhausted": 429,
+    # The conversation's state (its history fills the model's context window) refuses the turn;
+    # retrying the same request cannot succeed.
+    "context_full": 409,
     "upstream_error": 502,
     "internal_error": 500,
 }

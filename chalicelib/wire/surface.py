@@ -57,6 +57,11 @@ def _warm_cost(state: WarmingState) -> Field:
     return _field("warm-cost", "cost", "Warm cost", value)
 
 
+def _savings(state: WarmingState) -> dict[str, Any]:
+    stats = state.stats
+    return savings_view(stats.total_cost_usd, stats.saved_usd, stats.rescues)
+
+
 def fields(state: WarmingState) -> list[Field]:
     """The panel's fields, always all of them, in the contract's order."""
     return [
@@ -74,7 +79,7 @@ def fields(state: WarmingState) -> list[Field]:
             reason=state.retention_reason,
         ),
         _warm_cost(state),
-        _field("savings", "cost", "Savings", savings_view(state.stats)),
+        _field("savings", "cost", "Savings", _savings(state)),
     ]
 
 

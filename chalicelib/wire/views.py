@@ -4,59 +4,73 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.domain.conversation import Conversation, Turn
-from chalicelib.domain.warming import Tally, WarmStats
+from chalicelib.domain.conversation import Conversation, ConversationSummary, Turn, summary_of
+from chalicelib.domain.warming import Tally
+from chalicelib.ports import SummaryPage
+from chalicelib.wire.commands import encode_cursor
 
 
-def savings_view(stats: WarmStats) -> dict[str, Any]:
+def savings_view(spent_usd: float, saved_usd: float, rescues: int) -> dict[str, Any]:
     """What warming spent (every warm), what its rescues saved, and the difference."""
     return {
-        "spentUsd": stats.total_cost_usd,
-        "savedUsd": stats.saved_usd,
-        "netUsd": stats.net_usd,
-        "rescues": stats.rescues,
+        "spentUsd": spent_usd,
+        "savedUsd": saved_usd,
+        "netUsd": round(saved_usd - spent_usd, 8),
+        "rescues": rescues,
     }
 
 
 def user_savings_view(totals: Tally) -> dict[str, Any]:
     """The same figures over every conversation of one user (`GET /savings`)."""
     return {
-        "spentUsd": totals.spent_usd,
-        "savedUsd": totals.saved_usd,
-        "netUsd": totals.net_usd,
-        "rescues": totals.rescues,
+        **savings_view(totals.spent_usd, totals.saved_usd, totals.rescues),
         "warms": totals.warms,
     }
 
 
 def warming_view(conversation: Conversation) -> dict[str, Any]:
-    state = conversation.warming
+    return _warming(summary_of(conversation))
+
+
+def _warming(summary: ConversationSummary) -> dict[str, Any]:
     return {
-        "enabled": state.enabled,
-        "intervalSeconds": state.interval_seconds,
-        "status": state.status,
-        "nextWarmAt": state.next_warm_at,
-        "lastWarmAt": state.last_warm_at,
-        "cacheInUse": state.retention,
-        "cacheReason": state.retention_reason,
-        "warms": state.stats.warms,
-        "totalCostUsd": state.stats.total_cost_usd,
-        "savings": savings_view(state.stats),
+        "enabled": summary.warming_enabled,
+        "intervalSeconds": summary.interval_seconds,
+        "status": summary.status,
+        "nextWarmAt": summary.next_warm_at,
+        "lastWarmAt": summary.last_warm_at,
+        "cacheInUse": summary.retention,
+        "cacheReason": summary.cache_reason,
+        "warms": summary.warms,
+        "totalCostUsd": summary.total_cost_usd,
+        "savings": savings_view(summary.total_cost_usd, summary.saved_usd, summary.rescues),
+    }
+
+
+def summary_view(summary: ConversationSummary) -> dict[str, Any]:
+    """A conversation as every route shows it; the list builds it from the stored summary alone."""
+    return {
+        "conversationId": summary.id,
+        "title": summary.title,
+        "model": summary.model,
+        "maxTokens": summary.max_tokens,
+        "cacheRetention": summary.setting or summary.retention,
+        "createdAt": summary.created_at,
+        "closed": summary.closed,
+        "activeTurnId": summary.active_turn_id,
+        "turnCount": summary.turn_count,
+        "warming": _warming(summary),
     }
 
 
 def conversation_view(conversation: Conversation) -> dict[str, Any]:
+    return summary_view(summary_of(conversation))
+
+
+def conversation_list(page: SummaryPage) -> dict[str, Any]:
     return {
-        "conversationId": conversation.id,
-        "title": conversation.title,
-        "model": conversation.model,
-        "maxTokens": conversation.max_tokens,
-        "cacheRetention": conversation.warming.setting,
-        "createdAt": conversation.created_at,
-        "closed": conversation.warming.closed,
-        "activeTurnId": conversation.active_turn_id,
-        "turnCount": conversation.turn_count,
-        "warming": warming_view(conversation),
+        "conversations": [summary_view(summary) for summary in page.summaries],
+        "nextCursor": encode_cursor(page.next_after) if page.next_after else None,
     }
 
 

@@ -233,6 +233,9 @@ function onConnectionState(change) {
 
 /** After a reconnect the subscriptions are back; chat frames sent meanwhile are not: catch up. */
 function onResubscribed(result) {
+  // Tests (and curious users) can tell a reconnect that has restored its subscriptions.
+  const badge = $("[data-testid=connection]");
+  badge.dataset.resubscribed = String(Number(badge.dataset.resubscribed || 0) + 1);
   for (const failure of result.failed) {
     if (failure.error.code === "not_found") {
       toast("A conversation of an open tab no longer exists.");

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,7 +111,7 @@ def _gateway_connections(endpoints: dict[str, Any], user_agent: str) -> list[str
 
 def _drop_connection(endpoints: dict[str, Any], connection_id: str) -> None:
     """What API Gateway's DeleteConnection does: the gateway closes the socket."""
-    url = endpoints["managementUrl"] + "/@connections/" + urllib.request.quote(connection_id)
+    url = endpoints["managementUrl"] + "/@connections/" + urllib.parse.quote(connection_id)
     with urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=10) as r:
         assert r.status == 204
 
@@ -259,7 +260,7 @@ def test_page_chats_warms_and_closes(devstack: dict[str, Any], browser: Browser)
     # negative (a rescue needs the user back after the 5-minute TTL: moto and service tests).
     expect(page.get_by_test_id("savings-spent")).to_have_text(re.compile(r"^\$0\.\d+$"))
     expect(page.get_by_test_id("savings-saved")).to_have_text("$0")
-    expect(page.get_by_test_id("savings-net")).to_have_text(re.compile(r"^−\$0\.\d+$"))
+    expect(page.get_by_test_id("savings-net")).to_have_text(re.compile("^\u2212" + r"\$0\.\d+$"))
     expect(page.get_by_test_id("savings")).to_have_attribute("data-rescues", "0")
     spent_shown = page.get_by_test_id("savings-spent").inner_text()
     detail = _api(devstack, "GET", f"/conversations/{conversation_id}")["warming"]["savings"]
@@ -404,6 +405,8 @@ def test_coming_back_after_the_browser_was_closed(
         "data-state", "open", timeout=2000
     )
     expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "open")
+    # Open is not subscribed yet: the page restores its subscriptions right after.
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-resubscribed", "1")
     [reconnected] = _gateway_connections(devstack, session.agent)
     assert reconnected != connection_id
     for seconds in (25, INTERVAL_SECONDS):

@@ -159,7 +159,8 @@ class FakeModel:
             input_tokens=20, output_tokens=40, cache_read_input_tokens=4000
         )
     )
-    on_chunk: Callable[[int], None] | None = None
+    # Called before each chunk; what it returns is ignored (tests use expressions with effects).
+    on_chunk: Callable[[int], object] | None = None
     warms: list[Prompt] = field(default_factory=list)
     streams: list[Prompt] = field(default_factory=list)
 

@@ -6,16 +6,18 @@ import dataclasses
 import threading
 
 from chalicelib.adapters.store_items import encode_conversation, encode_turn
-from chalicelib.domain.conversation import MAX_ITEM_BYTES, Conversation, Turn
+from chalicelib.domain.conversation import MAX_ITEM_BYTES, Conversation, PageKey, Turn, summary_of
 from chalicelib.domain.warming import Tally
 from chalicelib.ports import (
     AlreadyExists,
     CapReached,
     Channel,
     Connection,
+    ConversationCapReached,
     ItemTooLarge,
     SlotChange,
     Snapshot,
+    SummaryPage,
     VersionConflict,
 )
 
@@ -32,14 +34,41 @@ class InMemoryStore:
         self._partials: dict[tuple[str, int], str] = {}
         # (conversation id, channel) -> connection id -> expires_at
         self._subscriptions: dict[tuple[str, str], dict[str, int]] = {}
+        self._created: dict[str, int] = {}
+        self._spend: dict[tuple[str, str], int] = {}
         # owner -> the savings counter
         self._savings: dict[str, Tally] = {}
 
-    def create_conversation(self, conversation: Conversation) -> None:
+    def create_conversation(self, conversation: Conversation, cap: int | None = None) -> None:
         with self._lock:
             if conversation.id in self._conversations:
                 raise AlreadyExists(conversation.id)
+            created = self._created.get(conversation.owner, 0)
+            if cap is not None and created >= cap:
+                raise ConversationCapReached(conversation.owner)
+            self._created[conversation.owner] = created + 1
             self._conversations[conversation.id] = conversation
+
+    def list_summaries(self, owner: str, limit: int, after: PageKey | None) -> SummaryPage:
+        newest_first = [
+            c
+            for c in self.list_conversations(owner)
+            if after is None or (c.created_at, c.id) < after
+        ]
+        page = newest_first[:limit]
+        more = len(newest_first) > limit
+        next_after = (page[-1].created_at, page[-1].id) if more and page else None
+        return SummaryPage([summary_of(c) for c in page], next_after)
+
+    def add_spend(self, owner: str, day: str, micro_usd: int, expires_at: int) -> int:
+        with self._lock:
+            total = self._spend.get((owner, day), 0) + micro_usd
+            self._spend[(owner, day)] = total
+            return total
+
+    def spent(self, owner: str, day: str) -> int:
+        with self._lock:
+            return self._spend.get((owner, day), 0)
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         with self._lock:

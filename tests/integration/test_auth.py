@@ -45,7 +45,8 @@ def test_dev_tokens_round_trip() -> None:
         jwt.encode({"sub": "alice"}, SECRET, "HS256"),  # no exp
         jwt.encode({"exp": int(time.time()) + 60}, SECRET, "HS256"),  # no sub
         jwt.encode({"sub": "", "exp": int(time.time()) + 60}, SECRET, "HS256"),
-        jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, None, "none"),
+        # alg "none" takes no key; PyJWT's stubs want one
+        jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, None, "none"),  # type: ignore[arg-type]
     ],
     # Stable ids: the tokens embed the current time, and xdist workers must collect the same ids.
     ids=[
@@ -115,12 +116,7 @@ def rs256(key: Any, kid: str = "k1", **claims: Any) -> str:
 
 
 def test_a_provider_token_is_accepted(keys: dict[str, Any], jwks_url: str) -> None:
-    assert JwksVerifier(jwks_url, ISSUER, AUDIENCE).verify(rs256(keys["good"])) == "user-1"
-
-
-def test_audience_is_optional_for_access_tokens(keys: dict[str, Any], jwks_url: str) -> None:
-    token = rs256(keys["good"], aud=None, client_id=AUDIENCE)
-    assert JwksVerifier(jwks_url, ISSUER, None).verify(token) == "user-1"
+    assert JwksVerifier(jwks_url, ISSUER, (AUDIENCE,)).verify(rs256(keys["good"])) == "user-1"
 
 
 @pytest.mark.parametrize(
@@ -136,7 +132,7 @@ def test_audience_is_optional_for_access_tokens(keys: dict[str, Any], jwks_url: 
     ],
 )
 def test_bad_provider_tokens_are_refused(keys: dict[str, Any], jwks_url: str, case: str) -> None:
-    verifier = JwksVerifier(jwks_url, ISSUER, AUDIENCE)
+    verifier = JwksVerifier(jwks_url, ISSUER, (AUDIENCE,))
     token = {
         "forged": lambda: rs256(keys["forger"]),
         "expired": lambda: rs256(keys["good"], exp=int(time.time()) - 120),
@@ -152,3 +148,167 @@ def test_bad_provider_tokens_are_refused(keys: dict[str, Any], jwks_url: str, ca
         ),
     }[case]()
     assert refused(verifier, token)
+
+
+# --- JWKS failures answer 401, within a total deadline; an audience allow-list is required -------
+
+
+class _Server:
+    """A loopback JWKS endpoint with a chosen misbehaviour."""
+
+    def __init__(self, behaviour: str, body: bytes = b"") -> None:
+        release = self.release = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if behaviour == "hang":
+                    release.wait(30)  # never answers within the deadline
+                    return
+                if behaviour == "trickle":
+                    # Each byte arrives well within a per-read timeout; the whole never does.
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    for _ in range(1000):
+                        if release.wait(0.2):
+                            return
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                    return
+                status = 500 if behaviour == "error" else 200
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "body"),
+    [
+        ("hang", b""),
+        ("trickle", b""),
+        ("error", b'{"message": "internal error"}'),
+        ("ok", b"not json"),
+        ("ok", b'["not", "a", "jwk set"]'),
+        ("ok", b'{"keys": [{"kty": "nonsense"}]}'),
+    ],
+    ids=["hangs", "trickles", "answers-500", "not-json", "not-an-object", "bad-keys"],
+)
+def test_a_failing_key_fetch_answers_401_within_the_deadline(
+    keys: dict[str, Any], behaviour: str, body: bytes
+) -> None:
+    server = _Server(behaviour, body)
+    try:
+        verifier = JwksVerifier(server.url, ISSUER, (AUDIENCE,), fetch_deadline_s=1.0)
+        started = time.monotonic()
+        assert refused(verifier, rs256(keys["good"]))
+        assert time.monotonic() - started < 2.5
+    finally:
+        server.close()
+
+
+def test_an_unreachable_jwks_answers_401() -> None:
+    verifier = JwksVerifier("http://127.0.0.1:9/jwks.json", ISSUER, (AUDIENCE,))
+    assert refused(verifier, "a.b.c")
+
+
+def test_jwks_mode_refuses_to_start_without_an_audience_allow_list(jwks_url: str) -> None:
+    with pytest.raises(ValueError, match="audience"):
+        JwksVerifier(jwks_url, ISSUER, ())
+    with pytest.raises(ValueError, match="issuer"):
+        JwksVerifier(jwks_url, "", (AUDIENCE,))
+
+
+def test_a_cognito_access_token_is_matched_by_its_client_id(
+    keys: dict[str, Any], jwks_url: str
+) -> None:
+    verifier = JwksVerifier(jwks_url, ISSUER, ("other-client", AUDIENCE))
+    access = rs256(keys["good"], aud=None, client_id=AUDIENCE, token_use="access")
+    assert verifier.verify(access) == "user-1"
+    id_token = rs256(keys["good"], aud="other-client", token_use="id")
+    assert verifier.verify(id_token) == "user-1"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"aud": None, "client_id": "someone-else"},
+        {"aud": None, "client_id": None},
+        {"aud": "someone-else", "client_id": AUDIENCE},  # an aud that does not match decides
+        {"aud": None, "client_id": ["client-123"]},
+    ],
+    ids=["foreign-client", "neither", "foreign-aud", "client-id-not-a-string"],
+)
+def test_tokens_for_another_client_are_refused(
+    keys: dict[str, Any], jwks_url: str, claims: dict[str, Any]
+) -> None:
+    verifier = JwksVerifier(jwks_url, ISSUER, (AUDIENCE,))
+    assert refused(verifier, rs256(keys["good"], **claims))
+
+
+def test_the_audience_setting_is_a_comma_separated_allow_list() -> None:
+    from chalicelib.auth import audiences
+
+    assert audiences(" client-123, other ,,") == ("client-123", "other")
+    assert audiences("") == ()
+
+
+def test_made_up_key_ids_fetch_the_jwks_at_most_once_per_cooldown(keys: dict[str, Any]) -> None:
+    fetches: list[int] = []
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(keys["good"].public_key()))
+    body = json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "RS256", "use": "sig"}]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fetches.append(1)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+        verifier = JwksVerifier(url, ISSUER, (AUDIENCE,))
+        assert verifier.verify(rs256(keys["good"])) == "user-1"
+        for n in range(20):
+            assert refused(verifier, rs256(keys["good"], kid=f"made-up-{n}"))
+        assert verifier.verify(rs256(keys["good"])) == "user-1"  # cached keys still serve
+        assert len(fetches) == 1
+    finally:
+        server.shutdown()
+
+
+def test_the_composition_root_refuses_jwks_mode_without_an_audience(
+    monkeypatch: pytest.MonkeyPatch, jwks_url: str
+) -> None:
+    from chalicelib import bootstrap
+
+    monkeypatch.setenv("JWT_JWKS_URL", jwks_url)
+    monkeypatch.setenv("JWT_ISSUER", ISSUER)
+    monkeypatch.setenv("JWT_AUDIENCE", " , ")
+    bootstrap.reset()
+    try:
+        with pytest.raises(ValueError, match="audience"):
+            bootstrap.verifier()
+        monkeypatch.setenv("JWT_AUDIENCE", f"{AUDIENCE},another")
+        bootstrap.reset()
+        assert isinstance(bootstrap.verifier(), JwksVerifier)
+    finally:
+        monkeypatch.delenv("JWT_JWKS_URL")
+        bootstrap.reset()

@@ -14,10 +14,11 @@ from tests.moto_stack import ENV, OWNER, MotoStack, create, invoke, join, sealed
 
 
 def client_error(code: str, status: int, operation: str) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        operation,
-    )
+    response: Any = {
+        "Error": {"Code": code, "Message": code},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return ClientError(response, operation)
 
 
 class LambdaKilled(BaseException):

@@ -415,13 +415,19 @@ def test_table_matches_the_store(template: dict[str, Any]) -> None:
         {"AttributeName": "pk", "KeyType": "HASH"},
         {"AttributeName": "sk", "KeyType": "RANGE"},
     ]
-    (index,) = properties["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == store.GSI_NAME
-    assert index["KeySchema"] == [
+    by_owner, summaries = properties["GlobalSecondaryIndexes"]
+    keys = [
         {"AttributeName": "gsi1pk", "KeyType": "HASH"},
         {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
     ]
-    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert (by_owner["IndexName"], by_owner["KeySchema"]) == (store.GSI_NAME, keys)
+    assert by_owner["Projection"] == {"ProjectionType": "ALL"}
+    # The list view's index carries the summary, never the body.
+    assert (summaries["IndexName"], summaries["KeySchema"]) == (store.SUMMARY_GSI, keys)
+    assert summaries["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["summary"],
+    }
 
 
 def test_scheduler_group_role_and_dead_letter_queue(
@@ -616,7 +622,7 @@ def test_the_timers_schedule_resolves_to_template_resources(
 
     timer = PreciseTimer(
         RecordingScheduler,  # type: ignore[arg-type]
-        RecordingInvoker(),  # type: ignore[arg-type]
+        RecordingInvoker(),
         group=settings.schedule_group,
         warm_function_arn=settings.warm_function_arn,
         role_arn=settings.scheduler_role_arn,
@@ -727,7 +733,7 @@ def _log_group_id(template: Mapping[str, Any], function: str) -> str:
         and resource["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{function}}}"}
     ]
     assert len(found) == 1, (function, found)
-    return found[0]
+    return str(found[0])
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -938,3 +944,133 @@ def test_first_deploy_requires_the_secret_arn(fake_aws: dict[str, str]) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     deploy = [c for c in Path(fake_aws["AWS_LOG"]).read_text().splitlines() if "deploy" in c]
     assert deploy and "--parameter-overrides" not in deploy[-1]
+
+
+# --- limits: throttling, access logs, concurrency, the generate function's async config -------
+
+# Lambda's default concurrency per account and Region, and what it keeps for functions without
+# reserved concurrency (Lambda developer guide, "Configuring reserved concurrency for a function":
+# "You can reserve up to the Unreserved account concurrency value that is shown, minus 100").
+ACCOUNT_CONCURRENCY = 1000
+UNRESERVED_MINIMUM = 100
+# Variables that could carry the query string (the WebSocket token travels in it) or a body.
+LEAKY_LOG_VARIABLES = (
+    "querystring",
+    "querystrings",
+    "$input",
+    "$method.request",
+    "requestoverride",
+)
+
+
+def _rest_stage(template: dict[str, Any]) -> dict[str, Any]:
+    return dict(template["Resources"]["RestAPI"]["Properties"])
+
+
+def _ws_stage(template: dict[str, Any]) -> dict[str, Any]:
+    return dict(template["Resources"]["WebsocketAPIStage"]["Properties"])
+
+
+def test_both_api_stages_are_throttled(template: dict[str, Any], resolver: Resolver) -> None:
+    (rest,) = _rest_stage(template)["MethodSettings"]
+    assert (rest["HttpMethod"], rest["ResourcePath"]) == ("*", "/*")
+    ws = _ws_stage(template)["DefaultRouteSettings"]
+    for settings in (rest, ws):
+        assert 0 < settings["ThrottlingRateLimit"] <= settings["ThrottlingBurstLimit"]
+        assert not settings.get("DataTraceEnabled"), "data traces log whole requests"
+    # Steady state at the stage limits, at the handlers' timeouts as the worst latency, must fit
+    # the concurrency left to the handlers once Warm's reservation is taken.
+    warm = int(
+        resolver.resolve(template["Resources"]["Warm"]["Properties"])[
+            "ReservedConcurrentExecutions"
+        ]
+    )
+    handlers_worst = rest["ThrottlingRateLimit"] * 1 + ws["ThrottlingRateLimit"] * 1  # ~1 s each
+    assert handlers_worst <= ACCOUNT_CONCURRENCY - warm - UNRESERVED_MINIMUM
+
+
+@pytest.mark.parametrize("api", ["rest", "websocket"])
+def test_access_logs_never_carry_the_query_string(
+    template: dict[str, Any], resolver: Resolver, api: str
+) -> None:
+    stage = _rest_stage(template) if api == "rest" else _ws_stage(template)
+    settings = stage["AccessLogSetting"] if api == "rest" else stage["AccessLogSettings"]
+    destination = resolver.resolve(settings["DestinationArn"])
+    log_groups = [
+        logical
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Logs::LogGroup"
+        and resolver.getatt(logical, "Arn").removesuffix(":*") == destination.removesuffix(":*")
+    ]
+    assert len(log_groups) == 1, destination
+    group = resolver.resolve(template["Resources"][log_groups[0]]["Properties"])
+    assert int(group["RetentionInDays"]) >= 30
+    fields = json.loads(settings["Format"])
+    assert "$context.requestId" in fields.values()
+    lowered = settings["Format"].lower()
+    for leaky in LEAKY_LOG_VARIABLES:
+        assert leaky not in lowered, leaky
+    if api == "rest":
+        # The resource template (`/conversations/{conversation_id}`), never the raw request line.
+        assert "$context.resourcePath" in fields.values()
+        assert "$context.path" not in fields.values()
+
+
+def test_api_gateway_may_write_the_access_logs(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    account = template["Resources"]["ApiGatewayAccount"]
+    assert account["Type"] == "AWS::ApiGateway::Account"
+    role = template["Resources"][account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]]
+    # One per account and Region: kept when this stack goes, for the other stacks' stages.
+    assert account["DeletionPolicy"] == role["DeletionPolicy"] == "Retain"
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "apigateway.amazonaws.com"}]
+    assert role["Properties"]["ManagedPolicyArns"] == [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs"
+        }
+    ]
+    # Without the role the stack cannot enable access logs: the stages wait for it.
+    for stage in ("RestAPI", "WebsocketAPIStage"):
+        assert "ApiGatewayAccount" in _as_list(template["Resources"][stage].get("DependsOn", []))
+
+
+def test_warm_has_a_concurrency_ceiling_that_leaves_the_handlers_room(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    resources = template["Resources"]
+    warm = int(resolver.resolve(resources["Warm"]["Properties"])["ReservedConcurrentExecutions"])
+    assert 0 < warm <= ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM - 500
+    for function in FUNCTIONS:
+        if function != "Warm":
+            # Reserving for a handler would cap it too; they share the unreserved pool.
+            assert "ReservedConcurrentExecutions" not in resources[function]["Properties"]
+
+
+def test_failed_generate_invocations_are_kept_and_age_out_quickly(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    from chalicelib.domain.turns import UNCLAIMED_AFTER_MS
+
+    config = resolver.resolve(template["Resources"]["Generate"]["Properties"]["EventInvokeConfig"])
+    assert config["MaximumEventAgeInSeconds"] == 120
+    # A turn nobody claimed is failed by the next turn only once Lambda has given up on it.
+    assert config["MaximumEventAgeInSeconds"] * 1000 < UNCLAIMED_AFTER_MS
+    # Lambda retries about 1 minute, then 2 minutes later: one retry fits within 120 s.
+    assert config["MaximumRetryAttempts"] == 1
+    queue = config["DestinationConfig"]["OnFailure"]
+    assert queue == {"Type": "SQS", "Destination": resolver.getatt("GenerateDLQ", "Arn")}
+    statements = function_statements(resolver, "Generate")
+    assert allowed(statements, "sqs:SendMessage", resolver.getatt("GenerateDLQ", "Arn"))
+    alarm = resolver.resolve(template["Resources"]["GenerateDLQDepthAlarm"]["Properties"])
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": resolver.name("GenerateDLQ")}]
+
+
+def test_jwks_mode_cannot_be_deployed_without_an_audience(template: dict[str, Any]) -> None:
+    rule = template["Rules"]["JwksModeNamesItsClients"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtJwksUrl"}, ""]}]}
+    asserted = [assertion["Assert"] for assertion in rule["Assertions"]]
+    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtAudience"}, ""]}]} in asserted
+    assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtIssuer"}, ""]}]} in asserted

@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from chalicelib.adapters.store import DynamoStore, create_table
 from chalicelib.domain.warming import SetInterval, Toggle
-from chalicelib.ports import ModelError
+from chalicelib.ports import Delivery, ModelError
 from tests.conftest import SESSION, TABLE_NAME
 from tests.fakes.ports import Tick, field_value, world
 from tests.fakes.store import InMemoryStore
@@ -48,7 +48,7 @@ class WarmingMachine(RuleBasedStateMachine):
         self.violations: list[str] = []
         original_post = self.w.sockets.post
 
-        def checked_post(connection_id: str, frame: dict[str, Any]) -> bool:
+        def checked_post(connection_id: str, frame: dict[str, Any]) -> Delivery:
             if frame.get("type") == "update":
                 next_warm = field_value(frame, "timer")["nextWarmAt"]
                 if next_warm is not None and next_warm < self.w.clock.now:

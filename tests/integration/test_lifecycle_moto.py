@@ -186,7 +186,7 @@ def test_another_owners_conversation_is_not_found_over_http(stack: MotoStack) ->
         assert response.status_code == 404, path
         assert response.json_body["error"]["code"] == "not_found"
     listing = stack.http.http.get("/conversations", headers=stack.headers("mallory"))
-    assert listing.json_body == {"conversations": []}
+    assert listing.json_body == {"conversations": [], "nextCursor": None}
 
 
 def test_http_routes_create_list_get_and_health(stack: MotoStack) -> None:
@@ -222,7 +222,8 @@ def test_bad_create_requests_get_400_and_write_nothing(
     response = stack.http.http.post("/conversations", headers=stack.headers(OWNER), body=body)
     assert response.status_code == 400 and response.json_body["error"]["code"] == code
     assert stack.http.http.get("/conversations", headers=stack.headers(OWNER)).json_body == {
-        "conversations": []
+        "conversations": [],
+        "nextCursor": None,
     }
 
 
@@ -317,7 +318,7 @@ def test_toggles_closes_and_refused_turns_never_need_prices(stack: MotoStack) ->
     assert closed.json_body["warming"]["status"] == "closed"
 
 
-def test_a_warm_costs_four_aws_calls_plus_one_post_per_subscriber(stack: MotoStack) -> None:
+def test_a_warm_costs_six_aws_calls_plus_one_post_per_subscriber(stack: MotoStack) -> None:
     conversation_id = create(stack)
     sealed_turn(stack, conversation_id)
     for connection_id in ("ws-1", "ws-2", "ws-3"):
@@ -338,11 +339,34 @@ def test_a_warm_costs_four_aws_calls_plus_one_post_per_subscriber(stack: MotoSta
     assert stack.http.lambda_.invoke("warm", payload).payload == {"action": "warmed"}
     posts = [c for c in calls if c == "PostToConnection"]
     assert len(posts) == 3
-    # The claim is a put; the result is written in one transaction with the owner's savings
-    # counter (the warm's cost), so the counter costs no extra call.
+    # Load, claim, book the next tick, write the result (in one transaction with the owner's
+    # savings counter, so that counter costs no call of its own); and the owner's spend: read
+    # before the warm (the budget), counted after it (one atomic ADD).
     assert sorted(c for c in calls if c != "PostToConnection") == [
         "CreateSchedule",
+        "GetItem",
         "PutItem",
         "Query",
         "TransactWriteItems",
+        "UpdateItem",
     ]
+
+
+def test_the_list_pages_over_http_and_refuses_a_bad_cursor(stack: MotoStack) -> None:
+    created = [create(stack) for _ in range(3)]
+    seen: list[str] = []
+    path = "/conversations?limit=2"
+    while True:
+        response = stack.http.http.get(path, headers=stack.headers(OWNER))
+        assert response.status_code == 200
+        seen += [c["conversationId"] for c in response.json_body["conversations"]]
+        cursor = response.json_body["nextCursor"]
+        if cursor is None:
+            break
+        path = f"/conversations?limit=2&cursor={cursor}"
+    assert sorted(seen) == sorted(created) and len(seen) == 3
+    bad = stack.http.http.get("/conversations?cursor=%24%24", headers=stack.headers(OWNER))
+    assert (bad.status_code, bad.json_body["error"]["code"]) == (400, "invalid_field")
+    # Another user's cursor position lists nothing of this user's.
+    other = stack.http.http.get(path.replace("limit=2", "limit=1"), headers=stack.headers("eve"))
+    assert other.json_body["conversations"] == []

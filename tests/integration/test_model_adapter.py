@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -249,6 +250,10 @@ def test_abort_stops_a_silent_stream_within_a_second(stalls: str) -> None:
     assert latency < 1.0, latency
 
 
+def _asked(marks: dict[str, float]) -> bool:
+    return "asked" in marks
+
+
 def test_abort_stops_a_flowing_stream_at_the_next_token() -> None:
     config = EmulatorConfig(tokens_per_second=40, reply_tokens=300)
     with AnthropicEmulator(config=config) as emulator:
@@ -264,7 +269,7 @@ def test_abort_stops_a_flowing_stream_at_the_next_token() -> None:
                 if len(pieces) == 5:
                     marks["asked"] = time.monotonic()
 
-            result = model_for(emulator.url).stream(TURN, on_text, lambda m=marks: "asked" in m)
+            result = model_for(emulator.url).stream(TURN, on_text, functools.partial(_asked, marks))
             latencies.append(time.monotonic() - marks["asked"])
             assert result.aborted and len(pieces) < 15
         assert max(latencies) < 1.0, latencies
@@ -272,3 +277,34 @@ def test_abort_stops_a_flowing_stream_at_the_next_token() -> None:
         while emulator.stats.disconnects < 5 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert emulator.stats.disconnects == 5  # the HTTP stream was really closed each time
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # Anthropic's two refusals of a prompt that does not fit (400 invalid_request_error), as
+        # users reported them: anthropics/claude-code#59696 (2026-05-16) and
+        # docker/docker-agent#569 (2025-10-21), read 2026-12-01.
+        "prompt is too long: 208656 tokens > 200000 maximum",
+        "input length and `max_tokens` exceed context limit: 178959 + 64000 > 200000, "
+        "decrease input length or `max_tokens` and try again",
+    ],
+    ids=["prompt-too-long", "input-and-max-tokens"],
+)
+@pytest.mark.parametrize("call", ["warm", "stream"])
+def test_a_prompt_over_the_context_window_is_its_own_code(message: str, call: str) -> None:
+    def handler(request: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        reply(
+            request,
+            400,
+            {"type": "error", "error": {"type": "invalid_request_error", "message": message}},
+        )
+
+    for url in serve(handler):
+        model = model_for(url)
+        with pytest.raises(ModelError) as failed:
+            if call == "warm":
+                model.warm(WARM)
+            else:
+                model.stream(TURN, lambda _text: None, lambda: False)
+        assert failed.value.code == "context_window_exceeded"

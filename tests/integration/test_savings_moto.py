@@ -65,7 +65,7 @@ def test_every_warm_adds_its_cost_to_the_owners_counter(stack: MotoStack) -> Non
     # The counter is one item, written with the warms: no conversation is read to answer.
     table = SESSION.resource("dynamodb").Table(ENV["TABLE_NAME"])
     item = table.get_item(Key={"pk": f"USER#{OWNER}", "sk": "SAVINGS"})["Item"]
-    assert (item["warms"], float(item["spentUsd"])) == (3, spent)
+    assert (item["warms"], float(str(item["spentUsd"]))) == (3, spent)
 
 
 def test_a_turn_warming_kept_alive_is_a_rescue_on_the_panel_and_in_the_totals(

@@ -470,3 +470,129 @@ def test_load_reads_conversation_turns_and_live_subscribers_at_once(store: Store
     assert [t.index for t in snapshot.turns] == [0, 1]
     assert snapshot.subscribers == {"surface": ["conn-1"], "chat": ["conn-2"]}
     assert store.load("missing", NOW_S) is None
+
+
+# --- limits: the conversation cap, list summaries by page, the spend ledger -----------------
+
+
+def test_the_conversation_cap_is_counted_in_the_same_write(store: Store) -> None:
+    from chalicelib.ports import ConversationCapReached as CapReached
+
+    store.create_conversation(conversation("a"), cap=2)
+    store.create_conversation(conversation("b"), cap=2)
+    with pytest.raises(CapReached):
+        store.create_conversation(conversation("c"), cap=2)
+    assert store.get_conversation("c") is None
+    # An id clash is not counted; another owner has a count of their own.
+    with pytest.raises(AlreadyExists):
+        store.create_conversation(conversation("a", owner="bob"), cap=2)
+    store.create_conversation(conversation("x", owner="bob"), cap=2)
+    store.create_conversation(conversation("y", owner="bob"), cap=2)
+
+
+def test_concurrent_creations_never_pass_the_cap(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.ports import ConversationCapReached as CapReached
+
+    if isinstance(store, DynamoStore):
+        _serialize_moto_writes(monkeypatch)
+
+    def create(index: int) -> bool:
+        try:
+            store.create_conversation(conversation(f"c{index}"), cap=3)
+        except CapReached:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        created = list(pool.map(create, range(12)))
+    assert sum(created) == 3
+    assert len(store.list_summaries("alice", 100, None).summaries) == 3
+
+
+def test_summaries_page_newest_first_without_bodies(store: Store) -> None:
+    from chalicelib.domain.conversation import summary_of
+
+    for index in range(7):
+        store.create_conversation(
+            conversation(f"c{index}", created_at=1_000 + index, system="s" * 100_000)
+        )
+    store.create_conversation(conversation("t", created_at=1_003))  # a created_at tie: id breaks it
+    store.create_conversation(conversation("other", owner="bob", created_at=5_000))
+    pages, after = [], None
+    while True:
+        page = store.list_summaries("alice", 3, after)
+        pages.append([summary.id for summary in page.summaries])
+        after = page.next_after
+        if after is None:
+            break
+    assert pages == [["c6", "c5", "c4"], ["t", "c3", "c2"], ["c1", "c0"]]
+    saved = store.save_conversation(conversation("c6", created_at=1_006, title="renamed"))
+    (first,) = store.list_summaries("alice", 1, None).summaries
+    assert first == summary_of(saved)
+    assert store.list_summaries("nobody", 3, None).summaries == []
+    # A full last page has no next page (no empty page to fetch).
+    assert store.list_summaries("alice", 8, None).next_after is None
+
+
+def test_spend_adds_up_per_owner_and_day(store: Store) -> None:
+    assert store.spent("alice", "2026-12-01") == 0
+    assert store.add_spend("alice", "2026-12-01", 1_500, NOW_S + 86_400) == 1_500
+    assert store.add_spend("alice", "2026-12-01", 250, NOW_S + 86_400) == 1_750
+    store.add_spend("alice", "2026-12-02", 7, NOW_S + 86_400)
+    store.add_spend("bob", "2026-12-01", 9, NOW_S + 86_400)
+    assert store.spent("alice", "2026-12-01") == 1_750
+    assert store.spent("alice", "2026-12-02") == 7
+
+
+def test_concurrent_spend_is_never_lost(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    if isinstance(store, DynamoStore):
+        _serialize_moto_writes(monkeypatch)  # DynamoDB's ADD is atomic; moto's is not
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda _: store.add_spend("alice", "d", 3, NOW_S), range(40)))
+    assert store.spent("alice", "d") == 120
+
+
+def test_the_dynamodb_listing_reads_the_summary_index_only(aws: Any) -> None:
+    from chalicelib.adapters.store_items import SUMMARY_GSI
+
+    create_table(SESSION.client("dynamodb"), TABLE_NAME)
+    client = SESSION.client("dynamodb")
+    store = DynamoStore(TABLE_NAME, client_factory=lambda: client)
+    for index in range(3):
+        store.create_conversation(conversation(f"c{index}", system="s" * 150_000))
+    seen: list[dict[str, Any]] = []
+    query = client.query
+
+    def spy(**request: Any) -> Any:
+        response = query(**request)
+        seen.append({"request": request, "items": response.get("Items", [])})
+        return response
+
+    client.query = spy  # type: ignore[method-assign]
+    page = store.list_summaries("alice", 2, None)
+    assert [s.id for s in page.summaries] == ["c2", "c1"]
+    assert len(seen) == 1 and seen[0]["request"]["IndexName"] == SUMMARY_GSI
+    assert all("body" not in item for item in seen[0]["items"])
+
+
+def test_a_throttled_creation_is_an_aws_failure_not_a_cap(aws: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    create_table(SESSION.client("dynamodb"), TABLE_NAME)
+    client = SESSION.client("dynamodb")
+    store = DynamoStore(TABLE_NAME, client_factory=lambda: client)
+
+    def cancelled(**_request: Any) -> Any:
+        raise ClientError(
+            {
+                "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                "CancellationReasons": [{"Code": "None"}, {"Code": "ThrottlingError"}],
+            },
+            "TransactWriteItems",
+        )
+
+    client.transact_write_items = cancelled  # type: ignore[method-assign]
+    with pytest.raises(ClientError):
+        store.create_conversation(conversation("c1"), cap=5)

@@ -53,12 +53,12 @@ def test_the_prior_passes_through_the_published_points() -> None:
 
 
 def test_an_idle_gap_costs_between_a_read_and_a_re_write_per_token() -> None:
-    for retention, interval in (("5m", 290), ("1h", 3590)):
-        cost = idle_cost_per_token(retention, CLASSIC, interval)  # type: ignore[arg-type]
-        assert CLASSIC.cache_read < cost < CLASSIC.write(retention)
+    five = idle_cost_per_token("5m", CLASSIC, 290)
+    hour = idle_cost_per_token("1h", CLASSIC, 3590)
+    assert CLASSIC.cache_read < five < CLASSIC.cache_write_5m
+    assert CLASSIC.cache_read < hour < CLASSIC.cache_write_1h
     # Without the conversations' ends, one gap on the 1h cache costs about half as much (the
     # issue's observation); a never-answered reply burns 19 hourly warms against 11 on 5m.
-    five, hour = (idle_cost_per_token(r, CLASSIC, i) for r, i in (("5m", 290), ("1h", 3590)))
     assert hour / five == pytest.approx(0.50, abs=0.02)
     five_e = idle_cost_per_token("5m", CLASSIC, 290, END_SHARE)
     hour_e = idle_cost_per_token("1h", CLASSIC, 3590, END_SHARE)

@@ -109,6 +109,12 @@ def test_limits_are_the_backends() -> None:
     assert limits["framesPerSecondPerConnection"] == caps.frames_per_second
     assert limits["turnsPerMinutePerUser"] == caps.turns_per_minute
     assert limits["warmingConversationsPerUser"] == caps.warming_conversations
+    assert limits["conversationsPerUser"] == caps.conversations
+    assert limits["dailyBudgetUsdPerUser"] == caps.daily_budget_usd
+    assert limits["listPageSize"] == {
+        "default": commands.DEFAULT_PAGE_SIZE,
+        "max": commands.MAX_PAGE_SIZE,
+    }
 
 
 # --- surface fields ----------------------------------------------------------------------------
@@ -280,7 +286,8 @@ USAGE = Usage(12, 300, 5100, 420, 420, 0)
 
 def _ended(status: str, **changes: object) -> TurnEndedNotice:
     turn = Turn(C, 2, "And then?", 1767614400000, status, "Then the end.", 1767614401000)  # type: ignore[arg-type]
-    return TurnEndedNotice(replace(turn, **changes), 0.00614 if status == "sealed" else None)
+    ended: Any = replace  # keyword changes of several field types
+    return TurnEndedNotice(ended(turn, **changes), 0.00614 if status == "sealed" else None)
 
 
 def _backend_chat_frames() -> list[dict[str, Any]]:

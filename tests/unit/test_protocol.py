@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.domain.errors import Refused
 from chalicelib.domain.warming import WarmingState
 from chalicelib.wire import frames, surface
 from chalicelib.wire.errors import STATUS
@@ -120,3 +121,26 @@ def test_update_frame_without_request_id_has_none() -> None:
     frame = surface.update_frame(C, WarmingState())
     assert frame["type"] == "update" and "requestId" not in frame
     assert frame["conversationId"] == C
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "abc\n",  # `$` in re.match would accept a trailing newline
+        "abc\ndef",
+        "a" * 65,
+        "abc/def",
+        "abc#META",  # would reach into another item's sort key
+        " abc",
+        "abc ",
+        "ab%2Fc",
+        "",
+    ],
+)
+def test_conversation_ids_are_matched_whole(value: str) -> None:
+    """Regression: the whole id must match `[A-Za-z0-9_-]{1,64}` (fullmatch), in frames and in
+    HTTP paths alike, so nothing can be appended to a key or a path."""
+    with pytest.raises(Refused) as refused:
+        frames.conversation_id_of(value)
+    assert refused.value.code in ("invalid_field", "missing_field")
+    assert frames.conversation_id_of("a" * 64) == "a" * 64

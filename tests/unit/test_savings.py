@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -31,7 +32,7 @@ READ = Usage(cache_read_input_tokens=PREFIX, input_tokens=8)
 WARM_USD = 0.006
 
 
-def tallies(effects: list[object]) -> list[Tally]:
+def tallies(effects: Sequence[object]) -> list[Tally]:
     return [e for e in effects if isinstance(e, Tally)]
 
 

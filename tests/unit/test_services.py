@@ -117,6 +117,7 @@ def test_set_interval_reschedules_from_the_last_refresh() -> None:
     w = world()
     conversation = conversation_with_turn(w)
     refreshed = w.store.get_conversation(conversation.id).warming.last_refresh_at  # type: ignore[union-attr]
+    assert refreshed is not None
     subscribe(w, "ws1", conversation.id)
     invoke(w, "ws1", conversation.id, "toggle", True)
     update = invoke(w, "ws1", conversation.id, "set-interval", 90)
@@ -241,7 +242,7 @@ def test_another_owners_conversation_is_not_found_everywhere() -> None:
         {"type": "chat.subscribe"},
         {"type": "close"},
     ):
-        reply = send(w, "mallory-ws", conversationId=conversation.id, **frame)  # type: ignore[arg-type]
+        reply = send(w, "mallory-ws", conversationId=conversation.id, **frame)
         assert reply["code"] == "not_found"
     with pytest.raises(Refused) as caught:
         w.services.get_conversation("mallory", conversation.id)
@@ -279,7 +280,7 @@ def test_a_version_conflict_cancels_the_orphan_timer_and_decides_again() -> None
             raise VersionConflict(c.id)
         return real_save(c, *rest)
 
-    w.store.save_conversation = conflict_once  # type: ignore[method-assign]
+    w.store.save_conversation = conflict_once  # type: ignore[method-assign,assignment]
     subscribe(w, "ws1", conversation.id)
     invoke(w, "ws1", conversation.id, "toggle", True)
     assert len(w.timer.armed) == 2 and len(w.timer.cancelled) == 1

@@ -61,7 +61,7 @@ def test_a_tick_that_beats_its_own_state_write_still_warms() -> None:
         time.sleep(0.3)  # the write lands after the direct invoke has read the state
         return save(conversation, *rest)
 
-    w.store.save_conversation = land_late  # type: ignore[method-assign]
+    w.store.save_conversation = land_late  # type: ignore[method-assign,assignment]
     w.services.transition(conversation.id, Toggle(True))
     timer.deliver = None
     for thread in timer.threads:

@@ -4,11 +4,14 @@ duplicate invocation does can touch a turn that is no longer the active one."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from chalicelib.domain import turns
 from chalicelib.domain.conversation import Conversation, turn_id
 from chalicelib.domain.turns import Change
+from chalicelib.ports import Delivery
 from tests.fakes.ports import World, world
 from tests.helpers import OWNER, chat_subscribe, events
 
@@ -54,7 +57,7 @@ def test_a_failing_turn_started_push_still_ends_the_turn() -> None:
     cid, index = started(w)
     original = w.sockets.post
 
-    def refuse_turn_started(connection_id: str, frame: dict[str, object]) -> bool:
+    def refuse_turn_started(connection_id: str, frame: dict[str, Any]) -> Delivery:
         if frame.get("event") == "turn-started":
             raise ConnectionError("the management API timed out")
         return original(connection_id, frame)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -51,7 +52,7 @@ def enabled_state(at: int = T0) -> WarmingState:
     return replace(state, timer_ref="ref-1")
 
 
-def arms(effects: list[object]) -> list[ArmTimer]:
+def arms(effects: Sequence[object]) -> list[ArmTimer]:
     return [e for e in effects if isinstance(e, ArmTimer)]
 
 
@@ -374,3 +375,33 @@ def test_a_new_interval_during_a_warm_is_pushed_by_the_warms_completion_not_befo
     assert changed.interval_seconds == 45 and effects == []
     done, effects = decide(changed, WarmFinished(state.seq, target, TERMS, READ), target + 400)
     assert PushUpdate() in effects and done.next_warm_at == target + 45 * S
+
+
+def test_a_warm_refused_as_too_long_stops_as_context_full_at_once() -> None:
+    from chalicelib.domain.warming import WarmFinished
+
+    terms = ModelTerms(idle_budget=11, min_cacheable_tokens=1024)
+    state = WarmingState(
+        enabled=True,
+        status="warming",
+        seq=3,
+        has_prefix=True,
+        last_refresh_at=0,
+        warm_lease_until=100_000,
+        timer_ref=None,
+    )
+    stopped, effects = decide(
+        state, WarmFinished(3, 1000, terms, None, 0.0, "context_window_exceeded"), 2000
+    )
+    assert stopped.status == "context-full" and stopped.context_full
+    assert not any(type(effect).__name__ == "ArmTimer" for effect in effects)
+
+
+def test_a_new_interval_while_a_rebuild_is_due_books_it_again_for_now() -> None:
+    expired = replace(sealed_state(), enabled=False)
+    state, _ = decide(expired, Toggle(True), T0 + 400 * S)  # the cache is gone: rebuild at once
+    assert state.rebuild and state.next_warm_at == T0 + 400 * S
+    later = T0 + 403 * S
+    changed, effects = decide(state, SetInterval(60), later)
+    assert changed.interval_seconds == 60 and changed.rebuild
+    assert changed.next_warm_at == later and arms(effects) and PushUpdate() in effects

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -39,7 +40,7 @@ def enabled(retention: str = "5m", **changes: object) -> WarmingState:
     return state
 
 
-def arms(effects: list[object]) -> list[ArmTimer]:
+def arms(effects: Sequence[object]) -> list[ArmTimer]:
     return [e for e in effects if isinstance(e, ArmTimer)]
 
 

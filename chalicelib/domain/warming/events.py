@@ -32,6 +32,8 @@ class TickDue:
     terms: ModelTerms
     # The invocation's deadline: a claim is held no longer.
     deadline: int
+    # False when the owner's spend budget for the day is used up (read by the caller).
+    budget_left: bool = True
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,11 @@ class TurnSealed:
 
 @dataclass(frozen=True)
 class TurnEnded:
-    """A turn that was aborted or failed; `refreshed_at` is its request start if it reached the model."""
+    """A turn that was aborted or failed; `refreshed_at` is its request start if it reached the model.
+    `context_full`: the API refused its prompt as longer than the model's context window."""
 
     refreshed_at: int | None
+    context_full: bool = False
 
 
 @dataclass(frozen=True)

@@ -87,8 +87,8 @@ def decide(state: WarmingState, event: Event, now: int) -> Decision:
             return turn_claimed(state, event, now)
         case TurnSealed():
             return turn_sealed(state, event, now)
-        case TurnEnded(refreshed_at=refreshed_at):
-            return turn_ended(state, refreshed_at, now)
+        case TurnEnded(refreshed_at=refreshed_at, context_full=context_full):
+            return turn_ended(state, refreshed_at, now, context_full=context_full)
         case Close():
             return _close(state)
     raise TypeError(f"unknown event {event!r}")
@@ -124,11 +124,14 @@ def _set_interval(state: WarmingState, seconds: int, now: int) -> Decision:
         return resume(state, now)  # its tick was lost: book afresh with the new interval
     if state.status == "scheduled" and not state.rebuild and state.last_refresh_at is not None:
         return arm(state, max(now, state.last_refresh_at + seconds * 1000))
-    if state.status == "warming" or state.rebuild:
-        # A warm is in flight or due at once (a rebuild): its completion books from the new
-        # interval and pushes that. A push now would only show the in-flight state, whose
-        # `nextWarmAt` is already past.
+    if state.status == "warming":
+        # A warm is in flight: its completion books from the new interval and pushes that. A
+        # push now would only show the in-flight state, whose `nextWarmAt` is already past.
         return state, []
+    if state.status == "scheduled" and state.rebuild:
+        # A rebuild due at once: book it again for now, so the update shows a `nextWarmAt`
+        # that has not passed (the replaced tick is stale by its seq).
+        return arm(state, now, rebuild=True)
     # Off or paused: the new interval shows at once.
     return state, [PushUpdate()]
 
@@ -152,6 +155,9 @@ def _tick_due(state: WarmingState, tick: TickDue, now: int) -> Decision:
         return stop(state, "cache-expired")
     if state.idle_warms >= tick.terms.idle_budget:
         return stop(state, "paused-idle")
+    if not tick.budget_left:
+        # The owner's spend budget for the day is used up: the warm is not sent.
+        return stop(state, "budget-exhausted")
     claimed = replace(state, status="warming", warm_lease_until=tick.deadline)
     return claimed, [Warm(state.seq)]
 
@@ -184,7 +190,8 @@ def _warm_finished(state: WarmingState, done: WarmFinished, now: int) -> Decisio
         # Toggled off, closed or re-armed while the warm ran: keep its stats, book nothing.
         return state, ([*tallied, PushUpdate()] if done.usage is not None else [])
     if done.usage is None:
-        return _warm_failed(state, done, now)
+        state, effects = _warm_failed(state, done, now)
+        return state, [*tallied, *effects]
     state = replace(state, idle_warms=state.idle_warms + 1, consecutive_errors=0, last_error=None)
     if done.usage.cached_prefix_tokens == 0:
         # The API cached nothing: the prefix is below the model's minimum cacheable length after
@@ -201,6 +208,9 @@ def _warm_finished(state: WarmingState, done: WarmFinished, now: int) -> Decisio
 def _warm_failed(state: WarmingState, done: WarmFinished, now: int) -> Decision:
     """Upstream refused or failed the warm: retry after 20 s x n while the cache lives, stop at
     the third failure in a row."""
+    if done.error == "context_window_exceeded":
+        # The prefix itself no longer fits: retrying cannot help.
+        return stop(state, "context-full", context_full=True)
     errors = state.consecutive_errors + 1
     state = replace(state, consecutive_errors=errors, last_error=done.error or "upstream_error")
     if errors >= MAX_CONSECUTIVE_ERRORS:

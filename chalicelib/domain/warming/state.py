@@ -19,6 +19,8 @@ Status = Literal[
     "not-cacheable",
     "error",
     "closed",
+    "context-full",
+    "budget-exhausted",
 ]
 # The cache a conversation's requests mark (`cache_control.ttl`).
 Retention = Literal["5m", "1h"]
@@ -136,6 +138,9 @@ class WarmingState:
     # Tokens the last sealed turn added to the prefix (its message and reply); None until two
     # turns have been measured.
     exchange_tokens: int | None = None
+    # The history no longer leaves room for another turn in the model's context window: warming
+    # would keep alive a prefix no turn can use. It only grows, so this never clears.
+    context_full: bool = False
     stats: WarmStats = field(default_factory=WarmStats)
 
     @property
@@ -166,4 +171,8 @@ class ModelTerms:
 
     idle_budget: int
     min_cacheable_tokens: int
+    # The largest prompt a turn of this conversation may send: the model's context window minus
+    # the conversation's maxTokens (the API refuses prompt + max_tokens over the window). None:
+    # unknown, never checked.
+    context_limit: int | None = None
     rates: CacheRates | None = None

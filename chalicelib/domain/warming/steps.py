@@ -71,6 +71,9 @@ def resume(state: WarmingState, now: int) -> Decision:
     state = replace(
         state, enabled=True, closed=False, idle_warms=0, consecutive_errors=0, last_error=None
     )
+    if state.context_full:
+        # No turn can extend this prefix any more: keeping it warm would only cost.
+        return stop(state, "context-full")
     if not state.has_prefix:
         return stop(state, "waiting-for-first-turn")
     if too_late(state, now):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from chalicelib.domain.context import room_for_another_turn
 from chalicelib.domain.pricing import CacheRates, Usage
 from chalicelib.domain.warming.choice import choose_cache
 from chalicelib.domain.warming.events import (
@@ -72,9 +73,14 @@ def turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
     )
     if usage is not None:
         state = _measured(state, usage)
+        if not room_for_another_turn(state.prefix_tokens or 0, sealed.terms.context_limit):
+            state = replace(state, context_full=True)
     tallied: list[Effect] = [tally] if tally is not None else []
     if not state.enabled or state.closed:
         return state, [*tallied, PushUpdate()]
+    if state.context_full:
+        state, effects = stop(state, "context-full")
+        return state, [*tallied, *effects]
     prefix = state.prefix_tokens if usage is not None else None
     if prefix is not None and prefix < sealed.terms.min_cacheable_tokens:
         # Below the model's minimum cacheable length: a warm would be billed and cache nothing.
@@ -124,8 +130,12 @@ def rescue_saving(tokens: int, rates: CacheRates, retention: str) -> float:
     return round(tokens * (rates.write(retention) - rates.cache_read) / 1_000_000, 8)
 
 
-def turn_ended(state: WarmingState, refreshed_at: int | None, now: int) -> Decision:
-    state = replace(state, turn_started_at=None)
+def turn_ended(
+    state: WarmingState, refreshed_at: int | None, now: int, *, context_full: bool = False
+) -> Decision:
+    state = replace(state, turn_started_at=None, context_full=state.context_full or context_full)
+    if context_full and state.enabled and not state.closed:
+        return stop(state, "context-full")
     if refreshed_at is not None and state.has_prefix:
         state = replace(
             state,

@@ -27,11 +27,11 @@ export const TIMER_COMPONENT = "cache-warming-timer";
 export type TimerComponent = typeof TIMER_COMPONENT;
 
 /** Stable snake_case error codes; x-errorHttpStatus gives each one's HTTP status. */
-export const ERROR_CODES = ["bad_json", "unknown_type", "unknown_surface", "unknown_action", "missing_field", "invalid_field", "invalid_interval", "invalid_payload", "invalid_text", "frame_too_large", "unauthorized", "not_found", "turn_in_progress", "conflict", "rate_limited", "limit_reached", "upstream_error", "internal_error"] as const;
+export const ERROR_CODES = ["bad_json", "unknown_type", "unknown_surface", "unknown_action", "missing_field", "invalid_field", "invalid_interval", "invalid_payload", "invalid_text", "frame_too_large", "unauthorized", "not_found", "turn_in_progress", "conflict", "rate_limited", "limit_reached", "budget_exhausted", "context_full", "upstream_error", "internal_error"] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** The `status` field's value (and `warming.status` over HTTP). */
-export const WARMING_STATUSES = ["off", "waiting-for-first-turn", "scheduled", "warming", "paused-idle", "cache-expired", "not-cacheable", "error", "closed"] as const;
+export const WARMING_STATUSES = ["off", "waiting-for-first-turn", "scheduled", "warming", "paused-idle", "cache-expired", "not-cacheable", "error", "closed", "context-full", "budget-exhausted"] as const;
 export type WarmingStatus = (typeof WARMING_STATUSES)[number];
 
 export const TURN_STATUSES = ["generating", "sealed", "aborted", "failed"] as const;
@@ -52,7 +52,7 @@ export const ABORT_REASONS = ["cancelled", "closed"] as const;
 export type AbortReason = (typeof ABORT_REASONS)[number];
 
 /** `turn-failed` codes (and a failed turn's errorCode over HTTP). */
-export const TURN_FAILURE_CODES = ["rate_limited", "overloaded", "timeout", "model_rejected", "model_unavailable", "upstream_error", "empty_reply", "internal_error"] as const;
+export const TURN_FAILURE_CODES = ["rate_limited", "overloaded", "timeout", "model_rejected", "model_unavailable", "upstream_error", "empty_reply", "internal_error", "context_window_exceeded"] as const;
 export type TurnFailureCode = (typeof TURN_FAILURE_CODES)[number];
 
 /** The surface's field ids, in the order the server always sends them. */
@@ -465,8 +465,10 @@ export interface Conversation {
   readonly warming: WarmingSummary;
 }
 
+/** One page, newest first (`GET /conversations?limit=1-100&cursor=`): pass nextCursor back as `cursor` for the next page; null on the last one. */
 export interface ConversationList {
   readonly conversations: readonly Conversation[];
+  readonly nextCursor: string | null;
 }
 
 export interface Turn {
@@ -537,6 +539,8 @@ export const ERROR_HTTP_STATUS: { readonly [code in ErrorCode]: number } = {
   conflict: 409,
   rate_limited: 429,
   limit_reached: 429,
+  budget_exhausted: 429,
+  context_full: 409,
   upstream_error: 502,
   internal_error: 500,
 };
@@ -563,7 +567,13 @@ export const LIMITS = {
   "lateTickGuardSeconds": 5,
   "framesPerSecondPerConnection": 20,
   "turnsPerMinutePerUser": 10,
-  "warmingConversationsPerUser": 10
+  "warmingConversationsPerUser": 10,
+  "conversationsPerUser": 500,
+  "dailyBudgetUsdPerUser": 5,
+  "listPageSize": {
+    "default": 50,
+    "max": 100
+  }
 } as const;
 
 /** The HTTP routes (`{conversationId}` is a path parameter). */
@@ -588,6 +598,10 @@ export const ROUTES = [
     "path": "/conversations",
     "auth": true,
     "status": 200,
+    "query": [
+      "limit",
+      "cursor"
+    ],
     "response": "ConversationList"
   },
   {

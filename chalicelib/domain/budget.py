@@ -1,0 +1,43 @@
+"""Per-user daily spend (pure): which day a cost counts for, and the budget rule.
+
+Spend is kept in whole micro-dollars so the DynamoDB counter adds integers exactly. A day is a UTC
+calendar day; the budget renews at 00:00 UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from chalicelib.domain.errors import Refused
+
+MICRO = 1_000_000
+# A day's counter outlives its day by a week (DynamoDB TTL), long enough to answer questions.
+KEEP_DAYS = 8
+
+
+def spend_day(now_ms: int) -> str:
+    return datetime.fromtimestamp(now_ms / 1000, UTC).date().isoformat()
+
+
+def day_expires_at_s(now_ms: int) -> int:
+    day = datetime.fromtimestamp(now_ms / 1000, UTC).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    return int((day + timedelta(days=KEEP_DAYS)).timestamp())
+
+
+def micro_usd(usd: float) -> int:
+    return max(0, round(usd * MICRO))
+
+
+def budget_left(spent_micro: int, budget_usd: float | None) -> bool:
+    """None: no budget."""
+    return budget_usd is None or spent_micro < micro_usd(budget_usd)
+
+
+def check_budget(spent_micro: int, budget_usd: float | None) -> None:
+    if not budget_left(spent_micro, budget_usd):
+        raise Refused(
+            "budget_exhausted",
+            f"today's spend budget (${budget_usd:g}) is used up; it renews at 00:00 UTC",
+        )

@@ -1,0 +1,182 @@
+"""Per-user limits (issue 12, item 10): the conversation cap, the daily spend budget, the list."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from chalicelib.domain.budget import spend_day
+from chalicelib.domain.errors import Refused
+from chalicelib.domain.pricing import Usage
+from chalicelib.services.ports import Limits
+from chalicelib.wire import commands
+from tests.fakes.ports import world
+from tests.helpers import OWNER, conversation_with_turn, fire, invoke, subscribe
+
+
+def test_creating_past_the_conversation_cap_is_limit_reached() -> None:
+    w = world()
+    w.services.ports.limits = replace(Limits(), conversations=2)
+    w.services.create_conversation(OWNER, {})
+    w.services.create_conversation(OWNER, {})
+    with pytest.raises(Refused) as refused:
+        w.services.create_conversation(OWNER, {})
+    assert refused.value.code == "limit_reached"
+    assert "2 conversations" in refused.value.message
+    w.services.create_conversation("bob", {})  # another user's own cap
+
+
+def test_sealed_turns_and_warms_are_counted_against_the_owners_day() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    day = spend_day(w.clock.now_ms())
+    after_turn = w.store.spent(OWNER, day)
+    assert after_turn > 0
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    report = fire(w, conversation.id)
+    assert report.action == "warmed" and report.cost_usd
+    assert w.store.spent(OWNER, day) == after_turn + round(report.cost_usd * 1_000_000)
+
+
+def test_a_turn_over_the_budget_is_refused_before_anything_is_sent() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    w.services.ports.limits = replace(Limits(), daily_budget_usd=0.0001)
+    w.model.turn_usage = Usage(input_tokens=100_000, output_tokens=1000)
+    streams, invokes = len(w.model.streams), len(w.invoker.calls)
+    w.store.add_spend(OWNER, spend_day(w.clock.now_ms()), 100, 0)  # $0.0001 spent
+    with pytest.raises(Refused) as refused:
+        w.services.start_turn(OWNER, conversation.id, {"text": "more"})
+    assert refused.value.code == "budget_exhausted"
+    assert "00:00 UTC" in refused.value.message
+    assert (len(w.model.streams), len(w.invoker.calls)) == (streams, invokes)
+    # Another user is not affected; the next UTC day starts afresh.
+    other = w.services.create_conversation("bob", {})
+    w.services.start_turn("bob", other.id, {"text": "hi"})
+    w.clock.advance(86_400)
+    w.services.start_turn(OWNER, conversation.id, {"text": "a new day"})
+
+
+def test_a_warm_over_the_budget_is_not_sent_and_warming_says_why() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    w.services.ports.limits = replace(Limits(), daily_budget_usd=0.0)
+    report = fire(w, conversation.id)
+    assert report.action == "budget-exhausted"
+    assert w.model.warms == []
+    stored = w.store.get_conversation(conversation.id)
+    assert stored is not None and stored.warming.status == "budget-exhausted"
+    assert w.timer.live_for(conversation.id) == []
+    updates = w.sockets.of("ws1", "update")
+    assert updates and updates[-1]["fields"][3]["value"] == "budget-exhausted"
+    # A toggle the next day resumes it.
+    w.services.ports.limits = Limits()
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    assert fire(w, conversation.id).action == "warmed"
+
+
+def test_the_list_pages_with_an_opaque_cursor() -> None:
+    w = world()
+    for _ in range(5):
+        w.services.create_conversation(OWNER, {})
+        w.clock.advance(1)
+    first = w.services.list_conversations(OWNER, 2)
+    assert first.next_after is not None
+    cursor = commands.encode_cursor(first.next_after)
+    again = commands.list_conversations({"limit": "2", "cursor": cursor})
+    second = w.services.list_conversations(OWNER, again.limit, again.after)
+    third = w.services.list_conversations(OWNER, 2, second.next_after)
+    ids = [s.id for page in (first, second, third) for s in page.summaries]
+    assert ids == ["c0005", "c0004", "c0003", "c0002", "c0001"]
+    assert third.next_after is None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "0"},
+        {"limit": "101"},
+        {"limit": "-1"},
+        {"limit": "ten"},
+        {"cursor": "not base64!"},
+        {"cursor": "MTIz"},  # base64 of "123": not a position
+        {"cursor": "x" * 300},
+    ],
+)
+def test_bad_paging_parameters_are_invalid_field(query: dict[str, str]) -> None:
+    with pytest.raises(Refused) as refused:
+        commands.list_conversations(query)
+    assert refused.value.code == "invalid_field"
+
+
+def test_budget_setting_parsing() -> None:
+    from chalicelib.config import settings_from
+
+    assert settings_from({}).daily_budget_usd == 5.0
+    assert settings_from({"DAILY_BUDGET_USD": "none"}).daily_budget_usd is None
+    assert settings_from({"DAILY_BUDGET_USD": "0"}).daily_budget_usd == 0.0
+    assert settings_from({"MAX_CONVERSATIONS_PER_USER": "7"}).max_conversations_per_user == 7
+    with pytest.raises(ValueError):
+        settings_from({"DAILY_BUDGET_USD": "-1"})
+
+
+def _throttled(*_args: object, **_kwargs: object) -> int:
+    from botocore.exceptions import ClientError
+
+    raise ClientError(
+        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+        "UpdateItem",
+    )
+
+
+def test_a_spend_counter_that_cannot_be_written_never_fails_the_turn_or_the_warm(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = world()
+    monkeypatch.setattr(w.store, "add_spend", _throttled)
+    conversation = conversation_with_turn(w)  # sealed although its cost could not be counted
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    assert fire(w, conversation.id).action == "warmed"
+    assert "could not count" in caplog.text
+
+
+def test_an_unreadable_spend_counter_refuses_the_turn_and_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from chalicelib.wire.errors import refusal_of
+
+    w = world()
+    conversation = conversation_with_turn(w)
+    before = w.store.get_conversation(conversation.id)
+    monkeypatch.setattr(w.store, "spent", _throttled)
+    with pytest.raises(ClientError) as failed:
+        w.services.start_turn(OWNER, conversation.id, {"text": "more"})
+    assert refusal_of(failed.value).code == "upstream_error"  # what the HTTP edge answers
+    assert w.store.get_conversation(conversation.id) == before
+    assert len(w.invoker.calls) == 1
+
+
+def test_an_unreadable_spend_counter_leaves_the_tick_unclaimed_for_lambdas_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.exceptions import ClientError
+
+    w = world()
+    conversation = conversation_with_turn(w)
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    tick = w.timer.pop_due(conversation.id)
+    monkeypatch.setattr(w.store, "spent", _throttled)
+    with pytest.raises(ClientError):
+        w.services.handle_tick(tick.conversation_id, tick.seq, tick.target)
+    stored = w.store.get_conversation(conversation.id)
+    assert stored is not None and stored.warming.status == "scheduled" and w.model.warms == []
+    monkeypatch.undo()
+    assert w.services.handle_tick(tick.conversation_id, tick.seq, tick.target).action == "warmed"
