@@ -102,12 +102,7 @@ class Turns:
             change = turns.claim_stream(conversation, tid, owner, deadline, now)
             if change is None or conversation.abort_reason:
                 return change  # an aborted turn never starts: no turn-started
-            announced = replace(change, announce=turns.announce_start(current))
-            if not conversation.warming.auto:
-                return announced
-            # The auto cache picks what this turn's request marks: prices are looked up here,
-            # in the generate function, never on the HTTP path that started the turn.
-            return replace(announced, event=TurnClaimed(self.uow.costs.terms(conversation, now)))
+            return self._choosing_cache(replace(change, announce=turns.announce_start(current)))
 
         try:
             claimed = self.uow.transition(conversation_id, claim)
@@ -124,6 +119,16 @@ class Turns:
             log.exception("generate failed after its claim")
             reported = Reported("failed", stream.text, None, "internal_error", bool(stream.text))
         return self.finish(conversation_id, index, reported, owner=owner)
+
+    def _choosing_cache(self, claim: Change) -> Change:
+        """With the auto cache, the claim lets the policy pick the cache this turn's request
+        marks: prices are looked up here, in the generate function, never on the HTTP path
+        that started the turn."""
+        conversation = claim.conversation
+        if not conversation.warming.auto:
+            return claim
+        terms = self.uow.costs.terms(conversation, self.ports.clock.now_ms())
+        return replace(claim, event=TurnClaimed(terms))
 
     def _checkpoint(self, turn: Turn, text: str) -> None:
         fitted, _ = fit_reply(turn.user_text, text)
