@@ -75,7 +75,7 @@ test("errors: a bad interval, a toggle payload, an unknown conversation", async 
   assert.equal(low.code, "invalid_interval");
   assert.equal(low.status, 400);
   assert.equal(low.conversationId, id);
-  const high = await client.setInterval(id, 271).catch((e) => e);
+  const high = await client.setInterval(id, 291).catch((e) => e);
   assert.equal(high.code, "invalid_interval");
 
   const missing = await client.subscribeSurface("0".repeat(32)).catch((e) => e);
