@@ -74,6 +74,13 @@ def list_conversations() -> dict[str, Any]:
     return views.conversation_list(page)
 
 
+@app.route("/savings", methods=["GET"], cors=True)
+@api
+def savings() -> dict[str, Any]:
+    """What warming spent and saved over all of the caller's conversations."""
+    return views.user_savings_view(bootstrap.services().savings(_owner()))
+
+
 @app.route("/conversations/{conversation_id}", methods=["GET"], cors=True)
 @api
 def get_conversation(conversation_id: str) -> dict[str, Any]:

@@ -396,8 +396,8 @@ def _project(report: Report, calls_report: Report, timer_report: Report | None) 
             False,
         ),
         (
-            f"240 s interval (the default; tick queue; billed Lambda time {source})",
-            240,
+            f"290 s interval (the 5-minute cache's default; tick queue; billed Lambda time {source})",
+            290,
             queued.counts(),
             queued.posts() / 10,
             billed_queue,

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol
 from chalicelib.domain.conversation import Conversation, ConversationSummary, PageKey, Turn
 from chalicelib.domain.pricing import CacheRates, Usage
 from chalicelib.domain.prompts import Prompt
+from chalicelib.domain.warming import Tally
 
 Channel = Literal["surface", "chat"]
 
@@ -93,13 +94,18 @@ class ConversationStore(Protocol):
         `after`; reads no conversation body."""
 
     def save_conversation(
-        self, conversation: Conversation, turn: Turn | None = None, slot: SlotChange | None = None
+        self,
+        conversation: Conversation,
+        turn: Turn | None = None,
+        slot: SlotChange | None = None,
+        tally: Tally | None = None,
     ) -> Conversation:
         """Write `conversation` if the stored version still equals `conversation.version`.
 
         Returns the stored copy (version + 1). With `turn`, the turn item is written in the same
         transaction; with `slot`, the owner's warming slots change in it too (taking one past
-        the cap raises CapReached). Raises VersionConflict when the version moved on, writing
+        the cap raises CapReached); with `tally`, the owner's savings counter is added to in it
+        (so it counts each warm and rescue exactly when the conversation records it). Raises VersionConflict when the version moved on, writing
         nothing. A write that landed although its response was lost (a retried request that then
         failed its own condition) is recognised as this write and returned as saved.
         """
@@ -148,7 +154,15 @@ class SpendLedger(Protocol):
     def spent(self, owner: str, day: str) -> int: ...
 
 
-class Store(ConversationStore, ConnectionStore, RateLimits, SpendLedger, Protocol):
+class SavingsLedger(Protocol):
+    """Per-user totals of warming's spend and savings, added to atomically by the conversation
+    writes that record them (`save_conversation(tally=...)`), never summed from conversations."""
+
+    def savings(self, owner: str) -> Tally:
+        """The owner's totals so far (all zero before the first warm)."""
+
+
+class Store(ConversationStore, ConnectionStore, RateLimits, SpendLedger, SavingsLedger, Protocol):
     """All the storage concerns: what the composition root hands out."""
 
 

@@ -9,6 +9,7 @@ Key layout (pk / sk):
     USER#<owner> WARMING                    conversations: string set of those holding a warming slot
     USER#<owner> COUNTS                     conversations: how many the owner created (the cap)
     USER#<owner> SPEND#<yyyy-mm-dd>         microUsd: the owner's spend that UTC day; expiresAt
+    USER#<owner> SAVINGS                    spentUsd, savedUsd, warms, rescues: counters (ADD)
 GSI `by-owner`: gsi1pk = OWNER#<owner>, gsi1sk = <created_at:013d>#<id>, every attribute.
 GSI `owner-summaries`: the same keys, projecting only `summary` (the list view). TTL: expiresAt.
 
@@ -121,6 +122,10 @@ def warming_slots_key(owner: str) -> Item:
     return {"pk": s_value(f"USER#{owner}"), "sk": s_value("WARMING")}
 
 
+def savings_key(owner: str) -> Item:
+    return user_key(owner, "SAVINGS")
+
+
 def owner_index_keys(conversation: Conversation) -> tuple[str, str]:
     return f"OWNER#{conversation.owner}", f"{conversation.created_at:013d}#{conversation.id}"
 
@@ -159,6 +164,14 @@ def s_value(value: str) -> AttributeValueTypeDef:
 
 def n_value(value: int) -> AttributeValueTypeDef:
     return {"N": str(value)}
+
+
+def usd_value(value: float) -> AttributeValueTypeDef:
+    """Dollars as DynamoDB's exact decimal, to the 8 decimals every cost is rounded to: the
+    counter's sums are exact, and equal the conversations' own sums. Trailing zeros are cut
+    ("0", not "0.00000000": moto keeps that as "0E-8" and then fails to add to it)."""
+    text = f"{value:.8f}".rstrip("0").rstrip(".")
+    return {"N": text if text not in ("", "-0") else "0"}
 
 
 def str_attr(item: Item, name: str) -> str:

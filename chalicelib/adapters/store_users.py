@@ -1,9 +1,11 @@
-"""Per-user items of the one table: the spend ledger (one atomic counter per UTC day)."""
+"""Per-user items of the one table: the spend ledger (one atomic counter per UTC day) and the
+savings counter (added to by the conversation writes, `store_writes.py`)."""
 
 from __future__ import annotations
 
 from chalicelib.adapters.store_connections import ConnectionItems
-from chalicelib.adapters.store_items import TTL_ATTRIBUTE, n_value, user_key
+from chalicelib.adapters.store_items import TTL_ATTRIBUTE, n_value, savings_key, user_key
+from chalicelib.domain.warming import Tally
 
 
 class UserItems(ConnectionItems):
@@ -31,3 +33,20 @@ class UserItems(ConnectionItems):
         )
         item = response.get("Item")
         return int(item["microUsd"]["N"]) if item and "microUsd" in item else 0
+
+    def savings(self, owner: str) -> Tally:
+        response = self.client.get_item(
+            TableName=self._table, Key=savings_key(owner), ConsistentRead=True
+        )
+        item = response.get("Item") or {}
+
+        def number(name: str) -> str:
+            value = item.get(name)
+            return value["N"] if value is not None and "N" in value else "0"
+
+        return Tally(
+            spent_usd=round(float(number("spentUsd")), 8),
+            saved_usd=round(float(number("savedUsd")), 8),
+            warms=int(number("warms")),
+            rescues=int(number("rescues")),
+        )

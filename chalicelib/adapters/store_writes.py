@@ -23,12 +23,15 @@ from chalicelib.adapters.store_items import (
     conversation_key,
     n_value,
     s_value,
+    savings_key,
     str_attr,
     turn_item,
+    usd_value,
     warming_slots_key,
 )
 from chalicelib.adapters.store_table import Table, error_code
 from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.warming import Tally
 from chalicelib.ports import (
     CapReached,
     ItemTooLarge,
@@ -56,16 +59,21 @@ _MAYBE_LANDED = {
 
 class ConversationWrites(Table):
     def save_conversation(
-        self, conversation: Conversation, turn: Turn | None = None, slot: SlotChange | None = None
+        self,
+        conversation: Conversation,
+        turn: Turn | None = None,
+        slot: SlotChange | None = None,
+        tally: Tally | None = None,
     ) -> Conversation:
         saved = dataclasses.replace(conversation, version=conversation.version + 1)
         write_id = secrets.token_hex(8)
         put = self._put(saved, conversation.version, write_id)
         try:
-            if turn is None and slot is None:
+            if turn is None and slot is None and tally is None:
                 self.client.put_item(**put)
             else:
-                self.client.transact_write_items(TransactItems=self._items(put, saved, turn, slot))
+                items = self._items(put, saved, turn, slot, tally)
+                self.client.transact_write_items(TransactItems=items)
         except ClientError as error:
             self._refused(error, saved, write_id, slot)
         except BotoCoreError as error:
@@ -83,14 +91,44 @@ class ConversationWrites(Table):
         }
 
     def _items(
-        self, put: dict[str, Any], saved: Conversation, turn: Turn | None, slot: SlotChange | None
+        self,
+        put: dict[str, Any],
+        saved: Conversation,
+        turn: Turn | None,
+        slot: SlotChange | None,
+        tally: Tally | None,
     ) -> list[TransactWriteItemTypeDef]:
         items: list[Any] = [{"Put": put}]
         if turn is not None:
             items.append({"Put": {"TableName": self._table, "Item": turn_item(turn)}})
+        if tally is not None:
+            items.append({"Update": self._tally_update(saved.owner, tally)})
+        # The slot's condition stays last: a cancellation names it by position (`_cancelled`).
         if slot is not None:
             items.append({"Update": self._slot_update(saved, slot)})
         return cast("list[TransactWriteItemTypeDef]", items)
+
+    def _tally_update(self, owner: str, tally: Tally) -> dict[str, Any]:
+        """ADD to the owner's counters: atomic, and exactly once with the conversation's write
+        (the transaction's idempotency token covers botocore's retries)."""
+        return {
+            "TableName": self._table,
+            "Key": savings_key(owner),
+            "UpdateExpression": "ADD #spent :spent, #saved :saved, #warms :warms, "
+            "#rescues :rescues",
+            "ExpressionAttributeNames": {
+                "#spent": "spentUsd",
+                "#saved": "savedUsd",
+                "#warms": "warms",
+                "#rescues": "rescues",
+            },
+            "ExpressionAttributeValues": {
+                ":spent": usd_value(tally.spent_usd),
+                ":saved": usd_value(tally.saved_usd),
+                ":warms": n_value(tally.warms),
+                ":rescues": n_value(tally.rescues),
+            },
+        }
 
     def _slot_update(self, saved: Conversation, slot: SlotChange) -> dict[str, Any]:
         update: dict[str, Any] = {

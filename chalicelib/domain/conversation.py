@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from chalicelib.domain.pricing import Usage
-from chalicelib.domain.warming import Retention, WarmingState
+from chalicelib.domain.warming import Retention, RetentionSetting, WarmingState
+from chalicelib.domain.warming.state import REASON_SET
 
 TurnStatus = Literal["generating", "sealed", "aborted", "failed"]
 AbortReason = Literal["cancelled", "closed"]
@@ -78,6 +79,13 @@ class ConversationSummary:
     last_warm_at: int | None
     warms: int
     total_cost_usd: float
+    # The auto cache and the savings (defaults for summaries stored before them): what the
+    # conversation was created with (None: the cache in use, fixed), why that cache, and what
+    # warming's rescues saved.
+    setting: RetentionSetting | None = None
+    cache_reason: str = REASON_SET
+    saved_usd: float = 0.0
+    rescues: int = 0
 
 
 def summary_of(conversation: Conversation) -> ConversationSummary:
@@ -99,6 +107,10 @@ def summary_of(conversation: Conversation) -> ConversationSummary:
         last_warm_at=state.last_warm_at,
         warms=state.stats.warms,
         total_cost_usd=state.stats.total_cost_usd,
+        setting=state.setting,
+        cache_reason=state.retention_reason,
+        saved_usd=state.stats.saved_usd,
+        rescues=state.stats.rescues,
     )
 
 

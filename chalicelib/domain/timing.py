@@ -1,9 +1,26 @@
 """The cache and timer timings, in one value: the policy and the timer adapter both read it.
 
 Why each figure is what it is:
-- `ttl_margin_s`: a warm must *start* this long before the cache entry expires (its TTL counts
-  from the start of the last request that read or wrote it, prompt-caching docs); it covers the
-  timer's lateness and the request's own latency.
+- `ttl_margin_s`: the default (and longest) interval is TTL - 10 s: 290 s for the 5-minute cache,
+  3590 s for the 1-hour cache. A cache entry lives its TTL from the *start* of the last request
+  that read or wrote it, and a read refreshes it at no extra cost ("Choosing the TTL", Anthropic's
+  prompt-caching guide as carried by anthropics/skills `skills/claude-api/shared/prompt-caching.md`,
+  read 2026-12-01). The measured timer starts a warm 0.07 s after its target at p99 (0.98 s p99,
+  1.17 s at most, under load: docs/performance.md, `timer` and `scale`), so 10 s leaves the
+  late-tick guard below untouched on every on-time tick; each 10 s less margin buys about
+  2 points of cost ÷ oracle at 0.1x reads (docs/performance.md, "Interval margin").
+- `late_guard_s`: a tick that finds its cache expiring within this many seconds sends nothing
+  (`cache-expired`): its request could start at or after the expiry and re-write the whole prefix
+  at the write price (1.25x-2x) instead of reading it (0.025x-0.1x). 5 s covers what lies between
+  the decision and the request's start at the API: the claim's conditional write, the request's
+  trip to the API (a connection kept alive by the warm function's SDK client, or a new TLS
+  handshake) and the SDK's own retries of a 408/409/429/5xx, each a new request, after
+  0.375-0.5 s and then 0.75-1 s (anthropic 2.10.0 `_base_client._calculate_retry_timeout`,
+  `INITIAL_RETRY_DELAY` 0.5 s, 2 retries). An on-time tick starts at TTL - 10 s, 5 s clear of the guard even at the worst
+  lateness measured under load; only abnormal ticks (Lambda's retry a minute after a failure, a
+  revived tick) land inside it. What it cannot cover: a `retry-after` header, which the SDK obeys
+  however long it is (docs/performance.md, "Warming policy").
+- `min_interval_s`: the shortest interval a user may set.
 - `scheduler_window_s`: EventBridge Scheduler fires a one-shot `at()` schedule anywhere in
   [at, at + 59 s] with `FlexibleTimeWindow: OFF` (shared/NOTES.md, "EventBridge Scheduler").
 - `queue_max_delay_s`: the longest per-message `DelaySeconds` of an SQS standard queue, 900 s
@@ -34,7 +51,8 @@ from chalicelib.domain.pricing import TTL_SECONDS
 
 @dataclass(frozen=True)
 class Timings:
-    ttl_margin_s: int = 30
+    ttl_margin_s: int = 10
+    late_guard_s: int = 5
     min_interval_s: int = 20
     scheduler_window_s: int = 59
     queue_max_delay_s: int = 900
@@ -47,6 +65,7 @@ class Timings:
         return TTL_SECONDS[retention] * 1000
 
     def interval_bounds(self, retention: str) -> tuple[int, int]:
+        """The interval a user may set on this cache; the upper bound is also the default."""
         return self.min_interval_s, TTL_SECONDS[retention] - self.ttl_margin_s
 
 

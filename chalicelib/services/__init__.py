@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.domain.conversation import Conversation, PageKey, Turn
-from chalicelib.domain.warming import Event, ModelTerms
+from chalicelib.domain.warming import Event, ModelTerms, Tally
 from chalicelib.ports import Clock, Sockets, Store, SummaryPage, Timer
 from chalicelib.services.conversations import Conversations
 from chalicelib.services.costs import Costs
@@ -102,6 +102,9 @@ class Services:
         self, owner: str, limit: int = 50, after: PageKey | None = None
     ) -> SummaryPage:
         return self.conversations.list(owner, limit, after)
+
+    def savings(self, owner: str) -> Tally:
+        return self.conversations.savings(owner)
 
     def start_turn(
         self, owner: str, conversation_id: str, body: commands.StartTurn | Mapping[str, Any]

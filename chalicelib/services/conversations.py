@@ -1,4 +1,5 @@
-"""Conversations over HTTP: create (the model checked against the catalog), read, list."""
+"""Conversations over HTTP: create (the model checked against the catalog), read, list, and the
+owner's warming savings."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 from chalicelib.domain import catalog
 from chalicelib.domain.conversation import Conversation, PageKey, Turn, is_blank
 from chalicelib.domain.errors import Refused
-from chalicelib.domain.warming import WarmingState
+from chalicelib.domain.warming import Tally
+from chalicelib.domain.warming.policy import created
 from chalicelib.ports import ConversationCapReached, SummaryPage
 from chalicelib.services.unit_of_work import UnitOfWork
 from chalicelib.wire import commands
@@ -49,7 +51,7 @@ class Conversations:
             model=model,
             system=command.system or self.ports.default_system,
             max_tokens=max_tokens,
-            warming=WarmingState(retention=command.retention),
+            warming=created(command.retention),
         )
         cap = self.ports.limits.conversations
         try:
@@ -67,3 +69,7 @@ class Conversations:
     def list(self, owner: str, limit: int, after: PageKey | None = None) -> SummaryPage:
         """One page of the owner's conversation summaries, newest first (no bodies read)."""
         return self.ports.store.list_summaries(owner, limit, after)
+
+    def savings(self, owner: str) -> Tally:
+        """The owner's warming totals: one read of the counter the conversations' writes add to."""
+        return self.ports.store.savings(owner)

@@ -25,6 +25,7 @@ class Costs:
             idle_budget=idle_warm_budget(rates, conversation.retention),
             min_cacheable_tokens=facts.min_cacheable_tokens,
             context_limit=facts.context_window - conversation.max_tokens,
+            rates=rates,
         )
 
     def usd(self, conversation: Conversation, usage: Usage, at: int) -> float:

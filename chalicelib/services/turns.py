@@ -13,6 +13,7 @@ from chalicelib.domain.conversation import Conversation, Turn, fit_reply, turn_i
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.prompts import turn_prompt
 from chalicelib.domain.turns import Change, Reported
+from chalicelib.domain.warming import TurnClaimed
 from chalicelib.ports import ModelError
 from chalicelib.services.fanout import ChatStream
 from chalicelib.services.unit_of_work import UnitOfWork
@@ -101,7 +102,7 @@ class Turns:
             change = turns.claim_stream(conversation, tid, owner, deadline, now)
             if change is None or conversation.abort_reason:
                 return change  # an aborted turn never starts: no turn-started
-            return replace(change, announce=turns.announce_start(current))
+            return self._choosing_cache(replace(change, announce=turns.announce_start(current)))
 
         try:
             claimed = self.uow.transition(conversation_id, claim)
@@ -118,6 +119,16 @@ class Turns:
             log.exception("generate failed after its claim")
             reported = Reported("failed", stream.text, None, "internal_error", bool(stream.text))
         return self.finish(conversation_id, index, reported, owner=owner)
+
+    def _choosing_cache(self, claim: Change) -> Change:
+        """With the auto cache, the claim lets the policy pick the cache this turn's request
+        marks: prices are looked up here, in the generate function, never on the HTTP path
+        that started the turn."""
+        conversation = claim.conversation
+        if not conversation.warming.auto:
+            return claim
+        terms = self.uow.costs.terms(conversation, self.ports.clock.now_ms())
+        return replace(claim, event=TurnClaimed(terms))
 
     def _checkpoint(self, turn: Turn, text: str) -> None:
         fitted, _ = fit_reply(turn.user_text, text)

@@ -29,6 +29,7 @@ from chalicelib.domain.warming import (
     Event,
     ModelTerms,
     PushUpdate,
+    Tally,
     Warm,
     WarmAbandoned,
     WarmFinished,
@@ -91,6 +92,17 @@ class Outcome:
     @property
     def pushes_update(self) -> bool:
         return any(isinstance(effect, PushUpdate) for effect in self.effects)
+
+
+def _tally(effects: list[Effect]) -> Tally | None:
+    """What this decision adds to the owner's savings counter (written with the state)."""
+    tallies = [effect for effect in effects if isinstance(effect, Tally)]
+    if not tallies:
+        return None
+    total = Tally()
+    for tally in tallies:
+        total = total.plus(tally)
+    return total
 
 
 class UnitOfWork:
@@ -164,7 +176,7 @@ class UnitOfWork:
                 return Outcome(current, [], changed=False)
             updated, armed = self._arm(updated, effects, now)
             try:
-                saved = self._save(current, updated, change)
+                saved = self._save(current, updated, change, _tally(effects))
             except VersionConflict:
                 self._cancel(armed)
                 current = None
@@ -182,13 +194,15 @@ class UnitOfWork:
             return Outcome(saved, effects, changed=True, change=change)
         raise Refused("conflict", "the conversation is changing too fast; try again")
 
-    def _save(self, current: Conversation, updated: Conversation, change: Change) -> Conversation:
+    def _save(
+        self, current: Conversation, updated: Conversation, change: Change, tally: Tally | None
+    ) -> Conversation:
         taking = turns.warming_slot(current, updated)
         slot = None
         if taking is not None:
             slot = SlotChange(taking, self.ports.limits.warming_conversations)
         try:
-            return self.ports.store.save_conversation(updated, change.turn, slot)
+            return self.ports.store.save_conversation(updated, change.turn, slot, tally)
         except CapReached as error:
             cap = self.ports.limits.warming_conversations
             raise Refused(

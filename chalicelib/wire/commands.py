@@ -21,7 +21,7 @@ from chalicelib.domain.conversation import (
     encoded_bytes,
 )
 from chalicelib.domain.errors import Refused
-from chalicelib.domain.warming import Retention
+from chalicelib.domain.warming import RetentionSetting
 from chalicelib.wire.decoding import decode_object
 
 # API Gateway accepts up to 10 MB; our largest field (the system prompt) is far below this.
@@ -38,7 +38,7 @@ class CreateConversation:
     system: str | None = None
     model: str | None = None
     max_tokens: int | None = None
-    retention: Retention = "5m"
+    retention: RetentionSetting = "auto"
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,9 @@ def create_conversation(body: Mapping[str, Any]) -> CreateConversation:
         isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
     ):
         raise Refused("invalid_field", "'maxTokens' must be an integer from 1 to the model's limit")
-    retention = body.get("cacheRetention", "5m")
-    if retention not in ("5m", "1h"):
-        raise Refused("invalid_field", "'cacheRetention' must be '5m' or '1h'")
+    retention = body.get("cacheRetention", "auto")
+    if retention not in ("auto", "5m", "1h"):
+        raise Refused("invalid_field", "'cacheRetention' must be 'auto', '5m' or '1h'")
     return CreateConversation(
         title=_optional_text(body, "title", MAX_TITLE_CHARS),
         system=_system(body),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.domain.warming import WarmingState, interval_bounds
+from chalicelib.wire.views import savings_view
 
 SURFACE_ID = "cache-warming"
 TOGGLE_ACTION = "cache-warming/toggle"
@@ -56,6 +57,11 @@ def _warm_cost(state: WarmingState) -> Field:
     return _field("warm-cost", "cost", "Warm cost", value)
 
 
+def _savings(state: WarmingState) -> dict[str, Any]:
+    stats = state.stats
+    return savings_view(stats.total_cost_usd, stats.saved_usd, stats.rescues)
+
+
 def fields(state: WarmingState) -> list[Field]:
     """The panel's fields, always all of them, in the contract's order."""
     return [
@@ -64,8 +70,16 @@ def fields(state: WarmingState) -> list[Field]:
         _timer(state),
         _field("status", "status", "Status", state.status),
         _field("last-cache-pct", "percent", "Last Cache %", state.stats.last_cache_pct),
-        _field("cache-retention", "text", "Cache retention", state.retention),
+        _field(
+            "cache-retention",
+            "text",
+            "Cache retention",
+            state.retention,
+            setting=state.setting,
+            reason=state.retention_reason,
+        ),
         _warm_cost(state),
+        _field("savings", "cost", "Savings", _savings(state)),
     ]
 
 

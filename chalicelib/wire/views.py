@@ -5,8 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.domain.conversation import Conversation, ConversationSummary, Turn, summary_of
+from chalicelib.domain.warming import Tally
 from chalicelib.ports import SummaryPage
 from chalicelib.wire.commands import encode_cursor
+
+
+def savings_view(spent_usd: float, saved_usd: float, rescues: int) -> dict[str, Any]:
+    """What warming spent (every warm), what its rescues saved, and the difference."""
+    return {
+        "spentUsd": spent_usd,
+        "savedUsd": saved_usd,
+        "netUsd": round(saved_usd - spent_usd, 8),
+        "rescues": rescues,
+    }
+
+
+def user_savings_view(totals: Tally) -> dict[str, Any]:
+    """The same figures over every conversation of one user (`GET /savings`)."""
+    return {
+        **savings_view(totals.spent_usd, totals.saved_usd, totals.rescues),
+        "warms": totals.warms,
+    }
 
 
 def warming_view(conversation: Conversation) -> dict[str, Any]:
@@ -20,8 +39,11 @@ def _warming(summary: ConversationSummary) -> dict[str, Any]:
         "status": summary.status,
         "nextWarmAt": summary.next_warm_at,
         "lastWarmAt": summary.last_warm_at,
+        "cacheInUse": summary.retention,
+        "cacheReason": summary.cache_reason,
         "warms": summary.warms,
         "totalCostUsd": summary.total_cost_usd,
+        "savings": savings_view(summary.total_cost_usd, summary.saved_usd, summary.rescues),
     }
 
 
@@ -32,7 +54,7 @@ def summary_view(summary: ConversationSummary) -> dict[str, Any]:
         "title": summary.title,
         "model": summary.model,
         "maxTokens": summary.max_tokens,
-        "cacheRetention": summary.retention,
+        "cacheRetention": summary.setting or summary.retention,
         "createdAt": summary.created_at,
         "closed": summary.closed,
         "activeTurnId": summary.active_turn_id,

@@ -74,6 +74,7 @@ const FIELD_TESTIDS = {
   "last-cache-pct": "cache-pct",
   "cache-retention": "cache-retention",
   "warm-cost": "warm-cost",
+  "savings": "savings",
 };
 
 // -----------------------------------------------------------------------------------------------
@@ -1000,7 +1001,8 @@ function buildField(conversationId, field) {
       return buildFallback(field);
     case "status": return buildStatus(field);
     case "percent": return buildPercent(field);
-    case "cost": return buildCost(field);
+    // Two cost fields share the kind: warm-cost (tokens and dollars) and savings (spent/saved/net).
+    case "cost": return field.value && "netUsd" in field.value ? buildSavings(field) : buildCost(field);
     case "text": return buildText(field);
     default: return buildFallback(field);
   }
@@ -1173,10 +1175,48 @@ function buildPercent(field) {
 
 function buildText(field) {
   const node = el("span", { class: "text-value", testid: fieldTestid(field) });
+  // A text field may say where its value comes from (`setting`) and why (`reason`): the cache in
+  // use does, for the auto cache.
+  const reason = el("div", { class: "field-reason muted", testid: `${fieldTestid(field)}-reason` });
+  const row = fieldRow(field, el("div", {}, node, reason));
+  panel.controls.set(field.id, {
+    update(f) {
+      const text = f.value === null || f.value === undefined ? "—" : String(f.value);
+      node.textContent = f.setting && f.setting !== f.value ? `${text} (${f.setting})` : text;
+      node.dataset.value = f.value ?? "";
+      node.dataset.setting = f.setting ?? "";
+      reason.textContent = f.reason || "";
+    },
+  });
+  return row;
+}
+
+function buildSavings(field) {
+  const tile = (caption, testid) => {
+    const main = el("div", { class: "tile-main", testid });
+    const sub = el("div", { class: "tile-sub" });
+    const node = el("div", { class: "tile" }, el("div", { class: "tile-caption", text: caption }), main, sub);
+    return { node, main, sub };
+  };
+  const spent = tile("Spent", "savings-spent");
+  const saved = tile("Saved", "savings-saved");
+  const net = tile("Net", "savings-net");
+  const node = el("div", { class: "cost savings", testid: fieldTestid(field) }, spent.node, saved.node, net.node);
   const row = fieldRow(field, node);
   panel.controls.set(field.id, {
     update(f) {
-      node.textContent = f.value === null || f.value === undefined ? "—" : String(f.value);
+      const v = f.value || {};
+      const rescues = v.rescues ?? 0;
+      spent.main.textContent = fmtUsd(v.spentUsd ?? 0);
+      spent.sub.textContent = "on warms";
+      saved.main.textContent = fmtUsd(v.savedUsd ?? 0);
+      saved.sub.textContent = `${fmtInt(rescues)} rescue${rescues === 1 ? "" : "s"}`;
+      const value = v.netUsd ?? 0;
+      net.main.textContent = `${value < 0 ? "−" : ""}${fmtUsd(Math.abs(value))}`;
+      net.node.dataset.sign = value < 0 ? "negative" : "positive";
+      net.sub.textContent = value < 0 ? "warming cost more" : "warming paid off";
+      node.dataset.rescues = rescues;
+      node.title = "Spent: every warm, including those after which nobody came back. Saved: per rescue (a turn that read the cache only because warming kept it alive), the re-write it avoided minus its read.";
     },
   });
   return row;

@@ -253,6 +253,20 @@ def test_page_chats_warms_and_closes(devstack: dict[str, Any], browser: Browser)
     expect(page.get_by_test_id("cache-pct")).to_have_text(re.compile(r"^\d+\.\d %$"))
     assert int(page.get_by_test_id("warm-cost").get_attribute("data-warms") or 0) >= 1
     expect(page.get_by_test_id("warm-cost")).to_contain_text("$")
+    # The cache in use and why: a new conversation is "auto", on 5m until turns are measured.
+    expect(page.get_by_test_id("cache-retention")).to_have_text("5m (auto)")
+    expect(page.get_by_test_id("cache-retention-reason")).to_contain_text("auto: 5m")
+    # Savings: the warm is spent; nobody has come back yet, so nothing is saved and net is
+    # negative (a rescue needs the user back after the 5-minute TTL: moto and service tests).
+    expect(page.get_by_test_id("savings-spent")).to_have_text(re.compile(r"^\$0\.\d+$"))
+    expect(page.get_by_test_id("savings-saved")).to_have_text("$0")
+    expect(page.get_by_test_id("savings-net")).to_have_text(re.compile("^\u2212" + r"\$0\.\d+$"))
+    expect(page.get_by_test_id("savings")).to_have_attribute("data-rescues", "0")
+    spent_shown = page.get_by_test_id("savings-spent").inner_text()
+    detail = _api(devstack, "GET", f"/conversations/{conversation_id}")["warming"]["savings"]
+    assert detail["rescues"] == 0 and detail["savedUsd"] == 0
+    assert spent_shown.startswith("$") and float(spent_shown[1:]) > 0
+    assert _api(devstack, "GET", "/savings")["spentUsd"] >= detail["spentUsd"] > 0
     texts: list[str] = page.evaluate("window.__countdownTexts")
     assert "in 0 s" not in texts, texts
     assert waited < INTERVAL_SECONDS + 10, f"the warm came {waited:.1f} s after enabling"
@@ -309,7 +323,8 @@ def test_existing_conversations_open_with_their_live_panel(
     session.open_from_list(first)
     session.expect_live_panel(first_title)
     expect(page.get_by_test_id("status")).to_have_text("off")
-    expect(page.get_by_test_id("interval-input")).to_have_value("240")
+    # The default interval is the cache's TTL - 10 s.
+    expect(page.get_by_test_id("interval-input")).to_have_value("290")
 
     session.open_from_list(second)
     session.expect_live_panel(second_title)

@@ -7,6 +7,7 @@ import threading
 
 from chalicelib.adapters.store_items import encode_conversation, encode_turn
 from chalicelib.domain.conversation import MAX_ITEM_BYTES, Conversation, PageKey, Turn, summary_of
+from chalicelib.domain.warming import Tally
 from chalicelib.ports import (
     AlreadyExists,
     CapReached,
@@ -35,6 +36,8 @@ class InMemoryStore:
         self._subscriptions: dict[tuple[str, str], dict[str, int]] = {}
         self._created: dict[str, int] = {}
         self._spend: dict[tuple[str, str], int] = {}
+        # owner -> the savings counter
+        self._savings: dict[str, Tally] = {}
 
     def create_conversation(self, conversation: Conversation, cap: int | None = None) -> None:
         with self._lock:
@@ -78,7 +81,11 @@ class InMemoryStore:
         return sorted(mine, key=lambda c: (c.created_at, c.id), reverse=True)
 
     def save_conversation(
-        self, conversation: Conversation, turn: Turn | None = None, slot: SlotChange | None = None
+        self,
+        conversation: Conversation,
+        turn: Turn | None = None,
+        slot: SlotChange | None = None,
+        tally: Tally | None = None,
     ) -> Conversation:
         with self._lock:
             stored = self._conversations.get(conversation.id)
@@ -98,7 +105,14 @@ class InMemoryStore:
             self._conversations[conversation.id] = saved
             if turn is not None:
                 self._turns.setdefault(turn.conversation_id, {})[turn.index] = turn
+            if tally is not None:
+                owner = conversation.owner
+                self._savings[owner] = self._savings.get(owner, Tally()).plus(tally)
             return saved
+
+    def savings(self, owner: str) -> Tally:
+        with self._lock:
+            return self._savings.get(owner, Tally())
 
     def get_turns(self, conversation_id: str) -> list[Turn]:
         with self._lock:

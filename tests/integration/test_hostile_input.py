@@ -35,7 +35,7 @@ def conversation_frames(cid: str, foreign: str) -> list[tuple[Any, str]]:
     big = 10**30
     return [
         ({**INVOKE, "conversationId": cid, "payload": 19}, "invalid_interval"),
-        ({**INVOKE, "conversationId": cid, "payload": 271}, "invalid_interval"),
+        ({**INVOKE, "conversationId": cid, "payload": 291}, "invalid_interval"),
         ({**INVOKE, "conversationId": cid, "payload": -1}, "invalid_interval"),
         ({**INVOKE, "conversationId": cid, "payload": 0}, "invalid_interval"),
         ({**INVOKE, "conversationId": cid, "payload": big}, "invalid_interval"),

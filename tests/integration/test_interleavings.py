@@ -89,7 +89,7 @@ class WarmingMachine(RuleBasedStateMachine):
     def toggle(self, payload: bool | None) -> None:
         self.services.transition(self.cid, Toggle(payload))
 
-    @rule(seconds=st.integers(20, 270))
+    @rule(seconds=st.integers(20, 290))
     def set_interval(self, seconds: int) -> None:
         self.services.transition(self.cid, SetInterval(seconds))
 

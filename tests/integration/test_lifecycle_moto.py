@@ -92,7 +92,7 @@ def test_short_intervals_go_by_the_tick_queue_with_one_pending_tick(stack: MotoS
 
 
 def test_the_default_interval_goes_by_the_queue_at_sqs_s_900_s_limit(stack: MotoStack) -> None:
-    """With the production threshold, the 240 s default is one delayed message, no schedule."""
+    """With the production threshold, the 290 s default is one delayed message, no schedule."""
     stack.services.timer.queue_max_delay_ms = QUEUE_MAX_DELAY_MS  # type: ignore[attr-defined]
     conversation_id = create(stack)
     sealed_turn(stack, conversation_id)
@@ -101,7 +101,7 @@ def test_the_default_interval_goes_by_the_queue_at_sqs_s_900_s_limit(stack: Moto
     for _ in range(2):
         assert stack.live_schedules() == []
         (pending,) = stack.queue.sent
-        assert 230 <= pending.delay_s <= 240
+        assert 280 <= pending.delay_s <= 290
         message = stack.moto_queue("cache-warming-ticks")._messages[-1]
         # moto hides it for DelaySeconds on the wall clock (moto/sqs/models.py, Message.delay).
         assert abs(message.delayed_until - message.sent_timestamp - pending.delay_s * 1000) < 50
@@ -284,6 +284,11 @@ def test_http_routes_create_list_get_and_health(stack: MotoStack) -> None:
     detail = stack.http.http.get(f"/conversations/{second}", headers=stack.headers(OWNER)).json_body
     assert detail["cacheRetention"] == "1h" and detail["turns"] == []
     assert detail["warming"]["enabled"] is False
+    assert (detail["warming"]["cacheInUse"], detail["warming"]["intervalSeconds"]) == ("1h", 3590)
+    # "auto" is the default: it starts on the 5-minute cache.
+    default = stack.http.http.get(f"/conversations/{first}", headers=stack.headers(OWNER)).json_body
+    assert default["cacheRetention"] == "auto"
+    assert (default["warming"]["cacheInUse"], default["warming"]["intervalSeconds"]) == ("5m", 290)
     assert stack.http.http.get("/health").json_body == {"status": "ok"}
 
 
@@ -378,6 +383,10 @@ def test_toggles_closes_and_refused_turns_never_need_prices(stack: MotoStack) ->
     join(stack, "ws-1", conversation_id)
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     invoke(stack, "ws-1", conversation_id, "set-interval", 60)
+    # Neither does the auto cache at creation, nor the savings the panel and routes show.
+    create(stack, cacheRetention="auto")
+    for path in ("/savings", f"/conversations/{conversation_id}", "/conversations"):
+        assert stack.http.http.get(path, headers=stack.headers(OWNER)).status_code == 200
 
     def lambda_down(conversation_id: str, turn_index: int) -> None:
         raise RuntimeError("Lambda is down")
@@ -417,14 +426,15 @@ def test_a_warm_costs_six_aws_calls_plus_one_post_per_subscriber(stack: MotoStac
     assert stack.http.lambda_.invoke("warm", payload).payload == {"action": "warmed"}
     posts = [c for c in calls if c == "PostToConnection"]
     assert len(posts) == 3
-    # Load, claim, book the next tick, write the result; and the owner's spend: read before
-    # the warm (the budget), counted after it (one atomic ADD).
+    # Load, claim, book the next tick, write the result (in one transaction with the owner's
+    # savings counter, so that counter costs no call of its own); and the owner's spend: read
+    # before the warm (the budget), counted after it (one atomic ADD).
     assert sorted(c for c in calls if c != "PostToConnection") == [
         "CreateSchedule",
         "GetItem",
         "PutItem",
-        "PutItem",
         "Query",
+        "TransactWriteItems",
         "UpdateItem",
     ]
 

@@ -14,7 +14,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from chalicelib.adapters.store import DynamoStore, create_table
 from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.pricing import Usage
-from chalicelib.domain.warming import WarmingState, WarmStats
+from chalicelib.domain.warming import Tally, WarmingState, WarmStats
 from chalicelib.ports import AlreadyExists, Channel, Connection, Store, VersionConflict
 from tests.conftest import SESSION, TABLE_NAME
 from tests.fakes.store import InMemoryStore
@@ -73,8 +73,10 @@ def connection(connection_id: str = "conn-1", owner: str = "alice") -> Connectio
 def test_create_then_get_roundtrips_every_field(store: Store) -> None:
     warming = WarmingState(
         retention="1h",
+        auto=True,
+        retention_reason="auto: 1h is cheaper",
         enabled=True,
-        interval_seconds=300,
+        interval_choice=300,
         status="scheduled",
         seq=7,
         next_warm_at=1_700_000_300_000,
@@ -84,6 +86,9 @@ def test_create_then_get_roundtrips_every_field(store: Store) -> None:
         idle_warms=2,
         last_error=None,
         rebuild=True,
+        turn_expires_at=1_700_000_003_600,
+        prefix_tokens=50_000,
+        exchange_tokens=700,
         stats=WarmStats(
             warms=3,
             input_tokens=12,
@@ -92,6 +97,8 @@ def test_create_then_get_roundtrips_every_field(store: Store) -> None:
             last_warm_cost_usd=0.0041,
             last_warm_tokens=None,
             last_cache_pct=99.5,
+            rescues=2,
+            saved_usd=0.0345,
         ),
     )
     created = conversation(
@@ -297,6 +304,57 @@ def test_concurrent_read_modify_save_loses_no_update(
     assert final is not None
     assert final.version == threads * per_thread
     assert final.turn_count == threads * per_thread
+
+
+# --- the owner's savings counter -----------------------------------------------------------
+
+
+def test_savings_start_at_zero(store: Store) -> None:
+    assert store.savings("alice") == Tally()
+
+
+def test_a_save_with_a_tally_adds_to_its_owners_counter_exactly(store: Store) -> None:
+    store.create_conversation(conversation("c1"))
+    store.create_conversation(conversation("c2", owner="bob"))
+    saved = store.save_conversation(conversation("c1"), tally=Tally(spent_usd=0.00012345, warms=1))
+    saved = store.save_conversation(saved, tally=Tally(saved_usd=0.069, rescues=1))
+    store.save_conversation(saved, turn(0), tally=Tally(spent_usd=0.1, warms=1))
+    store.save_conversation(conversation("c2", owner="bob"), tally=Tally(spent_usd=1.0, warms=1))
+    assert store.savings("alice") == Tally(0.10012345, 0.069, 2, 1)
+    assert store.savings("alice").net_usd == round(0.069 - 0.10012345, 8)
+    assert store.savings("bob") == Tally(1.0, 0.0, 1, 0)
+    assert store.get_turns("c1") == [turn(0)]
+
+
+def test_a_save_that_fails_its_version_check_adds_nothing(store: Store) -> None:
+    store.create_conversation(conversation())
+    store.save_conversation(conversation(title="moved on"))
+    with pytest.raises(VersionConflict):
+        store.save_conversation(conversation(), tally=Tally(spent_usd=0.5, warms=1))
+    assert store.savings("alice") == Tally()
+
+
+def test_tallies_from_concurrent_conversations_of_one_owner_all_count(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if isinstance(store, DynamoStore):
+        _serialize_moto_writes(monkeypatch)
+    ids = [f"c{n}" for n in range(6)]
+    for conversation_id in ids:
+        store.create_conversation(conversation(conversation_id))
+    start = threading.Barrier(len(ids))
+
+    def worker(conversation_id: str) -> None:
+        start.wait()
+        current = store.get_conversation(conversation_id)
+        assert current is not None
+        for _ in range(5):
+            current = store.save_conversation(current, tally=Tally(spent_usd=0.001, warms=1))
+
+    with ThreadPoolExecutor(max_workers=len(ids)) as pool:
+        for future in [pool.submit(worker, conversation_id) for conversation_id in ids]:
+            future.result()
+    assert store.savings("alice") == Tally(spent_usd=0.03, warms=30)
 
 
 # --- connections and subscriptions --------------------------------------------------------

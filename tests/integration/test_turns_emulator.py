@@ -114,7 +114,7 @@ def test_without_warming_a_turn_after_the_ttl_pays_a_full_write_and_with_it_does
     for cid in (cold, warm):
         assert turn(rig, cid, f"Start {cid}") == "sealed"
     subscribe(rig.w, "ws1", warm)
-    invoke(rig.w, "ws1", warm, "toggle", True)  # 240 s interval
+    invoke(rig.w, "ws1", warm, "toggle", True)  # the default interval, 290 s
     for _ in range(3):  # 12 idle minutes, warmed every 4
         assert fire(rig, warm).action == "warmed"
     rig.clock.advance(200)

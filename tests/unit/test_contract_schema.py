@@ -75,6 +75,7 @@ def test_turn_statuses_abort_reasons_and_retentions_are_the_backends() -> None:
     assert enum("TurnStatus") == list(get_args(conversation_domain.TurnStatus))
     assert enum("AbortReason") == list(get_args(conversation_domain.AbortReason))
     assert enum("CacheRetention") == list(get_args(warming.Retention)) == list(TTL_SECONDS)
+    assert enum("CacheRetentionSetting") == list(get_args(warming.RetentionSetting))
 
 
 def test_surface_constants_are_the_backends() -> None:
@@ -99,9 +100,11 @@ def test_limits_are_the_backends() -> None:
     assert limits["maxSystemBytes"] == conversation_domain.MAX_SYSTEM_BYTES
     assert limits["maxPushBytes"] == frames.MAX_PUSH_BYTES
     assert limits["minIntervalSeconds"] == TIMINGS.min_interval_s
-    assert limits["defaultIntervalSeconds"] == warming.DEFAULT_INTERVAL_SECONDS
+    assert limits["lateTickGuardSeconds"] == TIMINGS.late_guard_s
+    assert list(limits["defaultIntervalSeconds"]) == list(TTL_SECONDS)
     for retention, high in limits["maxIntervalSeconds"].items():
         assert warming.interval_bounds(retention) == (TIMINGS.min_interval_s, high)
+        assert limits["defaultIntervalSeconds"][retention] == warming.default_interval(retention)
     caps = Limits()
     assert limits["framesPerSecondPerConnection"] == caps.frames_per_second
     assert limits["turnsPerMinutePerUser"] == caps.turns_per_minute
@@ -129,16 +132,16 @@ def _states() -> list[WarmingState]:
         last_cache_pct=100.0,
     )
     base = WarmingState()
-    states = [base, WarmingState(retention="1h")]
+    states = [base, WarmingState(retention="1h"), WarmingState(auto=True, retention="1h")]
     states.append(
         replace(
             base,
             enabled=True,
             status="scheduled",
-            interval_seconds=20,
+            interval_choice=20,
             next_warm_at=1767614647000,
             last_warm_at=1767614407000,
-            stats=warmed,
+            stats=warmed.with_rescue(0.069),
         )
     )
     states += [replace(base, status=status) for status in get_args(warming.Status)]
@@ -366,7 +369,7 @@ def test_http_views_match_the_schema() -> None:
         model="claude-sonnet-5-5",
         system="You are a helpful assistant.",
         max_tokens=8192,
-        warming=_states()[2],
+        warming=_states()[3],
         turn_count=4,
         active_turn_id="t000003",
     )
@@ -384,6 +387,14 @@ def test_http_views_match_the_schema() -> None:
         id=C, owner="u", created_at=0, title="t", model="m", system="s", max_tokens=1
     )
     assert_valid("WarmingSummary", views.warming_view(fresh))
+
+
+def test_the_savings_route_matches_the_schema() -> None:
+    totals = warming.Tally(spent_usd=0.25, saved_usd=0.75, warms=40, rescues=3)
+    view = views.user_savings_view(totals)
+    assert_valid("UserSavings", view)
+    assert view["netUsd"] == 0.5
+    assert_valid("UserSavings", views.user_savings_view(warming.Tally()))
 
 
 def test_the_prose_contract_names_everything_in_the_schema() -> None:

@@ -11,6 +11,7 @@ from bench import policy as policy_bench
 from bench.policies import (
     CACHE_1H,
     CACHE_5M,
+    Cache,
     CacheChoice,
     ExpectedValue,
     FixedInterval,
@@ -20,6 +21,7 @@ from bench.policies import (
     Predictive,
     ReturnModel,
     break_even_budget,
+    expected_idle_cost,
     warm_times,
     warms_if_never_back,
 )
@@ -39,6 +41,7 @@ from bench.policy import (
     replay_decide,
     tally,
 )
+from chalicelib.domain.warming import choice
 
 READ = 0.1
 
@@ -130,18 +133,32 @@ def test_tally_charges_never_answered_replies_their_warms_only() -> None:
     assert t.cost(0.1, 1.25) == pytest.approx(1.2 + 1.25)
 
 
+@pytest.mark.parametrize("read", [0.1, 0.05, 0.025])
 @pytest.mark.parametrize("retention", ["5m", "1h"])
-def test_decide_replay_matches_todays_rule_played_by_the_simulator(retention: str) -> None:
+def test_decide_replay_is_the_shipped_rule_played_by_the_simulator(
+    retention: str, read: float
+) -> None:
+    # The shipped rule: a warm every TTL - 10 s, at most floor((W - r) / r) of them.
     cache = CACHE_5M if retention == "5m" else CACHE_1H
-    today = FixedInterval(240, break_even_budget(0.1, cache.write))
-    gaps = [5, 239, 240, 241, 299, 301, 500, 1000, 2640, 2641, 2939, 2940, 4560, math.inf, 300]
-    gaps += [4800, 5000, 7000, 9000, 60_000]
-    assert replay_decide(gaps, retention) == [play(today, g, (), cache.ttl) for g in gaps]
+    shipped = FixedInterval(cache.ttl - 10, break_even_budget(read, cache.write))
+    gaps: list[float] = [5, 289, 290, 291, 299, 301, 589, 590, 591, 1000, 2640, 3589, 3590, 3600]
+    gaps += [4560]
+    gaps += [math.inf, 300, 7000, 7181, 9000, 60_000, 200_000, 400_000]
+    assert replay_decide(gaps, retention, read) == [play(shipped, g, (), cache.ttl) for g in gaps]
 
 
-def test_a_user_who_never_comes_back_gets_the_whole_budget_from_decide() -> None:
-    assert replay_decide([math.inf], "5m") == [Outcome(11, False)]
-    assert replay_decide([math.inf], "1h") == [Outcome(19, False)]
+@pytest.mark.parametrize(
+    ("retention", "read", "budget"),
+    [("5m", 0.1, 11), ("5m", 0.05, 24), ("5m", 0.025, 49), ("1h", 0.1, 19), ("1h", 0.025, 79)],
+)
+def test_a_user_who_never_comes_back_gets_the_whole_budget_from_decide(
+    retention: str, read: float, budget: int
+) -> None:
+    assert replay_decide([math.inf], retention, read) == [Outcome(budget, False)]
+    schedule: list[float] = []
+    replay_decide([math.inf], retention, read, schedule)
+    interval = 290 if retention == "5m" else 3590
+    assert schedule == [interval * k for k in range(1, budget + 1)]
 
 
 def test_play_users_passes_each_user_their_own_past_gaps() -> None:
@@ -242,10 +259,10 @@ def test_decide_outcomes_match_a_full_replay_and_catch_a_history_dependent_decid
     assert decide_outcomes(model, CACHE_5M, exact=False) == full
 
     def drifting(
-        gaps: list[float], retention: str, warm_log: list[float] | None = None
+        gaps: list[float], retention: str, read: float = 0.1, warm_log: list[float] | None = None
     ) -> list[Outcome]:
         # A decide whose second and later gaps behave differently from a fresh one.
-        out = original(gaps, retention, warm_log)
+        out = original(gaps, retention, read, warm_log)
         return [out[0], *(Outcome(o.warms + 1, o.alive) for o in out[1:])]
 
     original = policy_bench.replay_decide
@@ -262,3 +279,38 @@ def test_one_step_counts_users_who_never_come_back_as_not_back() -> None:
     assert MyopicExpectedValue(CACHE_5M, READ, half).next_warm(0, 0, ()) == 290
     mostly_gone = ReturnModel(math.log(400), 0.0, 0.0, never=0.99)
     assert MyopicExpectedValue(CACHE_5M, READ, mostly_gone).next_warm(0, 0, ()) is None
+
+
+def test_the_domains_prior_is_the_benchmarks_fit() -> None:
+    mu, sigma = fit_lognormal()
+    assert (choice.PRIOR.mu, choice.PRIOR.sigma) == pytest.approx((mu, sigma))
+    assert (round(mu, 3), round(sigma, 3)) == (4.697, 1.643)
+
+
+@pytest.mark.parametrize("read", [0.1, 0.05, 0.025])
+@pytest.mark.parametrize("cache", [CACHE_5M, CACHE_1H], ids=lambda c: c.name)
+def test_the_domains_idle_cost_is_the_benchmarks_for_the_shipped_rule(
+    cache: Cache, read: float
+) -> None:
+    rates, budget = policy_bench.shipped_terms(cache.name, read)
+    shipped = FixedInterval(cache.ttl - 10, budget)
+    mu, sigma = fit_lognormal()
+    for never in (0.0, 1 / 9):
+        expected = expected_idle_cost(shipped, (), cache, read, Predictive(mu, sigma, never))
+        interval = int(cache.ttl - 10)
+        domain = choice.idle_cost_per_token(cache.name, rates, interval, never)  # type: ignore[arg-type]
+        assert domain == pytest.approx(expected)
+
+
+def test_the_auto_choice_in_the_choice_table_starts_on_5m_and_waits_for_two_turns() -> None:
+    conv = policy_bench.Conv([10_000.0, 10_000.0, 10_000.0], 0)
+    played = {
+        "5m": [Outcome(11, False)] * 3,  # every gap expires the 5m cache
+        "1h": [Outcome(0, True)] * 3,
+    }
+    _, hours, moved = policy_bench.auto_cost(conv, 0.1, (50_000, 500), played, ends=False)
+    # Turn 2 cannot choose (one exchange not measured yet); turn 3 moves to 1h for good.
+    assert (hours, moved) == (1, 1)
+    # With the end share counted, as shipped, the 1h cache's budget after the last reply keeps
+    # the same conversation on 5m.
+    assert policy_bench.auto_cost(conv, 0.1, (50_000, 500), played)[1:] == (0, 0)

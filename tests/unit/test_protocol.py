@@ -86,15 +86,35 @@ def test_surface_frame_has_the_fixed_fields_and_echoes_ids() -> None:
         "last-cache-pct",
         "cache-retention",
         "warm-cost",
+        "savings",
     ]
     by_id = {f["id"]: f for f in frame["spec"]["fields"]}
     assert by_id["enabled"]["value"] is False and by_id["enabled"]["kind"] == "toggle"
-    assert (by_id["interval"]["min"], by_id["interval"]["max"]) == (20, 270)
+    assert (by_id["interval"]["min"], by_id["interval"]["max"]) == (20, 290)
+    assert by_id["interval"]["value"] == 290
     assert by_id["timer"]["component"] == "cache-warming-timer"
     assert by_id["timer"]["value"] == {"nextWarmAt": None, "lastWarmAt": None}
     assert by_id["status"]["value"] == "off"
     assert by_id["last-cache-pct"]["label"] == "Last Cache %"
     assert by_id["cache-retention"]["label"] == "Cache retention"
+    assert by_id["savings"]["value"] == {
+        "spentUsd": 0.0,
+        "savedUsd": 0.0,
+        "netUsd": 0.0,
+        "rescues": 0,
+    }
+
+
+def test_the_cache_retention_field_says_which_cache_is_in_use_and_why() -> None:
+    state = WarmingState(retention="1h", auto=True, retention_reason="auto: 1h is cheaper")
+    by_id = {f["id"]: f for f in surface.fields(state)}
+    field = by_id["cache-retention"]
+    assert (field["value"], field["setting"], field["reason"]) == (
+        "1h",
+        "auto",
+        "auto: 1h is cheaper",
+    )
+    assert (by_id["interval"]["max"], by_id["interval"]["value"]) == (3590, 3590)
 
 
 def test_update_frame_without_request_id_has_none() -> None:

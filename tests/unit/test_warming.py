@@ -59,7 +59,8 @@ def arms(effects: Sequence[object]) -> list[ArmTimer]:
 def test_a_new_conversation_is_off_with_nothing_booked() -> None:
     state, effects = decide(WarmingState(enabled=True), ConversationCreated(), T0)
     assert (state.enabled, state.status, state.next_warm_at) == (False, "off", None)
-    assert state.interval_seconds == 240
+    # "auto" by default, on the 5-minute cache until turns have been measured.
+    assert (state.setting, state.retention, state.interval_seconds) == ("auto", "5m", 290)
     assert effects == []
 
 
@@ -69,24 +70,31 @@ def test_enabling_before_any_turn_waits_for_the_first_turn() -> None:
     assert arms(effects) == [] and PushUpdate() in effects
 
 
-def test_the_first_sealed_turn_books_the_first_warm_one_interval_later() -> None:
+def test_the_first_sealed_turn_books_the_first_warm_one_interval_after_its_refresh() -> None:
     waiting, _ = decide(WarmingState(), Toggle(True), T0)
     state, effects = decide(
         waiting, TurnSealed(T0, T0 + 3 * S, Usage(input_tokens=9), TERMS), T0 + 3 * S
     )
     assert state.status == "scheduled"
-    assert arms(effects) == [ArmTimer(state.seq, T0 + 3 * S + 240 * S)]
+    # The turn's request refreshed the cache at its start: TTL - 10 s after that.
+    assert arms(effects) == [ArmTimer(state.seq, T0 + 290 * S)]
+    # A shorter interval the user set counts from the seal.
+    short = replace(waiting, interval_choice=60)
+    state, effects = decide(
+        short, TurnSealed(T0, T0 + 3 * S, Usage(input_tokens=9), TERMS), T0 + 3 * S
+    )
+    assert arms(effects) == [ArmTimer(state.seq, T0 + 63 * S)]
 
 
 def test_a_long_turn_never_books_the_warm_past_the_cache_expiry() -> None:
     waiting, _ = decide(WarmingState(), Toggle(True), T0)
     state, _ = decide(waiting, TurnSealed(T0, T0 + 90 * S, Usage(), TERMS), T0 + 90 * S)
-    assert state.next_warm_at == T0 + 270 * S  # started_at + TTL - safety, not sealed + 240 s
+    assert state.next_warm_at == T0 + 290 * S  # started_at + TTL - margin, not sealed + 290 s
 
 
 def test_enabling_with_a_live_cache_books_from_the_last_refresh() -> None:
     state, effects = decide(sealed_state(), Toggle(True), T0 + 10 * S)
-    assert arms(effects) == [ArmTimer(state.seq, T0 + 240 * S)]
+    assert arms(effects) == [ArmTimer(state.seq, T0 + 290 * S)]
     assert not state.rebuild
 
 
@@ -126,7 +134,7 @@ def test_set_interval_shorter_than_time_already_idle_warms_now() -> None:
     assert arms(effects) == [ArmTimer(updated.seq, T0 + 100 * S)]
 
 
-@pytest.mark.parametrize("seconds", [19, 271, 0, -5, 10**12])
+@pytest.mark.parametrize("seconds", [19, 291, 0, -5, 10**12])
 def test_set_interval_outside_bounds_is_refused(seconds: int) -> None:
     with pytest.raises(InvalidInterval):
         decide(enabled_state(), SetInterval(seconds), T0)
@@ -134,8 +142,10 @@ def test_set_interval_outside_bounds_is_refused(seconds: int) -> None:
 
 def test_interval_bounds_follow_the_retention() -> None:
     state = replace(enabled_state(), retention="1h")
-    updated, _ = decide(state, SetInterval(3570), T0 + S)
-    assert updated.interval_seconds == 3570
+    updated, _ = decide(state, SetInterval(3590), T0 + S)
+    assert updated.interval_seconds == 3590
+    with pytest.raises(InvalidInterval):
+        decide(state, SetInterval(3591), T0 + S)
 
 
 def test_a_due_tick_claims_the_warm_and_a_duplicate_does_nothing() -> None:
@@ -211,7 +221,7 @@ def test_after_a_warm_the_next_is_booked_one_interval_after_its_start() -> None:
     claimed, _ = decide(state, TickDue(state.seq, target, TERMS, LEASE), target)
     done, effects = decide(claimed, WarmFinished(state.seq, target, TERMS, READ), target + 800)
     assert done.last_warm_at == target and done.last_refresh_at == target
-    assert arms(effects) == [ArmTimer(state.seq + 1, target + 240 * S)]
+    assert arms(effects) == [ArmTimer(state.seq + 1, target + 290 * S)]
     assert done.next_warm_at is not None and done.next_warm_at > done.last_warm_at
     assert PushUpdate() in effects
     assert done.stats.warms == 1 and done.stats.last_cache_pct == 100.0
@@ -242,7 +252,7 @@ def test_a_new_turn_resumes_a_paused_conversation() -> None:
     state, _ = decide(paused, TurnStarted(at), at)
     state, effects = decide(state, TurnSealed(at, at + 2 * S, Usage(), TERMS), at + 2 * S)
     assert state.status == "scheduled" and state.idle_warms == 0
-    assert arms(effects) == [ArmTimer(state.seq, at + 242 * S)]
+    assert arms(effects) == [ArmTimer(state.seq, at + 290 * S)]
 
 
 def test_a_tick_that_would_start_after_expiry_shows_cache_expired_and_sends_no_warm() -> None:
@@ -260,12 +270,12 @@ def test_a_tick_during_a_generating_turn_sends_no_warm_and_rearms() -> None:
     busy, _ = decide(state, TurnStarted(target - 5 * S), target - 5 * S)
     _, effects = decide(busy, TickDue(busy.seq, target, TERMS, LEASE), target)
     assert not any(isinstance(e, Warm) for e in effects)
-    assert arms(effects) == [ArmTimer(busy.seq + 1, target + 240 * S)]
+    assert arms(effects) == [ArmTimer(busy.seq + 1, target + 290 * S)]
 
 
 def test_warm_errors_retry_then_stop_in_error_and_a_turn_recovers() -> None:
     state = enabled_state(T0)
-    state = replace(state, interval_seconds=20, next_warm_at=T0 + 20 * S)
+    state = replace(state, interval_choice=20, next_warm_at=T0 + 20 * S)
     for attempt in range(1, 4):
         target = state.next_warm_at or 0
         state, _ = decide(state, TickDue(state.seq, target, TERMS, LEASE), target)
@@ -313,7 +323,7 @@ def test_an_aborted_turn_refreshes_and_resumes_an_expired_enabled_conversation()
     state, _ = decide(state, TurnStarted(T0 + 900 * S), T0 + 900 * S)
     ended, effects = decide(state, TurnEnded(T0 + 900 * S), T0 + 905 * S)
     assert ended.status == "scheduled" and ended.last_refresh_at == T0 + 900 * S
-    assert arms(effects) == [ArmTimer(ended.seq, T0 + 1140 * S)]
+    assert arms(effects) == [ArmTimer(ended.seq, T0 + 1190 * S)]
 
 
 def test_a_warm_that_caches_nothing_stops_as_not_cacheable_until_the_next_turn() -> None:

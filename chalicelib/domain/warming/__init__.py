@@ -12,8 +12,10 @@ from chalicelib.domain.warming.events import (
     PushUpdate,
     Revive,
     SetInterval,
+    Tally,
     TickDue,
     Toggle,
+    TurnClaimed,
     TurnEnded,
     TurnSealed,
     TurnStarted,
@@ -23,19 +25,19 @@ from chalicelib.domain.warming.events import (
 )
 from chalicelib.domain.warming.policy import decide
 from chalicelib.domain.warming.state import (
-    DEFAULT_INTERVAL_SECONDS,
     MAX_CONSECUTIVE_ERRORS,
     InvalidInterval,
     ModelTerms,
     Retention,
+    RetentionSetting,
     Status,
     WarmingState,
     WarmStats,
+    default_interval,
     interval_bounds,
 )
 
 __all__ = [
-    "DEFAULT_INTERVAL_SECONDS",
     "MAX_CONSECUTIVE_ERRORS",
     "ArmTimer",
     "CancelTimer",
@@ -48,11 +50,14 @@ __all__ = [
     "ModelTerms",
     "PushUpdate",
     "Retention",
+    "RetentionSetting",
     "Revive",
     "SetInterval",
     "Status",
+    "Tally",
     "TickDue",
     "Toggle",
+    "TurnClaimed",
     "TurnEnded",
     "TurnSealed",
     "TurnStarted",
@@ -62,5 +67,6 @@ __all__ = [
     "WarmStats",
     "WarmingState",
     "decide",
+    "default_interval",
     "interval_bounds",
 ]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.domain.pricing import Usage
-from chalicelib.domain.warming.state import ModelTerms, Retention, WarmingState
+from chalicelib.domain.warming.state import ModelTerms, RetentionSetting, WarmingState
 
 
 @dataclass(frozen=True)
 class ConversationCreated:
-    retention: Retention = "5m"
+    retention: RetentionSetting = "auto"
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,14 @@ class TurnStarted:
 
 
 @dataclass(frozen=True)
+class TurnClaimed:
+    """The generate invocation holds the turn and is about to send its request: with the auto
+    cache, the cache this request marks is chosen now (`choice.py`)."""
+
+    terms: ModelTerms
+
+
+@dataclass(frozen=True)
 class TurnSealed:
     started_at: int
     sealed_at: int
@@ -99,6 +107,7 @@ Event = (
     | TickDue
     | WarmFinished
     | TurnStarted
+    | TurnClaimed
     | TurnSealed
     | TurnEnded
     | Close
@@ -128,5 +137,29 @@ class PushUpdate:
     pass
 
 
-Effect = ArmTimer | CancelTimer | Warm | PushUpdate
+@dataclass(frozen=True)
+class Tally:
+    """Add to the owner's savings counter, in the same write as the state: a warm recorded (its
+    cost spent) or a rescue (what it saved)."""
+
+    spent_usd: float = 0.0
+    saved_usd: float = 0.0
+    warms: int = 0
+    rescues: int = 0
+
+    def plus(self, other: Tally) -> Tally:
+        return Tally(
+            round(self.spent_usd + other.spent_usd, 8),
+            round(self.saved_usd + other.saved_usd, 8),
+            self.warms + other.warms,
+            self.rescues + other.rescues,
+        )
+
+    @property
+    def net_usd(self) -> float:
+        """Saved minus spent: negative while warming has cost more than it rescued."""
+        return round(self.saved_usd - self.spent_usd, 8)
+
+
+Effect = ArmTimer | CancelTimer | Warm | PushUpdate | Tally
 Decision = tuple[WarmingState, list[Effect]]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from chalicelib.domain.errors import Refused
-from chalicelib.domain.pricing import Usage
+from chalicelib.domain.pricing import CacheRates, Usage
 from chalicelib.domain.timing import TIMINGS
 
 Status = Literal[
@@ -22,10 +22,16 @@ Status = Literal[
     "context-full",
     "budget-exhausted",
 ]
+# The cache a conversation's requests mark (`cache_control.ttl`).
 Retention = Literal["5m", "1h"]
+# What the user asked for at creation: one cache, or "auto" (the cheaper one, chosen per turn).
+RetentionSetting = Literal["auto", "5m", "1h"]
 
-DEFAULT_INTERVAL_SECONDS = 240
 MAX_CONSECUTIVE_ERRORS = 3
+
+# Why the cache in use is the one it is (the panel's `cache-retention.reason`).
+REASON_SET = "set when the conversation was created"
+REASON_MEASURING = "auto: 5m until two sealed turns show this conversation's sizes"
 
 
 class InvalidInterval(Refused):
@@ -37,6 +43,20 @@ def interval_bounds(retention: str) -> tuple[int, int]:
     return TIMINGS.interval_bounds(retention)
 
 
+def default_interval(retention: str) -> int:
+    """TTL - 10 s: the warm lands as late as the measured timer allows (domain/timing.py)."""
+    return interval_bounds(retention)[1]
+
+
+def effective_interval(choice: int | None, retention: str) -> int:
+    """The user's interval, clamped to this cache's bounds, or the cache's default: with the
+    auto cache an interval set on one cache carries over to the other as near as it can."""
+    low, high = interval_bounds(retention)
+    if choice is None:
+        return high
+    return min(max(choice, low), high)
+
+
 @dataclass(frozen=True)
 class WarmStats:
     warms: int = 0
@@ -44,11 +64,16 @@ class WarmStats:
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    # Every warm's cost, whether or not the user came back after it: what warming spent.
     total_cost_usd: float = 0.0
     last_warm_cost_usd: float | None = None
     last_warm_tokens: int | None = None
     # Share read from cache by the latest request: of a warm's cacheable prefix, of a turn's prompt.
     last_cache_pct: float | None = None
+    # Turns that read the prefix only because warming kept it alive, and what they saved: the
+    # re-write each avoided minus its read.
+    rescues: int = 0
+    saved_usd: float = 0.0
 
     def with_warm(self, usage: Usage, cost: float) -> WarmStats:
         return replace(
@@ -64,13 +89,28 @@ class WarmStats:
             last_cache_pct=usage.prefix_hit_pct,
         )
 
+    def with_rescue(self, saved_usd: float) -> WarmStats:
+        return replace(
+            self, rescues=self.rescues + 1, saved_usd=round(self.saved_usd + saved_usd, 8)
+        )
+
+    @property
+    def net_usd(self) -> float:
+        """Saved minus spent: negative while warming has cost more than it rescued."""
+        return round(self.saved_usd - self.total_cost_usd, 8)
+
 
 @dataclass(frozen=True)
 class WarmingState:
+    # The cache in use: what the prompts mark, what the TTL, the interval and the budget follow.
     retention: Retention = "5m"
+    # The user left the cache to us ("auto"): it is chosen again at each turn.
+    auto: bool = False
+    retention_reason: str = REASON_SET
     enabled: bool = False
     closed: bool = False
-    interval_seconds: int = DEFAULT_INTERVAL_SECONDS
+    # The interval the user set, None for the cache's default (`interval_seconds`).
+    interval_choice: int | None = None
     status: Status = "off"
     seq: int = 0
     next_warm_at: int | None = None
@@ -79,6 +119,9 @@ class WarmingState:
     last_warm_at: int | None = None
     # Start of the last request that read or wrote the cache (its TTL counts from there).
     last_refresh_at: int | None = None
+    # When the cache the last turn refreshed would have expired without warming: a turn that
+    # starts later and still reads the prefix was rescued by warming.
+    turn_expires_at: int | None = None
     has_prefix: bool = False
     idle_warms: int = 0
     consecutive_errors: int = 0
@@ -92,10 +135,21 @@ class WarmingState:
     # Tokens of the cacheable prefix as last measured (a sealed turn's prompt + reply, or a warm's
     # read + write); None before any.
     prefix_tokens: int | None = None
+    # Tokens the last sealed turn added to the prefix (its message and reply); None until two
+    # turns have been measured.
+    exchange_tokens: int | None = None
     # The history no longer leaves room for another turn in the model's context window: warming
     # would keep alive a prefix no turn can use. It only grows, so this never clears.
     context_full: bool = False
     stats: WarmStats = field(default_factory=WarmStats)
+
+    @property
+    def setting(self) -> RetentionSetting:
+        return "auto" if self.auto else self.retention
+
+    @property
+    def interval_seconds(self) -> int:
+        return effective_interval(self.interval_choice, self.retention)
 
     @property
     def ttl_ms(self) -> int:
@@ -111,8 +165,9 @@ class WarmingState:
 @dataclass(frozen=True)
 class ModelTerms:
     """What the policy needs to know of the conversation's model, looked up by the caller: the
-    idle budget from its prices (`pricing.idle_warm_budget`) and its minimum cacheable prefix
-    (the model catalog)."""
+    idle budget from its prices for the cache in use (`pricing.idle_warm_budget`), its minimum
+    cacheable prefix (the model catalog), and its cache prices, which the auto cache choice and
+    the rescues' savings are computed from (None when not looked up: neither is then computed)."""
 
     idle_budget: int
     min_cacheable_tokens: int
@@ -120,6 +175,4 @@ class ModelTerms:
     # the conversation's maxTokens (the API refuses prompt + max_tokens over the window). None:
     # unknown, never checked.
     context_limit: int | None = None
-
-
-# --- events -------------------------------------------------------------------------------
+    rates: CacheRates | None = None

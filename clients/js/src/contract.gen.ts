@@ -37,8 +37,13 @@ export type WarmingStatus = (typeof WARMING_STATUSES)[number];
 export const TURN_STATUSES = ["generating", "sealed", "aborted", "failed"] as const;
 export type TurnStatus = (typeof TURN_STATUSES)[number];
 
+/** The cache a conversation's requests mark (their cache_control ttl). */
 export const CACHE_RETENTIONS = ["5m", "1h"] as const;
 export type CacheRetention = (typeof CACHE_RETENTIONS)[number];
+
+/** What a conversation was created with: one cache, or "auto" (the cheaper one, chosen at each turn). */
+export const CACHE_RETENTION_SETTINGS = ["auto", "5m", "1h"] as const;
+export type CacheRetentionSetting = (typeof CACHE_RETENTION_SETTINGS)[number];
 
 export const CHAT_EVENTS = ["turn-started", "delta", "turn-sealed", "turn-aborted", "turn-failed"] as const;
 export type ChatEvent = (typeof CHAT_EVENTS)[number];
@@ -51,7 +56,7 @@ export const TURN_FAILURE_CODES = ["rate_limited", "overloaded", "timeout", "mod
 export type TurnFailureCode = (typeof TURN_FAILURE_CODES)[number];
 
 /** The surface's field ids, in the order the server always sends them. */
-export const FIELD_IDS = ["enabled", "interval", "timer", "status", "last-cache-pct", "cache-retention", "warm-cost"] as const;
+export const FIELD_IDS = ["enabled", "interval", "timer", "status", "last-cache-pct", "cache-retention", "warm-cost", "savings"] as const;
 export type FieldId = (typeof FIELD_IDS)[number];
 
 export const FIELD_KINDS = ["toggle", "number", "custom", "status", "percent", "text", "cost"] as const;
@@ -193,7 +198,11 @@ export interface CacheRetentionField {
   readonly id: "cache-retention";
   readonly kind: "text";
   readonly label: "Cache retention";
+  /** The cache in use. */
   readonly value: CacheRetention;
+  readonly setting: CacheRetentionSetting;
+  /** Why this cache is in use, in a sentence. */
+  readonly reason: string;
 }
 
 export interface WarmCost {
@@ -211,6 +220,23 @@ export interface WarmCostField {
   readonly value: WarmCost;
 }
 
+export interface Savings {
+  /** Every warm's cost, including the warms after which the user never came back. */
+  readonly spentUsd: number;
+  /** Per rescue (a turn that read the prefix only because warming kept it alive): the re-write it avoided minus its read. */
+  readonly savedUsd: number;
+  /** savedUsd - spentUsd: negative while warming has cost more than it rescued. */
+  readonly netUsd: number;
+  readonly rescues: number;
+}
+
+export interface SavingsField {
+  readonly id: "savings";
+  readonly kind: "cost";
+  readonly label: "Savings";
+  readonly value: Savings;
+}
+
 export type SurfaceField =
   | EnabledField
   | IntervalField
@@ -218,7 +244,8 @@ export type SurfaceField =
   | StatusField
   | LastCachePctField
   | CacheRetentionField
-  | WarmCostField;
+  | WarmCostField
+  | SavingsField;
 /** SurfaceField by its `id`. */
 export interface SurfaceFieldById {
   readonly enabled: EnabledField;
@@ -228,10 +255,11 @@ export interface SurfaceFieldById {
   readonly "last-cache-pct": LastCachePctField;
   readonly "cache-retention": CacheRetentionField;
   readonly "warm-cost": WarmCostField;
+  readonly savings: SavingsField;
 }
 
-/** Always all seven fields, in this order. */
-export type SurfaceFields = readonly [EnabledField, IntervalField, TimerField, StatusField, LastCachePctField, CacheRetentionField, WarmCostField];
+/** Always all eight fields, in this order. */
+export type SurfaceFields = readonly [EnabledField, IntervalField, TimerField, StatusField, LastCachePctField, CacheRetentionField, WarmCostField, SavingsField];
 
 export interface SurfaceSpec {
   readonly title: "Cache warming";
@@ -392,7 +420,8 @@ export interface CreateConversationBody {
   readonly model?: string;
   /** Up to the model's output limit. */
   readonly maxTokens?: number;
-  readonly cacheRetention?: CacheRetention;
+  /** Default "auto". */
+  readonly cacheRetention?: CacheRetentionSetting;
 }
 
 export interface StartTurnBody {
@@ -416,8 +445,11 @@ export interface WarmingSummary {
   readonly status: WarmingStatus;
   readonly nextWarmAt: number | null;
   readonly lastWarmAt: number | null;
+  readonly cacheInUse: CacheRetention;
+  readonly cacheReason: string;
   readonly warms: number;
   readonly totalCostUsd: number;
+  readonly savings: Savings;
 }
 
 export interface Conversation {
@@ -425,7 +457,7 @@ export interface Conversation {
   readonly title: string;
   readonly model: string;
   readonly maxTokens: number;
-  readonly cacheRetention: CacheRetention;
+  readonly cacheRetention: CacheRetentionSetting;
   readonly createdAt: number;
   readonly closed: boolean;
   readonly activeTurnId: string | null;
@@ -458,7 +490,7 @@ export interface ConversationDetail {
   readonly title: string;
   readonly model: string;
   readonly maxTokens: number;
-  readonly cacheRetention: CacheRetention;
+  readonly cacheRetention: CacheRetentionSetting;
   readonly createdAt: number;
   readonly closed: boolean;
   readonly activeTurnId: string | null;
@@ -466,6 +498,15 @@ export interface ConversationDetail {
   readonly warming: WarmingSummary;
   readonly system: string;
   readonly turns: readonly Turn[];
+}
+
+/** GET /savings: the savings field's figures over all of the caller's conversations, and their warms. */
+export interface UserSavings {
+  readonly spentUsd: number;
+  readonly savedUsd: number;
+  readonly netUsd: number;
+  readonly rescues: number;
+  readonly warms: number;
 }
 
 /** The reply the server sends to a client frame (its `x-reply` in the schema). */
@@ -516,10 +557,14 @@ export const LIMITS = {
   "maxBodyBytes": 1048576,
   "minIntervalSeconds": 20,
   "maxIntervalSeconds": {
-    "5m": 270,
-    "1h": 3570
+    "5m": 290,
+    "1h": 3590
   },
-  "defaultIntervalSeconds": 240,
+  "defaultIntervalSeconds": {
+    "5m": 290,
+    "1h": 3590
+  },
+  "lateTickGuardSeconds": 5,
   "framesPerSecondPerConnection": 20,
   "turnsPerMinutePerUser": 10,
   "warmingConversationsPerUser": 10,
@@ -558,6 +603,13 @@ export const ROUTES = [
       "cursor"
     ],
     "response": "ConversationList"
+  },
+  {
+    "method": "GET",
+    "path": "/savings",
+    "auth": true,
+    "status": 200,
+    "response": "UserSavings"
   },
   {
     "method": "GET",

@@ -1,6 +1,8 @@
 import {
   FIELD_IDS,
   type CacheRetention,
+  type CacheRetentionSetting,
+  type Savings,
   type SurfaceField,
   type SurfaceFieldById,
   type WarmCost,
@@ -26,8 +28,12 @@ export interface WarmingPanel {
   readonly lastWarmAt: number | null;
   readonly status: WarmingStatus;
   readonly lastCachePct: number | null;
+  /** The cache in use, what the conversation was created with, and why this cache. */
   readonly retention: CacheRetention;
+  readonly retentionSetting: CacheRetentionSetting;
+  readonly retentionReason: string;
   readonly cost: WarmCost;
+  readonly savings: Savings;
 }
 
 export function readPanel(fields: readonly SurfaceField[]): WarmingPanel {
@@ -42,6 +48,9 @@ export function readPanel(fields: readonly SurfaceField[]): WarmingPanel {
     status: f.status.value,
     lastCachePct: f["last-cache-pct"].value,
     retention: f["cache-retention"].value,
+    retentionSetting: f["cache-retention"].setting,
+    retentionReason: f["cache-retention"].reason,
     cost: f["warm-cost"].value,
+    savings: f.savings.value,
   };
 }

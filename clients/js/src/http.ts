@@ -6,6 +6,7 @@ import type {
   CreateConversationBody,
   Health,
   StartTurnReply,
+  UserSavings,
 } from "./contract.gen.js";
 import { ClientError, isErrorCode } from "./errors.js";
 
@@ -54,6 +55,11 @@ export class HttpApi {
   /** Newest first. */
   async listConversations(): Promise<readonly Conversation[]> {
     return (await this.call<ConversationList>("GET", "/conversations")).conversations;
+  }
+
+  /** What warming spent and saved over all of the caller's conversations. */
+  savings(): Promise<UserSavings> {
+    return this.call<UserSavings>("GET", "/savings");
   }
 
   getConversation(conversationId: string): Promise<ConversationDetail> {

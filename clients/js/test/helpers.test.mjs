@@ -70,12 +70,15 @@ test("fields by id and the panel's state", () => {
   const fields = sampleFields({ status: "scheduled" });
   const byId = fieldsById(fields);
   assert.deepEqual(Object.keys(byId), [...FIELD_IDS]);
-  assert.equal(byId.interval.max, 270);
+  assert.equal(byId.interval.max, 290);
   const panel = readPanel(fields);
   assert.equal(panel.status, "scheduled");
-  assert.equal(panel.intervalSeconds, 240);
+  assert.equal(panel.intervalSeconds, 290);
   assert.equal(panel.minIntervalSeconds, 20);
   assert.equal(panel.retention, "5m");
+  assert.equal(panel.retentionSetting, "auto");
+  assert.match(panel.retentionReason, /^auto: 5m/);
+  assert.deepEqual(panel.savings, { spentUsd: 0, savedUsd: 0, netUsd: 0, rescues: 0 });
   assert.throws(() => fieldsById(fields.slice(1)), /missing: enabled/);
 });
 

@@ -18,7 +18,7 @@ async function conversation(title) {
   return created.conversationId;
 }
 
-test("watch: the surface of a new conversation, all seven fields, warming off", async (t) => {
+test("watch: the surface of a new conversation, all eight fields, warming off", async (t) => {
   const { client, violations } = newClient(stack);
   t.after(() => client.close());
   const id = await conversation("surface");
@@ -29,7 +29,10 @@ test("watch: the surface of a new conversation, all seven fields, warming off", 
   const panel = readPanel(surface.spec.fields);
   assert.equal(panel.enabled, false);
   assert.equal(panel.status, "off");
-  assert.equal(panel.intervalSeconds, 240);
+  assert.equal(panel.intervalSeconds, 290);
+  assert.equal(panel.retention, "5m");
+  assert.equal(panel.retentionSetting, "auto");
+  assert.equal(panel.savings.netUsd, 0);
   assert.equal(countdown(panel.nextWarmAt).text, "—");
   assert.deepEqual(client.subscriptions, { surfaces: [id], chats: [id] });
   assert.deepEqual(violations, []);
@@ -72,7 +75,7 @@ test("errors: a bad interval, a toggle payload, an unknown conversation", async 
   assert.equal(low.code, "invalid_interval");
   assert.equal(low.status, 400);
   assert.equal(low.conversationId, id);
-  const high = await client.setInterval(id, 271).catch((e) => e);
+  const high = await client.setInterval(id, 291).catch((e) => e);
   assert.equal(high.code, "invalid_interval");
 
   const missing = await client.subscribeSurface("0".repeat(32)).catch((e) => e);

@@ -9,12 +9,13 @@ const CLOSED = 3;
 
 export const sampleFields = (overrides = {}) => [
   { id: "enabled", kind: "toggle", label: "Cache warming", value: false, action: "cache-warming/toggle" },
-  { id: "interval", kind: "number", label: "Interval", value: 240, min: 20, max: 270, unit: "s", action: "cache-warming/set-interval" },
+  { id: "interval", kind: "number", label: "Interval", value: 290, min: 20, max: 290, unit: "s", action: "cache-warming/set-interval" },
   { id: "timer", kind: "custom", component: "cache-warming-timer", label: "Next warm", value: { nextWarmAt: null, lastWarmAt: null } },
   { id: "status", kind: "status", label: "Status", value: overrides.status ?? "off" },
   { id: "last-cache-pct", kind: "percent", label: "Last Cache %", value: null },
-  { id: "cache-retention", kind: "text", label: "Cache retention", value: "5m" },
+  { id: "cache-retention", kind: "text", label: "Cache retention", value: "5m", setting: "auto", reason: "auto: 5m until two sealed turns show this conversation's sizes" },
   { id: "warm-cost", kind: "cost", label: "Warm cost", value: { warms: 0, lastTokens: null, lastUsd: null, totalTokens: 0, totalUsd: 0 } },
+  { id: "savings", kind: "cost", label: "Savings", value: { spentUsd: 0, savedUsd: 0, netUsd: 0, rescues: 0 } },
 ];
 
 export class FakeSocket {
@@ -110,7 +111,7 @@ export class FakeServer {
         return socket.push({ type: "surface", surfaceId: SURFACE_ID, conversationId, requestId, spec: { title: "Cache warming", actions: ["cache-warming/toggle", "cache-warming/set-interval"], fields: sampleFields() } });
       case "invoke":
         if (frame.action === "cache-warming/set-interval" && frame.payload < 20) {
-          return socket.push({ type: "error", code: "invalid_interval", message: "interval must be between 20 and 270 seconds", conversationId, requestId });
+          return socket.push({ type: "error", code: "invalid_interval", message: "interval must be between 20 and 290 seconds", conversationId, requestId });
         }
         return socket.push({ type: "update", surfaceId: SURFACE_ID, conversationId, requestId, fields: sampleFields({ status: frame.payload ? "scheduled" : "off" }) });
       default:
