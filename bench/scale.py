@@ -15,6 +15,7 @@ did not run before) and the warm Lambda's measured billed time per warm from thi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -186,6 +187,33 @@ class Sampler:
         self._thread.join(timeout=5)
 
 
+class KeepAlive:
+    """A ping from every user's socket every few minutes, as a front end does (the stack's gateway
+    closes a socket after 10 minutes without a client message, as API Gateway does): a long
+    set-up must not cost the subscribers their sockets."""
+
+    EVERY_S = 240.0
+
+    def __init__(self, users: list[User]) -> None:
+        self.users = users
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="keepalive", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.EVERY_S):
+            for user in self.users:
+                with contextlib.suppress(ProbeError, RuntimeError, OSError):
+                    user.request({"type": "ping"}, timeout_s=10)
+
+    def start(self) -> KeepAlive:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 def run(
     conversations: int = CONVERSATIONS,
     minutes: float = MINUTES,
@@ -210,6 +238,7 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
     users = connect_users(stack.endpoints, stack.tokens, math.ceil(conversations / PER_USER))
     started_ms = int(time.time() * 1000)
     sampler = Sampler(stack.pid).start()
+    keepalive = KeepAlive(users).start()
     print(
         f"  setting up {conversations} conversations ({len(users)} users, {INTERVAL_S} s "
         f"interval) ...",
@@ -254,6 +283,7 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
     window_end = time.time()
     peak_kib = peak_rss_kib(stack.pid)
     sampler.stop()
+    keepalive.stop()
     load = loadavg()
     window_s = window_end - window_start
     ticks = stack.ticks()
@@ -342,7 +372,7 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
             note=f"{len(server_errors)} warms",
         )
     report.add(
-        "stack CPU (all threads)",
+        "stack CPU (all threads, the stack and its moto process)",
         cores * 100,
         "% of one core",
         reference=(os.cpu_count() or 1) * 100,

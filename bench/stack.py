@@ -33,8 +33,19 @@ class ProcSample:
     threads: int
 
 
-def proc_sample(pid: int) -> ProcSample:
-    """CPU seconds (user + system), resident memory and threads of a process, from /proc."""
+def _descendants(pid: int) -> list[int]:
+    """The process and its children, recursively (the stack and its moto server process)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                pending += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def _one_sample(pid: int) -> tuple[float, int, int]:
     with open(f"/proc/{pid}/stat") as handle:
         raw = handle.read()
     fields = raw[raw.rindex(")") + 2 :].split()
@@ -46,15 +57,28 @@ def proc_sample(pid: int) -> ProcSample:
                 rss = int(line.split()[1])
             elif line.startswith("Threads:"):
                 threads = int(line.split()[1])
+    return cpu, rss, threads
+
+
+def proc_sample(pid: int) -> ProcSample:
+    """CPU seconds (user + system), resident memory and threads of a process and its children
+    (the stack runs moto in a child with `--moto-process`), from /proc."""
+    cpu, rss, threads = 0.0, 0, 0
+    for member in _descendants(pid):
+        with contextlib.suppress(OSError, ValueError):
+            c, r, t = _one_sample(member)
+            cpu, rss, threads = cpu + c, rss + r, threads + t
     return ProcSample(time.monotonic(), cpu, rss, threads)
 
 
 def peak_rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+    total = 0
+    for member in _descendants(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{member}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+    return total
 
 
 @dataclass
@@ -103,6 +127,8 @@ class LocalStack:
                 str(self.lambda_log),
                 "--lambda-workers",
                 str(self.lambda_workers),
+                # moto on the machine's other core (devstack/moto_server.py).
+                "--moto-process",
                 *self.extra,
             ],
             ready_timeout_s=READY_TIMEOUT_S,

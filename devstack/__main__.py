@@ -73,6 +73,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="threads running Lambda invocations (warms sleep in them)",
     )
     parser.add_argument(
+        "--moto-process",
+        action="store_true",
+        help="run moto (DynamoDB, Scheduler, SQS) in a process of its own: another core",
+    )
+    parser.add_argument(
         "--esm-max-concurrency",
         type=int,
         default=50,
@@ -221,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
             min_cacheable=args.min_cacheable,
             lambda_workers=args.lambda_workers,
             esm_max_concurrency=args.esm_max_concurrency,
+            moto_process=args.moto_process,
             chalice_stage=args.stage,
             ws_idle_timeout_s=args.ws_idle_timeout,
             ws_max_connection_s=args.ws_max_connection,

@@ -102,6 +102,8 @@ class StackOptions:
     # ScalingConfig.MaximumConcurrency of the tick queue's mapping (the deployed default is 500;
     # a local invocation is a thread, and 50 carry thousands of warming conversations here).
     esm_max_concurrency: int = 50
+    # moto in a process of its own (devstack/moto_server.py): another core for the stand-in AWS.
+    moto_process: bool = False
     chalice_stage: str = "dev"
     # API Gateway's WebSocket limits (devstack.gateway cites them); tests shorten them.
     ws_idle_timeout_s: float = 600.0
@@ -287,6 +289,14 @@ class Stack:
         return self.endpoints
 
     def _start_moto(self) -> str:
+        if self.options.moto_process:
+            from devstack.moto_server import start_process
+
+            url, stop = start_process(
+                self.options.host, self.options.aws_port, self.options.project_dir
+            )
+            self._stoppers.append(("moto server process", stop))
+            return url
         from moto.server import ThreadedMotoServer
 
         from devstack import moto_tuning

@@ -336,3 +336,24 @@ def test_an_index_query_returns_the_same_items_in_the_same_order(moto_url: str) 
     expected = sorted((f"{(n * 7) % 30:013d}#{n:02d}", f"CONV#{n:02d}") for n in range(1, 30, 3))
     assert page() == [pk for _, pk in expected]
     assert page(ScanIndexForward=False, Limit=4) == [pk for _, pk in reversed(expected)][:4]
+
+
+def test_moto_in_a_process_of_its_own_serves_tuned_and_stops() -> None:
+    from pathlib import Path
+
+    from devstack.moto_server import start_process
+
+    url, stop = start_process("127.0.0.1", 0, Path(__file__).resolve().parents[2])
+    try:
+        sqs = client("sqs", url)
+        queue_url = sqs.create_queue(QueueName="in-a-process")["QueueUrl"]
+        sent = time.time()
+        sqs.send_message(QueueUrl=queue_url, MessageBody="x", DelaySeconds=1)
+        (message,) = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=5)["Messages"]
+        # Tuned: the long poll returns when the delay ends, not up to a second later.
+        assert 0.95 <= time.time() - sent < 1.4
+        assert message["Body"] == "x"
+    finally:
+        stop()
+    with pytest.raises(Exception):  # noqa: B017 - connection refused, whichever botocore says
+        client("sqs", url).list_queues()
