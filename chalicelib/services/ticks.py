@@ -17,7 +17,7 @@ from chalicelib.domain.pricing import Usage
 from chalicelib.domain.timing import TIMINGS
 from chalicelib.domain.warming import TickDue, WarmAbandoned
 from chalicelib.ports import Snapshot
-from chalicelib.services.unit_of_work import Scope, UnitOfWork, WarmUnfinished
+from chalicelib.services.unit_of_work import Outcome, Scope, UnitOfWork, WarmUnfinished
 
 log = logging.getLogger("cache_warming")
 
@@ -51,41 +51,16 @@ class Ticks:
     ) -> TickReport:
         """`deadline_ms`: when Lambda would kill this invocation; a claimed warm is held no
         longer, and released at once if the invocation fails after claiming it."""
-        clock = self.ports.clock
-        now = clock.now_ms()
-        deadline = deadline_ms or now + TIMINGS.warm_timeout_s * 1000
-        if target - now > TIMINGS.max_early_wait_s * 1000:
-            # Early: the same tick goes back on the timer (the queue, or Scheduler when far).
-            self.ports.timer.arm(conversation_id, seq, target, now)
-            return TickReport(conversation_id, seq, target, action="requeued")
-        if target > now:
-            clock.sleep((target - now) / 1000)
         report = TickReport(conversation_id, seq, target, action="noop")
+        now = self.ports.clock.now_ms()
+        if not self._due_now(report, now):
+            return report
         snapshot = self._load_caught_up(conversation_id, seq)
         if snapshot is None:
             return report
-        conversation = snapshot.conversation
-        terms = self.uow.costs.terms(conversation, clock.now_ms())
-        scope = Scope(
-            listeners=snapshot.subscribers.get("surface", []), turns=snapshot.turns, terms=terms
-        )
-        # Read before the claim: an unreadable counter fails the tick for Lambda's retry.
-        budget_left = self.uow.budget_left(conversation.owner)
-        due = TickDue(seq, target, terms, deadline, budget_left=budget_left)
-        try:
-            claim = self.uow.transition(conversation_id, due, current=conversation, scope=scope)
-        except Refused as refused:
-            report.error = refused.code
-            return report
-        except WarmUnfinished as unfinished:
-            # Sent, but the next booking failed: free the claim (keeping the warm's refresh)
-            # so Lambda's retry, about a minute from now, takes over; let Lambda see the failure.
-            self._release(conversation_id, unfinished.abandoned)
-            raise (unfinished.__cause__ or unfinished) from None
-        except Exception:
-            self._release(conversation_id, WarmAbandoned(seq))
-            raise
-        if not claim.changed:
+        deadline = deadline_ms or now + TIMINGS.warm_timeout_s * 1000
+        claim = self._claim(report, snapshot, deadline)
+        if claim is None or not claim.changed:
             return report
         warm = claim.warm
         if warm is None:
@@ -96,10 +71,47 @@ class Ticks:
         report.usage, report.error = warm.usage, warm.error
         report.cost_usd = warm.cost_usd if warm.usage is not None else None
         if report.cost_usd:
-            self.uow.record_spend(conversation.owner, report.cost_usd)
+            self.uow.record_spend(snapshot.conversation.owner, report.cost_usd)
         state = warm.finished.conversation.warming
         report.extra = {"status": state.status, "nextWarmAt": state.next_warm_at}
         return report
+
+    def _due_now(self, report: TickReport, now: int) -> bool:
+        """Sleep the sub-second rest to the target, or put a tick that came minutes early (a
+        Scheduler delivery) back on the timer with the same `(seq, target)`."""
+        if report.target - now > TIMINGS.max_early_wait_s * 1000:
+            self.ports.timer.arm(report.conversation_id, report.seq, report.target, now)
+            report.action = "requeued"
+            return False
+        if report.target > now:
+            self.ports.clock.sleep((report.target - now) / 1000)
+        return True
+
+    def _claim(self, report: TickReport, snapshot: Snapshot, deadline: int) -> Outcome | None:
+        """Decide the tick in the unit of work; a refusal is reported, any other failure after
+        the claim releases it before Lambda sees the error."""
+        conversation = snapshot.conversation
+        conversation_id, seq = report.conversation_id, report.seq
+        terms = self.uow.costs.terms(conversation, self.ports.clock.now_ms())
+        scope = Scope(
+            listeners=snapshot.subscribers.get("surface", []), turns=snapshot.turns, terms=terms
+        )
+        # Read before the claim: an unreadable counter fails the tick for Lambda's retry.
+        budget_left = self.uow.budget_left(conversation.owner)
+        due = TickDue(seq, report.target, terms, deadline, budget_left=budget_left)
+        try:
+            return self.uow.transition(conversation_id, due, current=conversation, scope=scope)
+        except Refused as refused:
+            report.error = refused.code
+            return None
+        except WarmUnfinished as unfinished:
+            # Sent, but the next booking failed: free the claim (keeping the warm's refresh)
+            # so the retry takes over; let Lambda see the failure.
+            self._release(conversation_id, unfinished.abandoned)
+            raise (unfinished.__cause__ or unfinished) from None
+        except Exception:
+            self._release(conversation_id, WarmAbandoned(seq))
+            raise
 
     def _release(self, conversation_id: str, abandoned: WarmAbandoned) -> None:
         try:
