@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import Conversation, ConversationSummary, PageKey, Turn
 from chalicelib.domain.pricing import CacheRates, Usage
 from chalicelib.domain.prompts import Prompt
@@ -99,13 +100,15 @@ class ConversationStore(Protocol):
         turn: Turn | None = None,
         slot: SlotChange | None = None,
         tally: Tally | None = None,
+        spend: DaySpend | None = None,
     ) -> Conversation:
         """Write `conversation` if the stored version still equals `conversation.version`.
 
         Returns the stored copy (version + 1). With `turn`, the turn item is written in the same
         transaction; with `slot`, the owner's warming slots change in it too (taking one past
         the cap raises CapReached); with `tally`, the owner's savings counter is added to in it
-        (so it counts each warm and rescue exactly when the conversation records it). Raises VersionConflict when the version moved on, writing
+        (so it counts each warm and rescue exactly when the conversation records it); with
+        `spend`, the owner's counter for that day is added to in it as well. Raises VersionConflict when the version moved on, writing
         nothing. A write that landed although its response was lost (a retried request that then
         failed its own condition) is recognised as this write and returned as saved.
         """

@@ -21,10 +21,11 @@ the item, so a retried write can recognise its own first attempt.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import (
     Conversation,
     ConversationSummary,
@@ -124,6 +125,21 @@ def warming_slots_key(owner: str) -> Item:
 
 def savings_key(owner: str) -> Item:
     return user_key(owner, "SAVINGS")
+
+
+def spend_update(table: str, owner: str, spend: DaySpend) -> dict[str, Any]:
+    """ADD to the owner's counter for the day: atomic, so concurrent warms and turns of one user
+    never lose a cost (an `UpdateItem`, or one item of a transaction)."""
+    return {
+        "TableName": table,
+        "Key": user_key(owner, f"SPEND#{spend.day}"),
+        "UpdateExpression": "ADD microUsd :cost SET #ttl = :expires",
+        "ExpressionAttributeNames": {"#ttl": TTL_ATTRIBUTE},
+        "ExpressionAttributeValues": {
+            ":cost": n_value(spend.micro_usd),
+            ":expires": n_value(spend.expires_at_s),
+        },
+    }
 
 
 def owner_index_keys(conversation: Conversation) -> tuple[str, str]:

@@ -4,24 +4,15 @@ savings counter (added to by the conversation writes, `store_writes.py`)."""
 from __future__ import annotations
 
 from chalicelib.adapters.store_connections import ConnectionItems
-from chalicelib.adapters.store_items import TTL_ATTRIBUTE, n_value, savings_key, user_key
+from chalicelib.adapters.store_items import savings_key, spend_update, user_key
+from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.warming import Tally
 
 
 class UserItems(ConnectionItems):
     def add_spend(self, owner: str, day: str, micro_usd: int, expires_at: int) -> int:
-        # ADD is atomic on the item: concurrent warms and turns of one user never lose a cost.
-        response = self.client.update_item(
-            TableName=self._table,
-            Key=user_key(owner, f"SPEND#{day}"),
-            UpdateExpression="ADD microUsd :cost SET #ttl = :expires",
-            ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
-            ExpressionAttributeValues={
-                ":cost": n_value(micro_usd),
-                ":expires": n_value(expires_at),
-            },
-            ReturnValues="UPDATED_NEW",
-        )
+        update = spend_update(self._table, owner, DaySpend(day, micro_usd, expires_at))
+        response = self.client.update_item(**update, ReturnValues="UPDATED_NEW")
         return int(response["Attributes"]["microUsd"]["N"])
 
     def spent(self, owner: str, day: str) -> int:

@@ -24,12 +24,14 @@ from chalicelib.adapters.store_items import (
     n_value,
     s_value,
     savings_key,
+    spend_update,
     str_attr,
     turn_item,
     usd_value,
     warming_slots_key,
 )
 from chalicelib.adapters.store_table import Table, error_code
+from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.warming import Tally
 from chalicelib.ports import (
@@ -64,15 +66,16 @@ class ConversationWrites(Table):
         turn: Turn | None = None,
         slot: SlotChange | None = None,
         tally: Tally | None = None,
+        spend: DaySpend | None = None,
     ) -> Conversation:
         saved = dataclasses.replace(conversation, version=conversation.version + 1)
         write_id = secrets.token_hex(8)
         put = self._put(saved, conversation.version, write_id)
         try:
-            if turn is None and slot is None and tally is None:
+            if turn is None and slot is None and tally is None and spend is None:
                 self.client.put_item(**put)
             else:
-                items = self._items(put, saved, turn, slot, tally)
+                items = self._items(put, saved, turn, slot, tally, spend)
                 self.client.transact_write_items(TransactItems=items)
         except ClientError as error:
             self._refused(error, saved, write_id, slot)
@@ -97,12 +100,15 @@ class ConversationWrites(Table):
         turn: Turn | None,
         slot: SlotChange | None,
         tally: Tally | None,
+        spend: DaySpend | None,
     ) -> list[TransactWriteItemTypeDef]:
         items: list[Any] = [{"Put": put}]
         if turn is not None:
             items.append({"Put": {"TableName": self._table, "Item": turn_item(turn)}})
         if tally is not None:
             items.append({"Update": self._tally_update(saved.owner, tally)})
+        if spend is not None:
+            items.append({"Update": spend_update(self._table, saved.owner, spend)})
         # The slot's condition stays last: a cancellation names it by position (`_cancelled`).
         if slot is not None:
             items.append({"Update": self._slot_update(saved, slot)})

@@ -6,6 +6,7 @@ calendar day; the budget renews at 00:00 UTC.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from chalicelib.domain.errors import Refused
@@ -28,6 +29,19 @@ def day_expires_at_s(now_ms: int) -> int:
 
 def micro_usd(usd: float) -> int:
     return max(0, round(usd * MICRO))
+
+
+@dataclass(frozen=True)
+class DaySpend:
+    """A cost to add to the owner's counter for `day` (the counter expires at `expires_at_s`)."""
+
+    day: str
+    micro_usd: int
+    expires_at_s: int
+
+
+def day_spend(now_ms: int, usd: float) -> DaySpend:
+    return DaySpend(spend_day(now_ms), micro_usd(usd), day_expires_at_s(now_ms))
 
 
 def budget_left(spent_micro: int, budget_usd: float | None) -> bool:

@@ -70,8 +70,6 @@ class Ticks:
         report.lateness_ms = warm.started_at - target
         report.usage, report.error = warm.usage, warm.error
         report.cost_usd = warm.cost_usd if warm.usage is not None else None
-        if report.cost_usd:
-            self.uow.record_spend(snapshot.conversation.owner, report.cost_usd)
         state = warm.finished.conversation.warming
         report.extra = {"status": state.status, "nextWarmAt": state.next_warm_at}
         return report

@@ -114,11 +114,9 @@ class UnitOfWork:
     def record_spend(self, owner: str, usd: float) -> None:
         """Count a cost the API billed against the owner's day (best effort: the spend already
         happened, so a failure to count it is logged, never turned into the caller's error)."""
-        now = self.ports.clock.now_ms()
+        spend = budget.day_spend(self.ports.clock.now_ms(), usd)
         try:
-            self.ports.store.add_spend(
-                owner, budget.spend_day(now), budget.micro_usd(usd), budget.day_expires_at_s(now)
-            )
+            self.ports.store.add_spend(owner, spend.day, spend.micro_usd, spend.expires_at_s)
         except Exception:
             log.exception("could not count %s USD of spend", usd)
 
@@ -176,7 +174,7 @@ class UnitOfWork:
                 return Outcome(current, [], changed=False)
             updated, armed = self._arm(updated, effects, now)
             try:
-                saved = self._save(current, updated, change, _tally(effects))
+                saved = self._save(current, updated, change, _tally(effects), now)
             except VersionConflict:
                 self._cancel(armed)
                 current = None
@@ -195,14 +193,24 @@ class UnitOfWork:
         raise Refused("conflict", "the conversation is changing too fast; try again")
 
     def _save(
-        self, current: Conversation, updated: Conversation, change: Change, tally: Tally | None
+        self,
+        current: Conversation,
+        updated: Conversation,
+        change: Change,
+        tally: Tally | None,
+        now: int,
     ) -> Conversation:
+        """A warm's cost counts against the owner's day in the write that records the warm:
+        exactly once, and no call of its own."""
         taking = turns.warming_slot(current, updated)
         slot = None
         if taking is not None:
             slot = SlotChange(taking, self.ports.limits.warming_conversations)
+        spend = None
+        if tally is not None and tally.spent_usd > 0:
+            spend = budget.day_spend(now, tally.spent_usd)
         try:
-            return self.ports.store.save_conversation(updated, change.turn, slot, tally)
+            return self.ports.store.save_conversation(updated, change.turn, slot, tally, spend)
         except CapReached as error:
             cap = self.ports.limits.warming_conversations
             raise Refused(

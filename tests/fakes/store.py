@@ -6,6 +6,7 @@ import dataclasses
 import threading
 
 from chalicelib.adapters.store_items import encode_conversation, encode_turn
+from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import MAX_ITEM_BYTES, Conversation, PageKey, Turn, summary_of
 from chalicelib.domain.warming import Tally
 from chalicelib.ports import (
@@ -62,9 +63,12 @@ class InMemoryStore:
 
     def add_spend(self, owner: str, day: str, micro_usd: int, expires_at: int) -> int:
         with self._lock:
-            total = self._spend.get((owner, day), 0) + micro_usd
-            self._spend[(owner, day)] = total
-            return total
+            return self._add_spend(owner, DaySpend(day, micro_usd, expires_at))
+
+    def _add_spend(self, owner: str, spend: DaySpend) -> int:
+        total = self._spend.get((owner, spend.day), 0) + spend.micro_usd
+        self._spend[(owner, spend.day)] = total
+        return total
 
     def spent(self, owner: str, day: str) -> int:
         with self._lock:
@@ -86,6 +90,7 @@ class InMemoryStore:
         turn: Turn | None = None,
         slot: SlotChange | None = None,
         tally: Tally | None = None,
+        spend: DaySpend | None = None,
     ) -> Conversation:
         with self._lock:
             stored = self._conversations.get(conversation.id)
@@ -108,6 +113,8 @@ class InMemoryStore:
             if tally is not None:
                 owner = conversation.owner
                 self._savings[owner] = self._savings.get(owner, Tally()).plus(tally)
+            if spend is not None:
+                self._add_spend(conversation.owner, spend)
             return saved
 
     def savings(self, owner: str) -> Tally:

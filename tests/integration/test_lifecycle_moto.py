@@ -404,7 +404,7 @@ def test_toggles_closes_and_refused_turns_never_need_prices(stack: MotoStack) ->
     assert closed.json_body["warming"]["status"] == "closed"
 
 
-def test_a_warm_costs_six_aws_calls_plus_one_post_per_subscriber(stack: MotoStack) -> None:
+def test_a_warm_costs_five_aws_calls_plus_one_post_per_subscriber(stack: MotoStack) -> None:
     conversation_id = create(stack)
     sealed_turn(stack, conversation_id)
     for connection_id in ("ws-1", "ws-2", "ws-3"):
@@ -426,16 +426,15 @@ def test_a_warm_costs_six_aws_calls_plus_one_post_per_subscriber(stack: MotoStac
     assert stack.http.lambda_.invoke("warm", payload).payload == {"action": "warmed"}
     posts = [c for c in calls if c == "PostToConnection"]
     assert len(posts) == 3
-    # Load, claim, book the next tick, write the result (in one transaction with the owner's
-    # savings counter, so that counter costs no call of its own); and the owner's spend: read
-    # before the warm (the budget), counted after it (one atomic ADD).
+    # Load, read the owner's spend today (the budget), claim, book the next tick, write the
+    # result: one transaction with the owner's savings counter and day's spend, so neither
+    # counter costs a call of its own.
     assert sorted(c for c in calls if c != "PostToConnection") == [
         "CreateSchedule",
         "GetItem",
         "PutItem",
         "Query",
         "TransactWriteItems",
-        "UpdateItem",
     ]
 
 

@@ -12,6 +12,7 @@ import pytest
 from moto.dynamodb.models import DynamoDBBackend
 
 from chalicelib.adapters.store import DynamoStore, create_table
+from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.pricing import Usage
 from chalicelib.domain.warming import Tally, WarmingState, WarmStats
@@ -332,6 +333,26 @@ def test_a_save_that_fails_its_version_check_adds_nothing(store: Store) -> None:
     with pytest.raises(VersionConflict):
         store.save_conversation(conversation(), tally=Tally(spent_usd=0.5, warms=1))
     assert store.savings("alice") == Tally()
+
+
+def test_a_save_with_a_day_spend_adds_to_that_days_counter_with_the_state(store: Store) -> None:
+    store.create_conversation(conversation())
+    warm = Tally(spent_usd=0.00012345, warms=1)
+    saved = store.save_conversation(
+        conversation(), tally=warm, spend=DaySpend("2026-12-01", 123, NOW_S + 86_400)
+    )
+    store.save_conversation(saved, spend=DaySpend("2026-12-01", 7, NOW_S + 86_400))
+    assert store.spent("alice", "2026-12-01") == 130
+    assert store.spent("alice", "2026-12-02") == 0
+    assert store.savings("alice") == warm
+
+
+def test_a_save_with_a_day_spend_that_fails_its_version_check_counts_nothing(store: Store) -> None:
+    store.create_conversation(conversation())
+    store.save_conversation(conversation(title="moved on"))
+    with pytest.raises(VersionConflict):
+        store.save_conversation(conversation(), spend=DaySpend("2026-12-01", 500, NOW_S))
+    assert store.spent("alice", "2026-12-01") == 0
 
 
 def test_tallies_from_concurrent_conversations_of_one_owner_all_count(

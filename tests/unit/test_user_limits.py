@@ -180,3 +180,19 @@ def test_an_unreadable_spend_counter_leaves_the_tick_unclaimed_for_lambdas_retry
     assert stored is not None and stored.warming.status == "scheduled" and w.model.warms == []
     monkeypatch.undo()
     assert w.services.handle_tick(tick.conversation_id, tick.seq, tick.target).action == "warmed"
+
+
+def test_a_warm_whose_next_booking_failed_still_counts_once_against_the_day() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    day = spend_day(w.clock.now_ms())
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    before = w.store.spent(OWNER, day)
+    w.timer.fail_next_arm = RuntimeError("queue down")
+    with pytest.raises(RuntimeError):
+        fire(w, conversation.id)
+    assert len(w.model.warms) == 1  # sent and billed, then the booking failed
+    spent = w.store.spent(OWNER, day) - before
+    assert spent > 0
+    assert spent == round(w.store.savings(OWNER).spent_usd * 1_000_000)
