@@ -162,6 +162,10 @@ def test_only_the_reported_failures_come_back_after_the_visibility_timeout(moto_
         esm.stop()
 
 
+def redelivered(function: Function) -> set[str]:
+    return {record["body"] for batch in function.batches[1:] for record in batch}
+
+
 @pytest.mark.parametrize(
     "answer",
     [
@@ -187,7 +191,10 @@ def test_a_failed_invocation_returns_the_whole_batch(moto_url: str, answer: Any)
     sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": x, "MessageBody": x} for x in "xy"])
     esm = mapping(sqs, url, arn, function, initial_pollers=1)
     try:
-        assert wait_until(lambda: sorted(function.bodies()) == ["x", "x", "y", "y"], timeout_s=6)
+        # Both records come back, not only the one named (or none named). Delivery is at least
+        # once: with a 1 s visibility timeout, a loaded machine can see a record a third time.
+        assert wait_until(lambda: redelivered(function) == {"x", "y"}, timeout_s=6)
+        assert sorted(record["body"] for record in function.batches[0]) == ["x", "y"]
         assert wait_until(lambda: count(sqs, url) == 0)
     finally:
         esm.stop()
