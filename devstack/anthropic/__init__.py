@@ -67,7 +67,7 @@ Admin API (no API key needed): ``POST /_emulator/advance {"seconds": n}``,
 ``GET /_emulator/health``, ``POST /_emulator/reset`` (cache and fault; ``{"stats": true}`` also
 clears the stats).
 
-Run in the foreground with ``python -m devstack.anthropic_emulator --port 25204``.
+Run in the foreground with ``python -m devstack.anthropic --port 25204``.
 
 Modules: ``errors`` (error shape, rule registry), ``prompt`` (tokens, body -> blocks), ``rules``
 (per-model validation), ``cache``, ``config`` (knobs, faults, stats), ``reply``, ``streaming``,

@@ -1,4 +1,4 @@
-"""``python -m devstack.anthropic`` (or ``devstack.anthropic_emulator``): serve in the foreground."""
+"""``python -m devstack.anthropic``: serve in the foreground."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from devstack.anthropic.emulator import AnthropicEmulator
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator in the foreground until SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(
-        prog="python -m devstack.anthropic_emulator",
+        prog="python -m devstack.anthropic",
         description="Anthropic Messages API emulator with prompt-cache semantics.",
     )
     parser.add_argument("--host", default="127.0.0.1")

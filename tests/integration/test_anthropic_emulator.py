@@ -873,7 +873,7 @@ def test_stats_record_every_request_for_cost_accounting(
 
 
 def test_command_line_serves_in_the_foreground() -> None:
-    command = [sys.executable, "-m", "devstack.anthropic_emulator", "--port", "0"]
+    command = [sys.executable, "-m", "devstack.anthropic", "--port", "0"]
     command += ["--tokens-per-second", "0", "--reply-tokens", "5", "--min-cacheable", "10"]
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) as process:
         try:

@@ -16,7 +16,7 @@ import pytest
 from chalicelib.adapters.model import AnthropicModel
 from chalicelib.domain.prompts import Prompt
 from chalicelib.ports import ModelError
-from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig
+from devstack.anthropic import AnthropicEmulator, EmulatorConfig
 
 SYSTEM = [{"type": "text", "text": "Be brief. " * 600, "cache_control": {"type": "ephemeral"}}]
 MESSAGES = [

@@ -22,7 +22,7 @@ from chalicelib.domain import catalog
 from chalicelib.domain.pricing import Usage
 from chalicelib.domain.prompts import WARM_PLACEHOLDER
 from chalicelib.domain.warming import Toggle
-from devstack.anthropic_emulator import AnthropicEmulator, EmulatorConfig, estimate_tokens
+from devstack.anthropic import AnthropicEmulator, EmulatorConfig, estimate_tokens
 from tests.fakes.ports import WarpClock, World, field_value, world
 from tests.helpers import chat_subscribe, events, invoke, subscribe
 
