@@ -24,7 +24,7 @@ STARTED = time.monotonic()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from devstack.stack import DEFAULT_ENDPOINTS_FILE, LOCAL_MIN_CACHEABLE
+    from devstack.stack import DEFAULT_ENDPOINTS_FILE
 
     parser = argparse.ArgumentParser(
         prog="python -m devstack",
@@ -62,9 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--min-cacheable",
-        default=str(LOCAL_MIN_CACHEABLE),
-        help="emulator: minimum cacheable prefix in tokens for every model, or 'model' for "
-        "Anthropic's per-model minimums (default: %(default)s)",
+        default="model",
+        help="emulator: 'model' for Anthropic's per-model minimum cacheable prefix (the "
+        "default), or a number of tokens for every model",
     )
     parser.add_argument(
         "--lambda-workers",

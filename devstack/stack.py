@@ -26,12 +26,13 @@ Lambda environment (``TABLE_NAME``, ``SCHEDULE_GROUP``, ``DEFAULT_SYSTEM_PROMPT`
 adds only endpoints, ARNs, dummy credentials and a per-run ``JWT_SECRET``, then creates the table
 and schedule group the app will actually use (read back from the app's own settings).
 
-Prompt caching: the config's default system prompt ("You are a helpful assistant.") is far below
-Anthropic's minimum cacheable prefix (1024 tokens for Sonnet). So that a conversation started from
-the page shows caching and warming from its first turn, the emulator runs with a minimum
-cacheable prefix of 256 tokens (``--min-cacheable``, ``model`` restores the per-model minimums):
-system prompt plus the first exchange is then cacheable. The probe does not rely on this: it
-creates its conversation with a realistic ~1,300-token system prompt, as a real client would.
+Prompt caching: the emulator applies each model's own minimum cacheable prefix from the catalog
+(512 tokens for the default Sonnet 5.5), as the API does. The page creates its conversations with
+a ~1,500-token system prompt and the probe with a ~1,300-token one, so both cache and warm from the
+first turn; a conversation on the config's default system prompt ("You are a helpful assistant.")
+stays below the minimum after a short exchange, and warming stops as `not-cacheable` exactly as it
+would against Anthropic. ``--min-cacheable N`` overrides the minimum for every model (the
+emulator's own tests use it).
 
 Threads, not processes: everything runs in this one process, so Ctrl-C stops it all and the moto
 state lives exactly as long as the stack. The app's shared clients are primed once at start-up
@@ -61,7 +62,6 @@ DEFAULT_ENDPOINTS_FILE = PROJECT_DIR / ".devstack" / "endpoints.json"
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 API_ID = "local"
-LOCAL_MIN_CACHEABLE = 256
 DEV_USER = "dev-user"
 START_TIMEOUT_S = 15.0
 
@@ -96,8 +96,10 @@ class StackOptions:
     endpoints_file: Path | None = DEFAULT_ENDPOINTS_FILE
     tokens_per_second: float = 40.0
     reply_tokens: int = 300
-    # None: the emulator's per-model minimums (Anthropic's).
-    min_cacheable: int | None = LOCAL_MIN_CACHEABLE
+    # None: the catalog's per-model minimums, as Anthropic applies them; a number overrides them
+    # for every model (tests of the emulator only: the product's not-cacheable rule reads the
+    # catalog, so an override makes the stack disagree with the API).
+    min_cacheable: int | None = None
     lambda_workers: int = 64
     # ScalingConfig.MaximumConcurrency of the tick queue's mapping (the deployed default is 500;
     # a local invocation is a thread, and 50 carry thousands of warming conversations here).
