@@ -117,16 +117,22 @@ def test_a_warm_whose_lambda_was_killed_is_taken_over_by_the_retry_after_its_dea
     assert stored(stack, conversation_id).warming.status != "warming"
 
 
-@pytest.mark.parametrize("action,payload", [("toggle", True), ("set-interval", 120)])
-def test_a_dead_tick_is_re_armed_by_the_user(stack: MotoStack, action: str, payload: Any) -> None:
+def _warming_with_a_dead_tick(stack: MotoStack) -> str:
+    """A conversation warming, subscribed by ws-1, whose booked tick is lost (dead-lettered after
+    its retries: nothing ever fires it), minutes past its target."""
     conversation_id = create(stack)
     sealed_turn(stack, conversation_id)
     join(stack, "ws-1", conversation_id)
     invoke(stack, "ws-1", conversation_id, "toggle", True)
-    # The tick is lost (dead-lettered after its retries): nothing ever fires it.
     (schedule,) = stack.live_schedules(conversation_id)
     stack.scheduler.delete_schedule(Name=schedule["Name"], GroupName=ENV["SCHEDULE_GROUP"])
     stack.clock.advance(240 + 120)
+    return conversation_id
+
+
+@pytest.mark.parametrize("action,payload", [("toggle", True), ("set-interval", 120)])
+def test_a_dead_tick_is_re_armed_by_the_user(stack: MotoStack, action: str, payload: Any) -> None:
+    conversation_id = _warming_with_a_dead_tick(stack)
     before = stored(stack, conversation_id).warming
     assert before.status == "scheduled" and before.next_warm_at < stack.clock.now - 60_000
     invoke(stack, "ws-1", conversation_id, action, payload)
@@ -138,13 +144,7 @@ def test_a_dead_tick_is_re_armed_by_the_user(stack: MotoStack, action: str, payl
 
 
 def test_opening_the_panel_re_arms_a_dead_tick(stack: MotoStack) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
-    invoke(stack, "ws-1", conversation_id, "toggle", True)
-    (schedule,) = stack.live_schedules(conversation_id)
-    stack.scheduler.delete_schedule(Name=schedule["Name"], GroupName=ENV["SCHEDULE_GROUP"])
-    stack.clock.advance(240 + 120)
+    conversation_id = _warming_with_a_dead_tick(stack)
     join(stack, "ws-2", conversation_id)  # the user comes back and opens the conversation
     surface = stack.frames("ws-2", "surface")[-1]
     timer = next(f for f in surface["spec"]["fields"] if f["id"] == "timer")

@@ -1,23 +1,13 @@
 // Turns over HTTP, replies as chat frames over the WebSocket, on the real local stack.
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ClientError, HttpApi } from "../dist/index.js";
 import { assertContract } from "./support/contract.mjs";
-import { collect, endpoints, newClient, newHttp, until } from "./support/stack.mjs";
+import { collect, conversations, endpoints, newClient, newHttp, until } from "./support/stack.mjs";
 
 const stack = endpoints();
 const http = newHttp(stack);
-const opened = [];
-after(async () => {
-  for (const id of opened) await http.closeConversation(id).catch(() => undefined);
-});
-
-async function conversation(title) {
-  const created = await http.createConversation({ title });
-  assertContract("Conversation", created);
-  opened.push(created.conversationId);
-  return created.conversationId;
-}
+const conversation = conversations(http, (created) => assertContract("Conversation", created));
 
 test("a turn streams to a chat subscriber and ends sealed, matching the stored turn", async (t) => {
   const { client, violations } = newClient(stack);

@@ -1,10 +1,11 @@
 // Reconnects, keep-alive and the move to a fresh socket against the real gateway.
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readPanel } from "../dist/index.js";
 import {
   collect,
   connectionIdsOf,
+  conversations,
   dropConnection,
   endpoints,
   getConnection,
@@ -16,16 +17,7 @@ import {
 
 const stack = endpoints();
 const http = newHttp(stack);
-const opened = [];
-after(async () => {
-  for (const id of opened) await http.closeConversation(id).catch(() => undefined);
-});
-
-async function conversation(title) {
-  const created = await http.createConversation({ title });
-  opened.push(created.conversationId);
-  return created.conversationId;
-}
+const conversation = conversations(http);
 
 test("the gateway drops the socket: the client reconnects, re-subscribes and hears broadcasts again", async (t) => {
   const watcher = newClient(stack);

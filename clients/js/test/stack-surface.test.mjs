@@ -1,22 +1,13 @@
 // The cache-warming surface over the real local stack: subscribe, invoke, broadcasts, errors.
-import { test, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ClientError, countdown, readPanel } from "../dist/index.js";
 import { assertContract } from "./support/contract.mjs";
-import { collect, endpoints, newClient, newHttp, until } from "./support/stack.mjs";
+import { collect, conversations, endpoints, newClient, newHttp, until } from "./support/stack.mjs";
 
 const stack = endpoints();
 const http = newHttp(stack);
-const opened = [];
-after(async () => {
-  for (const id of opened) await http.closeConversation(id).catch(() => undefined);
-});
-
-async function conversation(title) {
-  const created = await http.createConversation({ title });
-  opened.push(created.conversationId);
-  return created.conversationId;
-}
+const conversation = conversations(http);
 
 test("watch: the surface of a new conversation, all eight fields, warming off", async (t) => {
   const { client, violations } = newClient(stack);

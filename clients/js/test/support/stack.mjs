@@ -2,6 +2,7 @@
 // (written by `python -m devstack --endpoints-file`). tests/e2e/test_js_client.py sets it for the
 // stack all e2e tests share; `npm test` starts one itself (scripts/test-with-stack.mjs).
 import { readFileSync } from "node:fs";
+import { after } from "node:test";
 import WebSocket from "ws";
 import { CacheWarmingClient, HttpApi } from "../../dist/index.js";
 import { validator } from "./contract.mjs";
@@ -48,6 +49,21 @@ export function newClient(stack, options = {}) {
 
 export function newHttp(stack) {
   return new HttpApi({ baseUrl: stack.httpUrl, token: stack.token });
+}
+
+/** `conversation(title)` for one test file: creates a conversation (passing it to `check`) and
+ * closes every one it created once the file's tests are done. */
+export function conversations(http, check = () => undefined) {
+  const opened = [];
+  after(async () => {
+    for (const id of opened) await http.closeConversation(id).catch(() => undefined);
+  });
+  return async (title) => {
+    const created = await http.createConversation({ title });
+    check(created);
+    opened.push(created.conversationId);
+    return created.conversationId;
+  };
 }
 
 /** The gateway's live connections (a devstack-only listing on the management API). */
