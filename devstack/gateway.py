@@ -187,6 +187,7 @@ class WebSocketGateway:
         self.pool = DaemonThreadPool(HANDLER_WORKERS, "ws-handler")
         self._sockets: dict[str, _Socket] = {}
         self._pending: dict[ServerConnection, tuple[str, float]] = {}
+        self._by_websocket: dict[ServerConnection, _Socket] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Server | None = None
@@ -269,6 +270,7 @@ class WebSocketGateway:
             self.host,
             self.ws_port,
             process_request=self._process_request,
+            process_response=self._accepted,
             max_size=self.limits.max_message_bytes,
             server_header="devstack-apigateway",
         )
@@ -375,16 +377,28 @@ class WebSocketGateway:
             self._pending[websocket] = (connection_id, now)
         return None
 
-    async def _connection(self, websocket: ServerConnection) -> None:
+    def _accepted(self, websocket: ServerConnection, request: Request, response: Response) -> None:
+        """Register the socket as the 101 goes out: on AWS, once the client sees the connection
+        open, GetConnection and PostToConnection find it. Synchronous on purpose: websockets
+        sends the response right after this hook without yielding, so no other task can see the
+        socket open but unknown (the per-socket task below may start later on a busy loop)."""
         with self._lock:
-            connection_id, connected_at = self._pending.pop(websocket)
-        request = websocket.request
-        user_agent = request.headers.get("User-Agent", "") if request else ""
+            pending = self._pending.pop(websocket, None)
+        if pending is None or response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+            return
+        connection_id, connected_at = pending
+        user_agent = request.headers.get("User-Agent", "")
         socket = _Socket(
             connection_id, websocket, connected_at, _peer(websocket), user_agent, connected_at
         )
         with self._lock:
             self._sockets[connection_id] = socket
+            self._by_websocket[websocket] = socket
+
+    async def _connection(self, websocket: ServerConnection) -> None:
+        with self._lock:
+            socket = self._by_websocket.pop(websocket)
+        connection_id = socket.connection_id
         watchdog = asyncio.get_running_loop().create_task(self._watchdog(socket))
         code: int = CloseCode.NORMAL_CLOSURE
         reason = ""

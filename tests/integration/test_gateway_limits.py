@@ -7,8 +7,10 @@ socket side, botocore and the app's own ``ManagementApiSockets`` for the managem
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -243,3 +245,35 @@ def test_the_devstack_listing_finds_a_socket_by_user_agent(
         assert set(agents.values()) == set(gateway.connection_ids())
         assert all(c["connectedAt"].endswith("Z") for c in listed())
     assert wait_until(lambda: listed() == [])
+
+
+class _SlowToServe(WebSocketGateway):
+    """A gateway whose per-socket task starts late, as it does on a loaded loop."""
+
+    released = threading.Event()
+
+    async def _connection(self, websocket: Any) -> None:
+        await asyncio.to_thread(self.released.wait, 5)
+        await super()._connection(websocket)
+
+
+def test_a_socket_is_known_to_the_management_api_once_the_client_sees_it_open() -> None:
+    # API Gateway answers the upgrade after $connect succeeded; from then on GetConnection and
+    # PostToConnection find the connection. A client that lists it right after `open` must too.
+    fake = FakeWsApp()
+    handlers = {"connect": fake.connect, "message": fake.message, "disconnect": fake.disconnect}
+    gateway = _SlowToServe(handlers, limits=SHORT).start()
+    management = client("apigatewaymanagementapi", gateway.management_url)
+    try:
+        with open_socket(gateway) as ws:
+            assert len(gateway.connection_ids()) == 1
+            connection_id = gateway.connection_ids()[0]
+            management.get_connection(ConnectionId=connection_id)
+            management.post_to_connection(ConnectionId=connection_id, Data=b"early")
+            assert ws.recv(timeout=5) == "early"
+            _SlowToServe.released.set()
+            ws.send('{"type":"ping"}')
+            assert wait_until(lambda: len(fake.events) >= 2)
+    finally:
+        _SlowToServe.released.set()
+        gateway.stop()
