@@ -192,16 +192,21 @@ class Sockets(Protocol):
 
 
 class ModelError(Exception):
-    """An upstream failure, after the SDK's own retries, with a stable code."""
+    """An upstream failure, after the SDK's own retries, with a stable code. `usage` is what the
+    request was billed when it failed after the model had started answering (else None)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, usage: Usage | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.usage = usage
 
 
 @dataclass(frozen=True)
 class StreamResult:
     text: str
+    # What the request was billed: the model's final usage, or for a stream stopped early the
+    # prompt as the model reported it and the output counted from what arrived. None only when
+    # the model never started answering.
     usage: Usage | None
     aborted: bool
 

@@ -11,6 +11,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.pricing import Usage
@@ -25,6 +26,8 @@ log = logging.getLogger("cache_warming")
 ABORT_POLL_S = 0.05
 STALL_CLOSE_S = 0.3
 WARM_TIMEOUT_S = 60.0
+# Counting a stopped reply's tokens delays its turn-aborted frame: at most this long.
+COUNT_TIMEOUT_S = 2.0
 
 
 def usage_from(raw: Any) -> Usage:
@@ -141,26 +144,78 @@ class AnthropicModel:
 
         parts: list[str] = []
         watch = _AbortWatch(should_abort)
+        opened: Any = None
         try:
             with self.client.messages.stream(**prompt.request()) as stream, watch.over(stream):
+                opened = stream
                 for text in stream.text_stream:
                     if watch.aborted.is_set():
                         break
                     parts.append(text)
                     on_text(text)
                 if watch.aborted.is_set():
-                    return StreamResult("".join(parts), None, aborted=True)
+                    return StreamResult("".join(parts), self._billed(opened), aborted=True)
                 final = stream.get_final_message()
-        except anthropic.AnthropicError as error:
-            if watch.aborted.is_set():
-                return StreamResult("".join(parts), None, aborted=True)
-            raise ModelError(error_code(error), str(error)) from error
         except Exception as error:
             # Closing the HTTP stream from the watcher surfaces as a transport error here.
             if watch.aborted.is_set():
-                return StreamResult("".join(parts), None, aborted=True)
-            raise ModelError("upstream_error", f"the reply stream broke: {error}") from error
+                return StreamResult("".join(parts), self._billed(opened), aborted=True)
+            if isinstance(error, anthropic.AnthropicError):
+                code, message = error_code(error), str(error)
+            else:
+                code, message = "upstream_error", f"the reply stream broke: {error}"
+            raise ModelError(code, message, self._billed(opened)) from error
+        if final.stop_reason is None:
+            # The body ended without message_delta/message_stop: the reply is not whole.
+            message = "the reply stream ended before the model finished"
+            raise ModelError("upstream_error", message, self._billed(opened))
         return StreamResult("".join(parts), usage_from(final.usage), aborted=False)
+
+    def _billed(self, stream: Any) -> Usage | None:
+        """What a stream that did not finish was billed; None if the model never answered.
+
+        The prompt's usage comes with message_start, the output's only with the final
+        message_delta (Messages streaming docs, "Event types", read 2026-12-02), so the output so
+        far is counted with the token-counting endpoint, which is free (Token counting docs,
+        "Pricing and rate limits", read 2026-12-02) and an estimate by its own account."""
+        snapshot = _snapshot(stream)
+        if snapshot is None:
+            return None
+        usage = usage_from(snapshot.usage)
+        generated = "".join(
+            getattr(block, "text", None) or getattr(block, "thinking", None) or ""
+            for block in snapshot.content
+        )
+        counted = self._count_tokens(snapshot.model or "", generated)
+        return replace(usage, output_tokens=max(usage.output_tokens, counted))
+
+    def _count_tokens(self, model: str, text: str) -> int:
+        import anthropic
+
+        if not text.strip():
+            return len(text.encode())
+        client = self.client.with_options(timeout=COUNT_TIMEOUT_S, max_retries=0)
+        try:
+            counted = client.messages.count_tokens(
+                model=model, messages=[{"role": "user", "content": text}]
+            )
+            return int(counted.input_tokens)
+        except anthropic.AnthropicError:
+            # A token is at least one byte of UTF-8 in a byte-level tokenizer (an assumption:
+            # Anthropic does not document its tokenizer): an upper bound, on the budget's side.
+            log.warning("counting a stopped reply's tokens failed; counting one per byte")
+            return len(text.encode())
+
+
+def _snapshot(stream: Any) -> Any:
+    """The SDK's accumulated message, or None before message_start arrived (the property asserts
+    it exists: anthropic 2.10.0 `lib/streaming/_messages.py`)."""
+    if stream is None:
+        return None
+    try:
+        return stream.current_message_snapshot
+    except AssertionError:
+        return None
 
 
 class _AbortWatch:

@@ -156,8 +156,7 @@ def end_turn(
             started.started_at if reported.reached_model else None,
             context_full=code == "context_window_exceeded",
         )
-    cost = reported.cost_usd if status == "sealed" else None
-    return Change(cleared, ended, event, TurnEndedNotice(ended, cost))
+    return Change(cleared, ended, event, TurnEndedNotice(ended, reported.cost_usd))
 
 
 def _ending(

@@ -155,9 +155,8 @@ class Turns:
             result = self.ports.model().stream(prompt, stream.add_text, poller.should_abort)
         except ModelError as error:
             stream.flush()
-            return Reported(
-                "failed", stream.text, None, error.code, reached_model=bool(stream.text)
-            )
+            reached = bool(stream.text) or error.usage is not None
+            return Reported("failed", stream.text, error.usage, error.code, reached_model=reached)
         stream.flush()
         if poller.out_of_time:
             # Stopped to end before the invocation's deadline: what arrived is the reply.
@@ -174,13 +173,14 @@ class Turns:
         started = next(t for t in self.ports.store.get_turns(conversation_id) if t.index == index)
 
         def end(conversation: Conversation, now: int) -> Change | None:
-            # Prices are looked up only for a reply: the HTTP handlers that fail a turn never
-            # load the price library.
+            # Prices are looked up only for a request that reached the model: the HTTP handlers
+            # that fail a turn never load the price library. Every billed turn is priced,
+            # aborted and failed ones too, so none escapes the daily budget.
             priced, terms = reported, None
+            if reported.usage is not None:
+                cost = self.uow.costs.usd(conversation, reported.usage, started.started_at)
+                priced = replace(reported, cost_usd=cost)
             if reported.status == "sealed":
-                if reported.usage is not None:
-                    cost = self.uow.costs.usd(conversation, reported.usage, started.started_at)
-                    priced = replace(reported, cost_usd=cost)
                 terms = self.uow.costs.terms(conversation, now)
             return turns.end_turn(conversation, started, priced, now, terms, owner)
 

@@ -6,7 +6,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
@@ -158,7 +158,10 @@ class FakeModel:
     reply: str = "Hello there, this is a streamed reply."
     chunks: int = 5
     chunk_seconds: float = 0.05
+    # Raised after the first chunk; a ModelError then carries what the stream was billed so far.
     stream_error: Exception | None = None
+    # Raise `stream_error` before the model answered (a 429 or 529 at the request): nothing billed.
+    fail_before_start: bool = False
     turn_usage: Usage = field(
         default_factory=lambda: Usage(
             input_tokens=20, output_tokens=40, cache_read_input_tokens=4000
@@ -182,17 +185,26 @@ class FakeModel:
         size = max(1, len(self.reply) // self.chunks)
         pieces = [self.reply[i : i + size] for i in range(0, len(self.reply), size)]
         sent = ""
+        if self.stream_error is not None and self.fail_before_start:
+            raise self.stream_error
         for number, piece in enumerate(pieces):
             if self.on_chunk is not None:
                 self.on_chunk(number)
             if should_abort():
-                return StreamResult(sent, None, aborted=True)
+                return StreamResult(sent, self.billed_so_far(number), aborted=True)
+            if isinstance(self.stream_error, ModelError) and number == 1:
+                error = self.stream_error
+                raise ModelError(error.code, str(error), usage=self.billed_so_far(number))
             if self.stream_error is not None and number == 1:
                 raise self.stream_error
             self.clock.advance(self.chunk_seconds)
             sent += piece
             on_text(piece)
         return StreamResult(sent, self.turn_usage, aborted=False)
+
+    def billed_so_far(self, chunks_sent: int) -> Usage:
+        """A stream stopped early: the prompt as the model reported it, one token per chunk."""
+        return replace(self.turn_usage, output_tokens=chunks_sent)
 
 
 class FakeInvoker:

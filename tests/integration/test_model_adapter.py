@@ -184,6 +184,9 @@ def stalls() -> Iterator[str]:
         return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
     def handle(handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        if handler.path.endswith("/count_tokens"):
+            reply(handler, 500, {"type": "error", "error": {"type": "api_error", "message": "x"}})
+            return
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream")
         handler.end_headers()
@@ -277,6 +280,120 @@ def test_abort_stops_a_flowing_stream_at_the_next_token() -> None:
         while emulator.stats.disconnects < 5 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert emulator.stats.disconnects == 5  # the HTTP stream was really closed each time
+
+
+def _stop_after(count: int) -> tuple[list[str], Callable[[str], None], Callable[[], bool]]:
+    pieces: list[str] = []
+    return pieces, pieces.append, lambda: len(pieces) >= count
+
+
+def test_a_stopped_stream_reports_its_prompt_and_counts_what_it_generated() -> None:
+    # A stream stopped early never gets the final usage (message_delta comes at the end). What
+    # it was billed: the prompt, exactly as message_start reported it, and the output so far,
+    # counted with the free token-counting endpoint.
+    words = [f" word{n:03d}" for n in range(300)]
+    config = EmulatorConfig(tokens_per_second=40, reply_text="".join(words))
+    with AnthropicEmulator(config=config) as emulator:
+        pieces, on_text, should_abort = _stop_after(5)
+        result = model_for(emulator.url).stream(TURN, on_text, should_abort)
+        assert result.aborted and result.usage is not None
+        started = emulator.stats.requests[0]["usage"]
+        assert result.usage.input_tokens == started["input_tokens"]
+        assert result.usage.cache_creation_input_tokens == started["cache_creation_input_tokens"]
+        assert result.usage.cache_creation_input_tokens > 1000
+
+        # The SDK may have taken in a delta or two after the last one forwarded: those were
+        # generated, and billed, too. The count is of some prefix the emulator really sent.
+        def sent() -> int:
+            request = emulator.stats.requests[0]
+            return int(request["deltas_sent"]) if request["outcome"] != "in_progress" else -1
+
+        deadline = time.monotonic() + 5
+        while sent() < 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        counter = anthropic.Anthropic(api_key="k", base_url=emulator.url).messages
+        counts = {
+            counter.count_tokens(
+                model=TURN.model, messages=[{"role": "user", "content": "".join(words[:k])}]
+            ).input_tokens
+            for k in range(len(pieces), sent() + 1)
+        }
+        assert result.usage.output_tokens in counts
+
+
+def test_a_stopped_stream_whose_count_fails_counts_a_token_per_byte(stalls: str) -> None:
+    # The stub answers count_tokens with a 500.
+    _pieces, on_text, should_abort = _stop_after(1)
+    result = model_for(stalls).stream(TURN, on_text, should_abort)
+    assert result.aborted and result.text == "partial "
+    assert result.usage is not None
+    assert result.usage.input_tokens == 1 and result.usage.output_tokens == len(b"partial ")
+
+
+@pytest.fixture
+def breaks() -> Iterator[str]:
+    """message_start, one delta, then the connection drops."""
+
+    def handle(handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        if handler.path.endswith("/count_tokens"):
+            reply(handler, 200, {"input_tokens": 3})
+            return
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.end_headers()
+        start = {
+            "type": "message_start",
+            "message": {
+                "id": "m",
+                "type": "message",
+                "role": "assistant",
+                "model": "x",
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 7, "output_tokens": 1, "cache_read_input_tokens": 900},
+            },
+        }
+        block = {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "text", "text": ""},
+        }
+        delta = {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": "so far"},
+        }
+        for name, data in (
+            ("message_start", start),
+            ("content_block_start", block),
+            ("content_block_delta", delta),
+        ):
+            handler.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+        handler.wfile.flush()
+        handler.connection.shutdown(2)
+
+    yield from serve(handle)
+
+
+def test_a_stream_that_breaks_after_the_model_answered_carries_what_was_billed(breaks: str) -> None:
+    with pytest.raises(ModelError) as caught:
+        model_for(breaks).stream(TURN, lambda _text: None, lambda: False)
+    assert caught.value.code == "upstream_error"
+    usage = caught.value.usage
+    assert usage is not None
+    assert (usage.input_tokens, usage.cache_read_input_tokens, usage.output_tokens) == (7, 900, 3)
+
+
+def test_a_request_refused_before_the_model_answered_carries_no_usage() -> None:
+    def handler(request: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        error = {"type": "rate_limit_error", "message": "Number of request tokens has exceeded"}
+        reply(request, 429, {"type": "error", "error": error})
+
+    for url in serve(handler):
+        with pytest.raises(ModelError) as caught:
+            model_for(url).stream(TURN, lambda _text: None, lambda: False)
+        assert caught.value.code == "rate_limited" and caught.value.usage is None
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,10 @@ import pytest
 from chalicelib.domain.budget import spend_day
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.pricing import Usage
+from chalicelib.ports import ModelError
 from chalicelib.services.ports import Limits
 from chalicelib.wire import commands
-from tests.fakes.ports import world
+from tests.fakes.ports import World, world
 from tests.helpers import OWNER, conversation_with_turn, fire, invoke, subscribe
 
 
@@ -196,3 +197,61 @@ def test_a_warm_whose_next_booking_failed_still_counts_once_against_the_day() ->
     spent = w.store.spent(OWNER, day) - before
     assert spent > 0
     assert spent == round(w.store.savings(OWNER).spent_usd * 1_000_000)
+
+
+def _spent_on_second_turn(w: World, conversation_id: str) -> tuple[int, str]:
+    day = spend_day(w.clock.now_ms())
+    before = w.store.spent(OWNER, day)
+    turn = w.services.start_turn(OWNER, conversation_id, {"text": "and then?"})
+    status = w.services.generate(conversation_id, turn.index)
+    return w.store.spent(OWNER, day) - before, status
+
+
+def test_a_cancelled_turn_counts_what_it_was_billed_against_the_day() -> None:
+    # Cancelling every reply just before its end must not make turns free: the prompt was billed
+    # once it reached the model, and so was every token generated before the stop.
+    w = world()
+    conversation = conversation_with_turn(w)
+    w.model.on_chunk = lambda n: n == 3 and w.services.cancel(OWNER, conversation.id)
+    spent, status = _spent_on_second_turn(w, conversation.id)
+    assert status == "aborted"
+    stored = w.store.get_turns(conversation.id)[1]
+    assert stored.usage is not None and stored.usage.output_tokens > 0
+    assert stored.usage.cache_read_input_tokens == w.model.turn_usage.cache_read_input_tokens
+    expected = w.services.ports.prices().cost_usd(conversation.model, stored.usage, 0)
+    assert spent == round(round(expected, 8) * 1_000_000) > 0
+
+
+def test_a_reply_stopped_at_the_deadline_counts_against_the_day() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "a long one"})
+    day = spend_day(w.clock.now_ms())
+    before = w.store.spent(OWNER, day)
+    # The invocation's deadline is close: the stream stops 30 s before it and seals what it has.
+    deadline = w.clock.now_ms() + 30_100
+    assert w.services.generate(conversation.id, turn.index, deadline_ms=deadline) == "sealed"
+    stored = w.store.get_turns(conversation.id)[1]
+    assert stored.truncated and stored.usage is not None
+    assert w.store.spent(OWNER, day) > before
+
+
+def test_a_turn_that_failed_mid_stream_counts_what_it_was_billed() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    w.model.stream_error = ModelError("overloaded", "overloaded mid-stream")
+    spent, status = _spent_on_second_turn(w, conversation.id)
+    assert status == "failed"
+    stored = w.store.get_turns(conversation.id)[1]
+    assert stored.error_code == "overloaded" and stored.usage is not None
+    assert spent > 0
+
+
+def test_a_turn_refused_before_the_model_answered_costs_nothing() -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    w.model.stream_error = ModelError("rate_limited", "429")
+    w.model.fail_before_start = True
+    spent, status = _spent_on_second_turn(w, conversation.id)
+    assert status == "failed" and spent == 0
+    assert w.store.get_turns(conversation.id)[1].usage is None
