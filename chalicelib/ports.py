@@ -50,7 +50,16 @@ class SlotChange:
 
 
 class ConversationCapReached(Exception):
-    """The owner already created as many conversations as the cap allows; nothing was written."""
+    """The owner already has as many open conversations as the cap allows; nothing was written."""
+
+
+@dataclass(frozen=True)
+class PlaceChange:
+    """A conversation reopens (takes one of its owner's places for open conversations, refused
+    past `cap`) or closes (frees its place), in the same write."""
+
+    take: bool
+    cap: int | None
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ class ConversationStore(Protocol):
 
     def create_conversation(self, conversation: Conversation, cap: int | None = None) -> None:
         """Raises AlreadyExists if the id is taken, ConversationCapReached if the owner already
-        created `cap` conversations (counted in the same write)."""
+        has `cap` open conversations (counted in the same write; closing frees a place)."""
 
     def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
@@ -101,6 +110,7 @@ class ConversationStore(Protocol):
         slot: SlotChange | None = None,
         tally: Tally | None = None,
         spend: DaySpend | None = None,
+        place: PlaceChange | None = None,
     ) -> Conversation:
         """Write `conversation` if the stored version still equals `conversation.version`.
 
@@ -108,7 +118,9 @@ class ConversationStore(Protocol):
         transaction; with `slot`, the owner's warming slots change in it too (taking one past
         the cap raises CapReached); with `tally`, the owner's savings counter is added to in it
         (so it counts each warm and rescue exactly when the conversation records it); with
-        `spend`, the owner's counter for that day is added to in it as well. Raises VersionConflict when the version moved on, writing
+        `spend`, the owner's counter for that day is added to in it as well; with `place`, the
+        owner's count of open conversations (taking one past the cap raises
+        ConversationCapReached). Raises VersionConflict when the version moved on, writing
         nothing. A write that landed although its response was lost (a retried request that then
         failed its own condition) is recognised as this write and returned as saved.
         """

@@ -7,7 +7,7 @@ Key layout (pk / sk):
     CONN#<id>    META                       connection: owner, connectedAt, expiresAt
     CONN#<id>    SUB#<convId>#<channel>     mirror of a subscription, so a disconnect finds them all
     USER#<owner> WARMING                    conversations: string set of those holding a warming slot
-    USER#<owner> COUNTS                     conversations: how many the owner created (the cap)
+    USER#<owner> COUNTS                     conversations: how many of the owner's are open (the cap)
     USER#<owner> SPEND#<yyyy-mm-dd>         microUsd: the owner's spend that UTC day; expiresAt
     USER#<owner> SAVINGS                    spentUsd, savedUsd, warms, rescues: counters (ADD)
 GSI `by-owner`: gsi1pk = OWNER#<owner>, gsi1sk = <created_at:013d>#<id>, every attribute.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -28,6 +29,7 @@ from chalicelib.adapters.store_items import (
     str_attr,
     turn_item,
     usd_value,
+    user_key,
     warming_slots_key,
 )
 from chalicelib.adapters.store_table import Table, error_code
@@ -36,7 +38,9 @@ from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.warming import Tally
 from chalicelib.ports import (
     CapReached,
+    ConversationCapReached,
     ItemTooLarge,
+    PlaceChange,
     SlotChange,
     VersionConflict,
     WriteOutcomeUnknown,
@@ -67,18 +71,20 @@ class ConversationWrites(Table):
         slot: SlotChange | None = None,
         tally: Tally | None = None,
         spend: DaySpend | None = None,
+        place: PlaceChange | None = None,
     ) -> Conversation:
         saved = dataclasses.replace(conversation, version=conversation.version + 1)
         write_id = secrets.token_hex(8)
         put = self._put(saved, conversation.version, write_id)
+        limited = _Limited(slot, place)
         try:
-            if turn is None and slot is None and tally is None and spend is None:
+            if turn is None and tally is None and spend is None and limited.none:
                 self.client.put_item(**put)
             else:
-                items = self._items(put, saved, turn, slot, tally, spend)
+                items = self._items(put, saved, turn, tally, spend, limited)
                 self.client.transact_write_items(TransactItems=items)
         except ClientError as error:
-            self._refused(error, saved, write_id, slot)
+            self._refused(error, saved, write_id, limited)
         except BotoCoreError as error:
             self._unsure(error, saved, write_id)
         return saved
@@ -98,9 +104,9 @@ class ConversationWrites(Table):
         put: dict[str, Any],
         saved: Conversation,
         turn: Turn | None,
-        slot: SlotChange | None,
         tally: Tally | None,
         spend: DaySpend | None,
+        limited: _Limited,
     ) -> list[TransactWriteItemTypeDef]:
         items: list[Any] = [{"Put": put}]
         if turn is not None:
@@ -109,10 +115,27 @@ class ConversationWrites(Table):
             items.append({"Update": self._tally_update(saved.owner, tally)})
         if spend is not None:
             items.append({"Update": spend_update(self._table, saved.owner, spend)})
-        # The slot's condition stays last: a cancellation names it by position (`_cancelled`).
-        if slot is not None:
-            items.append({"Update": self._slot_update(saved, slot)})
+        # The capped updates stay last, place then slot: a cancellation names them by position
+        # (`_Limited.refusal`).
+        if limited.place is not None:
+            items.append({"Update": self._place_update(saved.owner, limited.place)})
+        if limited.slot is not None:
+            items.append({"Update": self._slot_update(saved, limited.slot)})
         return cast("list[TransactWriteItemTypeDef]", items)
+
+    def _place_update(self, owner: str, place: PlaceChange) -> dict[str, Any]:
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": user_key(owner, "COUNTS"),
+            "UpdateExpression": "ADD conversations :delta",
+            "ExpressionAttributeValues": {":delta": n_value(1 if place.take else -1)},
+        }
+        if place.take and place.cap is not None:
+            update["ConditionExpression"] = (
+                "attribute_not_exists(conversations) OR conversations < :cap"
+            )
+            update["ExpressionAttributeValues"][":cap"] = n_value(place.cap)
+        return update
 
     def _tally_update(self, owner: str, tally: Tally) -> dict[str, Any]:
         """ADD to the owner's counters: atomic, and exactly once with the conversation's write
@@ -159,7 +182,7 @@ class ConversationWrites(Table):
         }
 
     def _refused(
-        self, error: ClientError, saved: Conversation, write_id: str, slot: SlotChange | None
+        self, error: ClientError, saved: Conversation, write_id: str, limited: _Limited
     ) -> None:
         code = error_code(error)
         if code == "ConditionalCheckFailedException":
@@ -167,7 +190,7 @@ class ConversationWrites(Table):
                 return
             raise VersionConflict(saved.id) from error
         if code == "TransactionCanceledException":
-            self._cancelled(error, saved, write_id, slot)
+            self._cancelled(error, saved, write_id, limited)
             return
         if code == "ValidationException" and "size" in str(error).lower():
             raise ItemTooLarge(saved.id) from error
@@ -177,7 +200,7 @@ class ConversationWrites(Table):
         raise error
 
     def _cancelled(
-        self, error: ClientError, saved: Conversation, write_id: str, slot: SlotChange | None
+        self, error: ClientError, saved: Conversation, write_id: str, limited: _Limited
     ) -> None:
         reasons = cast(list[dict[str, Any]], error.response.get("CancellationReasons") or [])
         codes = [reason.get("Code") for reason in reasons]
@@ -185,8 +208,9 @@ class ConversationWrites(Table):
             if _written_by(reasons[0].get("Item"), write_id):
                 return
             raise VersionConflict(saved.id) from error
-        if slot is not None and codes and codes[-1] == "ConditionalCheckFailed":
-            raise CapReached(saved.owner) from error
+        refusal = limited.refusal(codes, saved.owner)
+        if refusal is not None:
+            raise refusal from error
         if "TransactionConflict" in codes:
             # A racing transaction on the same item: nothing was written, re-read and retry.
             raise VersionConflict(saved.id) from error
@@ -210,3 +234,24 @@ def _written_by(item: object, write_id: str) -> bool:
     if not isinstance(item, dict) or WRITE_ID not in item:
         return False
     return str_attr(cast("Item", item), WRITE_ID) == write_id
+
+
+@dataclass(frozen=True)
+class _Limited:
+    """The capped updates of a save, last in its transaction (place, then slot)."""
+
+    slot: SlotChange | None
+    place: PlaceChange | None
+
+    @property
+    def none(self) -> bool:
+        return self.slot is None and self.place is None
+
+    def refusal(self, codes: list[Any], owner: str) -> Exception | None:
+        """The cap a cancelled transaction ran into, from its reasons' positions."""
+        capped = [(self.place, ConversationCapReached), (self.slot, CapReached)]
+        present = [kind for change, kind in capped if change is not None]
+        for offset, kind in enumerate(reversed(present), start=1):
+            if len(codes) >= offset and codes[-offset] == "ConditionalCheckFailed":
+                return kind(owner)
+        return None

@@ -187,6 +187,21 @@ def abandoned_turn(conversation: Conversation, now: int) -> str | None:
     return conversation.active_turn_id
 
 
+def open_place(before: Conversation, after: Conversation) -> bool | None:
+    """Whether this change takes one of the owner's places for open conversations (True: it
+    reopens a closed one), frees one (False: it closes), or neither (None)."""
+    if after.warming.closed == before.warming.closed:
+        return None
+    return not after.warming.closed
+
+
+def too_many_open(cap: int) -> Refused:
+    return Refused(
+        "limit_reached",
+        f"you have reached the limit of {cap} open conversations; close one first",
+    )
+
+
 def warming_slot(before: Conversation, after: Conversation) -> bool | None:
     """Whether this change takes one of the owner's warming slots (True), releases one (False),
     or neither (None): a slot is held while warming is enabled, whatever its status."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.domain import catalog
+from chalicelib.domain import catalog, turns
 from chalicelib.domain.conversation import Conversation, PageKey, Turn, is_blank
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.warming import Tally
@@ -57,9 +57,7 @@ class Conversations:
         try:
             self.ports.store.create_conversation(conversation, cap=cap)
         except ConversationCapReached as error:
-            raise Refused(
-                "limit_reached", f"you have reached the limit of {cap} conversations"
-            ) from error
+            raise turns.too_many_open(cap) from error
         return conversation
 
     def get(self, owner: str, conversation_id: str) -> tuple[Conversation, list[Turn]]:

@@ -22,7 +22,7 @@ class Limits:
     frames_per_second: int = 20  # per connection
     turns_per_minute: int = 10  # per user
     warming_conversations: int = 10  # per user, enabled at the same time
-    conversations: int = DEFAULT_MAX_CONVERSATIONS  # per user, ever created (no delete route)
+    conversations: int = DEFAULT_MAX_CONVERSATIONS  # per user, open (closing frees a place)
     # US dollars per user per UTC day, turns and warms together; None: no budget.
     daily_budget_usd: float | None = DEFAULT_DAILY_BUDGET_USD
 

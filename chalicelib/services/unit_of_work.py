@@ -37,7 +37,9 @@ from chalicelib.domain.warming import (
 )
 from chalicelib.ports import (
     CapReached,
+    ConversationCapReached,
     ModelError,
+    PlaceChange,
     SlotChange,
     VersionConflict,
     WriteOutcomeUnknown,
@@ -206,11 +208,18 @@ class UnitOfWork:
         slot = None
         if taking is not None:
             slot = SlotChange(taking, self.ports.limits.warming_conversations)
+        opening = turns.open_place(current, updated)
+        place = None
+        if opening is not None:
+            place = PlaceChange(opening, self.ports.limits.conversations)
         spend = None
         if tally is not None and tally.spent_usd > 0:
             spend = budget.day_spend(now, tally.spent_usd)
+        store = self.ports.store
         try:
-            return self.ports.store.save_conversation(updated, change.turn, slot, tally, spend)
+            return store.save_conversation(updated, change.turn, slot, tally, spend, place)
+        except ConversationCapReached as error:
+            raise turns.too_many_open(self.ports.limits.conversations) from error
         except CapReached as error:
             cap = self.ports.limits.warming_conversations
             raise Refused(

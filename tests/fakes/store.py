@@ -16,6 +16,7 @@ from chalicelib.ports import (
     Connection,
     ConversationCapReached,
     ItemTooLarge,
+    PlaceChange,
     SlotChange,
     Snapshot,
     SummaryPage,
@@ -35,7 +36,8 @@ class InMemoryStore:
         self._partials: dict[tuple[str, int], str] = {}
         # (conversation id, channel) -> connection id -> expires_at
         self._subscriptions: dict[tuple[str, str], dict[str, int]] = {}
-        self._created: dict[str, int] = {}
+        # owner -> how many of their conversations are open (the conversation cap)
+        self._open: dict[str, int] = {}
         self._spend: dict[tuple[str, str], int] = {}
         # owner -> the savings counter
         self._savings: dict[str, Tally] = {}
@@ -44,10 +46,10 @@ class InMemoryStore:
         with self._lock:
             if conversation.id in self._conversations:
                 raise AlreadyExists(conversation.id)
-            created = self._created.get(conversation.owner, 0)
-            if cap is not None and created >= cap:
+            open_count = self._open.get(conversation.owner, 0)
+            if cap is not None and open_count >= cap:
                 raise ConversationCapReached(conversation.owner)
-            self._created[conversation.owner] = created + 1
+            self._open[conversation.owner] = open_count + 1
             self._conversations[conversation.id] = conversation
 
     def list_summaries(self, owner: str, limit: int, after: PageKey | None) -> SummaryPage:
@@ -91,6 +93,7 @@ class InMemoryStore:
         slot: SlotChange | None = None,
         tally: Tally | None = None,
         spend: DaySpend | None = None,
+        place: PlaceChange | None = None,
     ) -> Conversation:
         with self._lock:
             stored = self._conversations.get(conversation.id)
@@ -100,13 +103,20 @@ class InMemoryStore:
             for item in (encode_conversation(saved), encode_turn(turn) if turn else ""):
                 if len(item.encode()) > MAX_ITEM_BYTES:
                     raise ItemTooLarge(conversation.id)
-            slots = self._warming.setdefault(conversation.owner, set())
+            owner = conversation.owner
+            open_count = self._open.get(owner, 0)
+            cap = place.cap if place is not None and place.take else None
+            if cap is not None and open_count >= cap:
+                raise ConversationCapReached(owner)
+            slots = self._warming.setdefault(owner, set())
             if slot is not None and slot.take:
                 if len(slots) >= slot.cap and conversation.id not in slots:
-                    raise CapReached(conversation.owner)
+                    raise CapReached(owner)
                 slots.add(conversation.id)
             elif slot is not None:
                 slots.discard(conversation.id)
+            if place is not None:
+                self._open[owner] = open_count + (1 if place.take else -1)
             self._conversations[conversation.id] = saved
             if turn is not None:
                 self._turns.setdefault(turn.conversation_id, {})[turn.index] = turn

@@ -617,3 +617,49 @@ def test_a_throttled_creation_is_an_aws_failure_not_a_cap(aws: Any) -> None:
     client.transact_write_items = cancelled  # type: ignore[method-assign]
     with pytest.raises(ClientError):
         store.create_conversation(conversation("c1"), cap=5)
+
+
+def _closed(stored: Conversation) -> Conversation:
+    return replace(stored, warming=replace(stored.warming, closed=True))
+
+
+def test_closing_frees_a_place_and_reopening_takes_one_back_in_the_same_write(
+    store: Store,
+) -> None:
+    from chalicelib.ports import ConversationCapReached, PlaceChange
+
+    first = conversation("a")
+    store.create_conversation(first, cap=2)
+    store.create_conversation(conversation("b"), cap=2)
+    closed = store.save_conversation(_closed(first), place=PlaceChange(False, 2))
+    store.create_conversation(conversation("c"), cap=2)
+    reopened = replace(closed, warming=replace(closed.warming, closed=False))
+    with pytest.raises(ConversationCapReached):
+        store.save_conversation(reopened, place=PlaceChange(True, 2))
+    assert store.get_conversation("a") == closed  # nothing written
+    second = store.get_conversation("b")
+    assert second is not None
+    store.save_conversation(_closed(second), place=PlaceChange(False, 2))
+    assert store.save_conversation(reopened, place=PlaceChange(True, 2)).version == 2
+
+
+def test_a_refused_save_names_the_cap_it_ran_into(store: Store) -> None:
+    from chalicelib.ports import CapReached, ConversationCapReached, PlaceChange, SlotChange
+
+    warm = conversation("w")
+    store.create_conversation(warm, cap=2)
+    enabled = replace(warm, warming=replace(warm.warming, enabled=True))
+    store.save_conversation(enabled, slot=SlotChange(True, 1))  # the one warming slot
+    first = conversation("a")
+    store.create_conversation(first, cap=2)
+    closed = store.save_conversation(_closed(first), place=PlaceChange(False, 2))
+    warming = replace(closed.warming, closed=False, enabled=True)
+    reopened = replace(closed, warming=warming)
+    # Under the open cap, over the warming cap: the warming cap refuses.
+    with pytest.raises(CapReached):
+        store.save_conversation(reopened, slot=SlotChange(True, 1), place=PlaceChange(True, 2))
+    store.create_conversation(conversation("b"), cap=2)
+    # Over the open cap, under the warming cap: the open cap refuses.
+    with pytest.raises(ConversationCapReached):
+        store.save_conversation(reopened, slot=SlotChange(True, 5), place=PlaceChange(True, 2))
+    assert store.get_conversation("a") == closed

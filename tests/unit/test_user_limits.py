@@ -24,8 +24,52 @@ def test_creating_past_the_conversation_cap_is_limit_reached() -> None:
     with pytest.raises(Refused) as refused:
         w.services.create_conversation(OWNER, {})
     assert refused.value.code == "limit_reached"
-    assert "2 conversations" in refused.value.message
+    assert "2 open conversations" in refused.value.message
     w.services.create_conversation("bob", {})  # another user's own cap
+
+
+def test_closing_a_conversation_frees_its_place_under_the_cap() -> None:
+    # The cap is on open conversations: a user who closes what they are done with can go on
+    # creating for ever (there is no delete route).
+    w = world()
+    w.services.ports.limits = replace(Limits(), conversations=2)
+    first = w.services.create_conversation(OWNER, {})
+    w.services.create_conversation(OWNER, {})
+    w.services.close(OWNER, first.id)
+    w.services.close(OWNER, first.id)  # closing twice frees one place, not two
+    w.services.create_conversation(OWNER, {})
+    with pytest.raises(Refused) as refused:
+        w.services.create_conversation(OWNER, {})
+    assert refused.value.code == "limit_reached"
+
+
+def test_reopening_past_the_cap_is_refused_and_changes_nothing() -> None:
+    w = world()
+    w.services.ports.limits = replace(Limits(), conversations=1)
+    closed = w.services.create_conversation(OWNER, {})
+    w.services.close(OWNER, closed.id)
+    w.services.create_conversation(OWNER, {})
+    with pytest.raises(Refused) as refused:
+        w.services.start_turn(OWNER, closed.id, {"text": "back again"})
+    assert refused.value.code == "limit_reached" and "close one" in refused.value.message
+    subscribe(w, "ws1", closed.id)
+    reply = invoke(w, "ws1", closed.id, "toggle", True)
+    assert reply["type"] == "error" and reply["code"] == "limit_reached"
+    stored = w.store.get_conversation(closed.id)
+    assert stored is not None and stored.warming.closed and stored.turn_count == 0
+    assert w.store.get_turns(closed.id) == [] and w.invoker.calls == []
+
+
+def test_reopening_under_the_cap_takes_a_place_back() -> None:
+    w = world()
+    w.services.ports.limits = replace(Limits(), conversations=2)
+    closed = w.services.create_conversation(OWNER, {})
+    w.services.close(OWNER, closed.id)
+    w.services.create_conversation(OWNER, {})
+    w.services.start_turn(OWNER, closed.id, {"text": "back again"})
+    with pytest.raises(Refused) as refused:
+        w.services.create_conversation(OWNER, {})
+    assert refused.value.code == "limit_reached"
 
 
 def test_sealed_turns_and_warms_are_counted_against_the_owners_day() -> None:
