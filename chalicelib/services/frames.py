@@ -7,6 +7,7 @@ import logging
 from typing import Any, assert_never
 
 from chalicelib.domain.errors import Refused
+from chalicelib.domain.frame_window import SeenFrames
 from chalicelib.domain.warming import Event, Revive, SetInterval, Toggle
 from chalicelib.ports import Connection
 from chalicelib.services.turns import Turns
@@ -26,6 +27,7 @@ class Frames:
         self.uow = uow
         self.ports = uow.ports
         self.turns = turns
+        self.seen = SeenFrames()
 
     def connect(self, connection_id: str, owner: str) -> None:
         now = self.ports.clock.now_ms()
@@ -57,15 +59,17 @@ class Frames:
         self.uow.fanout.reply(connection_id, reply)
 
     def _admit(self, connection_id: str, arrived_ms: int | None) -> Connection:
-        connection = self.ports.store.get_connection(connection_id)
-        if connection is None:
-            raise Refused("unauthorized", "this connection is not authenticated")
         # Frames of one connection are processed concurrently (one Lambda invocation each), so
         # the second they arrived in, not the one they are processed in, is what they count in.
         now_s = (arrived_ms or self.ports.clock.now_ms()) // 1000
         limit = self.ports.limits.frames_per_second
+        if self.seen.over_limit(connection_id, now_s, limit):
+            raise too_many_frames()  # a flood costs no read and no write per frame
+        connection = self.ports.store.get_connection(connection_id)
+        if connection is None:
+            raise Refused("unauthorized", "this connection is not authenticated")
         if not self.ports.store.consume(f"frames#{connection_id}", now_s, limit, now_s + 60):
-            raise Refused("rate_limited", "too many frames; slow down")
+            raise too_many_frames()
         return connection
 
     def dispatch(self, connection: Connection, frame: Frame) -> dict[str, Any]:
@@ -123,3 +127,7 @@ class Frames:
         return surface.update_frame(
             outcome.conversation.id, outcome.conversation.warming, request_id
         )
+
+
+def too_many_frames() -> Refused:
+    return Refused("rate_limited", "too many frames; slow down")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
+
 from chalicelib.services import Limits
 from tests.fakes.ports import world
 from tests.helpers import OWNER, conversation_with_turn, invoke, subscribe
@@ -27,6 +29,44 @@ def test_frames_beyond_the_per_second_cap_are_refused_then_allowed_next_second()
     w.clock.advance(1)
     w.services.handle_frame("ws1", json.dumps({"type": "ping"}))
     assert w.sockets.last("ws1") == {"type": "pong"}
+
+
+def test_a_flood_refused_in_this_container_costs_no_write_per_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A frame past the limit in this container is past it everywhere (every frame counted here
+    # was counted in the store too): it is refused without the conditional write, which
+    # DynamoDB bills even when its condition fails.
+    w = world()
+    w.services.ports.limits = Limits(frames_per_second=5)
+    w.services.connect("ws1", OWNER)
+    writes: list[str] = []
+    consume = w.store.consume
+
+    def counted(bucket: str, window: int, limit: int, expires_at: int) -> bool:
+        writes.append(bucket)
+        return consume(bucket, window, limit, expires_at)
+
+    monkeypatch.setattr(w.store, "consume", counted)
+    for _ in range(50):
+        w.services.handle_frame("ws1", json.dumps({"type": "ping"}))
+    assert [r["type"] for r in w.sockets.of("ws1")] == ["pong"] * 5 + ["error"] * 45
+    assert len(writes) == 5
+    w.clock.advance(1)
+    w.services.handle_frame("ws1", json.dumps({"type": "ping"}))
+    assert w.sockets.last("ws1") == {"type": "pong"} and len(writes) == 6
+
+
+def test_other_containers_frames_still_count_through_the_store() -> None:
+    # Frames of one connection land on several containers: the store's count decides.
+    w = world()
+    w.services.ports.limits = Limits(frames_per_second=5)
+    w.services.connect("ws1", OWNER)
+    second = w.clock.now_ms() // 1000
+    for _ in range(5):
+        assert w.store.consume("frames#ws1", second, 5, second + 60)  # another container's
+    w.services.handle_frame("ws1", json.dumps({"type": "ping"}))
+    assert w.sockets.last("ws1")["code"] == "rate_limited"
 
 
 def test_turns_beyond_the_per_minute_cap_are_refused_and_store_nothing() -> None:
