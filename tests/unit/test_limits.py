@@ -101,3 +101,17 @@ def test_a_user_cannot_warm_more_conversations_than_the_cap() -> None:
     assert invoke(w, "ws1", conversations[0].id, "toggle", True)["type"] == "update"
     invoke(w, "ws1", conversations[0].id, "toggle", False)
     assert invoke(w, "ws1", conversations[2].id, "toggle", True)["type"] == "update"
+
+
+def test_seen_frames_keep_recent_windows_and_forget_old_ones() -> None:
+    from chalicelib.domain import frame_window
+    from chalicelib.domain.frame_window import SeenFrames
+
+    seen = SeenFrames()
+    assert not seen.over_limit("a", 100, 1) and seen.over_limit("a", 100, 1)
+    assert not seen.over_limit("a", 101, 1)  # a new second, a new window
+    for number in range(frame_window.PRUNE_AT):
+        seen.over_limit(f"c{number}", 200, 1)
+    # Pruned: second 100 is long gone, so its window starts again; 200's are kept.
+    assert not seen.over_limit("a", 100, 1)
+    assert seen.over_limit("c0", 200, 1)
