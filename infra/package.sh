@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the deployable CloudFormation template for one stage, offline:
 #   chalice package (+ infra/template.yaml merged in)  ->  $OUT_DIR/sam.yaml + deployment.zip
+#   bytecode for every module added to deployment.zip (scripts/precompile.py);
 #   cfn-lint on the merged template.
 # Usage: infra/package.sh [STAGE]        (or `make package STAGE=dev`)
 # Environment (all optional):
@@ -51,6 +52,9 @@ with open(path, encoding="utf-8") as handle:
 with open(path, "w", encoding="utf-8") as handle:
     yaml.dump(template, handle, Dumper=NoAliasDumper, allow_unicode=True, sort_keys=False)
 PY
+
+# Lambda's /var/task is read-only: ship bytecode, or every cold start compiles every import.
+(cd "$ROOT" && "$BIN/python" -m scripts.precompile "$OUT_DIR/deployment.zip" "$TEMPLATE")
 
 if [[ "${SKIP_LINT:-0}" != "1" ]]; then
     echo "==> cfn-lint $TEMPLATE"

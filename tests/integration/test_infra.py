@@ -379,6 +379,39 @@ def test_package_builds(packaged: Packaged) -> None:
     assert packaged.seconds < 60
 
 
+def test_every_module_ships_with_bytecode_lambda_can_use_as_is(packaged: Packaged) -> None:
+    # /var/task is read-only: without a pyc in the package every cold start compiles every
+    # module it imports (scripts/precompile.py).
+    import importlib.util
+    import marshal
+    import zipfile
+
+    with zipfile.ZipFile(packaged.out_dir / "deployment.zip") as package:
+        names = set(package.namelist())
+        sources = [n for n in names if n.endswith(".py")]
+        missing = [s for s in sources if importlib.util.cache_from_source(s) not in names]
+        assert {"app.py", "chalice/app.py", "chalicelib/bootstrap.py"} <= set(sources)
+        assert missing == []
+        pyc = package.read(importlib.util.cache_from_source("chalicelib/bootstrap.py"))
+    assert pyc[:4] == importlib.util.MAGIC_NUMBER
+    # PEP 552 flags: bit 0 hash-based, bit 1 check_source; unchecked-hash is 0b01.
+    assert int.from_bytes(pyc[4:8], "little") == 0b01
+    code = marshal.loads(pyc[16:])
+    assert code.co_filename == "/var/task/chalicelib/bootstrap.py"
+
+
+def test_precompiling_refuses_a_runtime_other_than_the_packaging_python(tmp_path: Path) -> None:
+    from scripts import precompile
+
+    template = tmp_path / "sam.yaml"
+    template.write_text(
+        "Resources:\n  F:\n    Type: AWS::Serverless::Function\n"
+        "    Properties: {Runtime: python3.9}\n"
+    )
+    assert precompile.main([str(tmp_path / "deployment.zip"), str(template)]) == 1
+    assert not (tmp_path / "deployment.zip").exists()
+
+
 def test_cfn_lint_is_clean(packaged: Packaged) -> None:
     lint = subprocess.run(
         [str(BIN / "cfn-lint"), "--", str(packaged.path)],
