@@ -14,13 +14,17 @@ filling the page cache) is discarded.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+from bench import coldstart_package
 from bench.common import PROJECT_DIR, Report, loadavg, median
 
 NAME = "coldstart"
 ROUNDS = 20
+PACKAGE_ROUNDS = 10
 TARGET_WS_RATIO = 1.3
 FIRST_CALL = (
     "import chalicelib.adapters.model; import anthropic; "
@@ -40,14 +44,14 @@ LABELS = {
 }
 
 
-def _importtime(code: str) -> list[tuple[str, int, int]]:
-    """(module, self µs, cumulative µs) of every import, in order, indented names kept."""
+def _importtime(
+    code: str, runner: tuple[list[str], dict[str, str]] | None = None
+) -> list[tuple[str, int, int]]:
+    """(module, self µs, cumulative µs) of every import, in order, indented names kept.
+    `runner`: the command and environment to use instead of this interpreter in the project."""
+    argv, env = runner or ([sys.executable, "-X", "importtime", "-c", code], dict(os.environ))
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        check=True,
+        argv, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, check=True
     )
     rows = []
     for line in done.stderr.splitlines():
@@ -111,4 +115,55 @@ def run() -> Report:
         "heaviest imports under `import app` (cumulative ms, one run): "
         + ", ".join(f"{name} {ms:.0f}" for name, ms in heavy)
     )
+    _package_rows(report)
     return report
+
+
+def _package_rows(report: Report) -> None:
+    """The same imports from the deployment package, as Lambda runs them (bench/coldstart_package.py)."""
+    with coldstart_package.unpacked() as (shipped, sources):
+        variants: dict[str, tuple[Path, str]] = {
+            "bare": (shipped, coldstart_package.BARE),
+            "ws": (shipped, "import app"),
+            "warm": (shipped, f"import app; {FIRST_CALL}"),
+            "ws-sources": (sources, "import app"),
+            "warm-sources": (sources, f"import app; {FIRST_CALL}"),
+        }
+        startup_rows = _importtime("", coldstart_package.command(shipped, "pass"))
+        startup = {name.strip() for name, _, _ in startup_rows}
+        print(f"  package: {PACKAGE_ROUNDS} rounds of {len(variants)}; load {loadavg()}")
+        times: dict[str, list[float]] = {key: [] for key in variants}
+        for round_index in range(PACKAGE_ROUNDS + 1):
+            for key, (root, code) in variants.items():
+                runner = coldstart_package.command(root, code)
+                value = _top_level_ms(_importtime(code, runner), startup)
+                if round_index > 0:
+                    times[key].append(value)
+    bare = median(times["bare"])
+    report.add("package: bare Chalice app + boto3 (reference), median", bare, "ms")
+    ws = median(times["ws"])
+    report.add(
+        "package: WS handlers + REST (import app), median",
+        ws,
+        "ms",
+        reference=bare,
+        reference_label="bare app, package",
+        target=f"≤ {TARGET_WS_RATIO}x bare",
+        met=ws / bare <= TARGET_WS_RATIO,
+    )
+    warm = median(times["warm"])
+    report.add(
+        f"package: {LABELS['warm']}, median",
+        warm,
+        "ms",
+        reference=bare,
+        reference_label="bare app, package",
+    )
+    for key, shipped_ms in (("ws", ws), ("warm", warm)):
+        report.add(
+            f"package without bytecode (as `chalice package` ships it): {LABELS[key]}, median",
+            median(times[f"{key}-sources"]),
+            "ms",
+            reference=shipped_ms,
+            reference_label="with bytecode",
+        )
