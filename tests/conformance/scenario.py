@@ -59,7 +59,8 @@ def next_turn(model: str, nonce: str, text: str = NEW_QUESTION) -> Prompt:
 def planned_usage(model: str) -> list[Usage]:
     """An upper bound of what one model's run is billed for: the first warm writes the prefix,
     a second warm and the next turn read it, the turn writes its question and generates at most
-    TURN_MAX_TOKENS (twice: the adapter's stream and the raw event-order stream)."""
+    TURN_MAX_TOKENS (three times: the adapter's stream, the raw event-order stream, and a stream
+    stopped at its first text)."""
     prefix = _system_chars(model) // 3  # generous: 3 characters per token
     write = Usage(cache_creation_input_tokens=prefix, cache_creation_5m_input_tokens=prefix)
     read = Usage(cache_read_input_tokens=prefix, input_tokens=20)
@@ -68,4 +69,4 @@ def planned_usage(model: str) -> list[Usage]:
         cache_creation_input_tokens=40,
         output_tokens=TURN_MAX_TOKENS,
     )
-    return [write, read, turn, turn]
+    return [write, read, turn, turn, turn]

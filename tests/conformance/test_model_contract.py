@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -152,3 +153,29 @@ def test_rate_limits_and_overload_map_to_stable_codes(
     with pytest.raises(ModelError) as refused:
         target.adapter.warm(scenario.warm(model_id, "fault"))
     assert refused.value.code == code
+
+
+@pytest.fixture
+def paced(target: Target) -> Iterator[None]:
+    """A reply that takes seconds, as the API's do (the emulator's default is instant)."""
+    if target.emulator is None:
+        yield
+        return
+    config = target.emulator.config
+    before = (config.tokens_per_second, config.reply_tokens)
+    target.emulator.apply_config({"tokens_per_second": 40, "reply_tokens": 300})
+    yield
+    config.tokens_per_second, config.reply_tokens = before
+
+
+@pytest.mark.usefixtures("paced")
+def test_a_stopped_stream_reports_what_it_was_billed(target: Target, model_id: str) -> None:
+    # The prompt's usage from message_start, the output so far from the free count_tokens
+    # endpoint: what an aborted or deadline-stopped turn counts against the daily budget.
+    prompt = scenario.next_turn(model_id, secrets.token_hex(4))
+    texts: list[str] = []
+    result = target.adapter.stream(prompt, texts.append, lambda: bool(texts))
+    assert result.aborted and result.text
+    assert result.usage is not None
+    assert result.usage.prompt_tokens > 0
+    assert result.usage.output_tokens >= 1
