@@ -3,10 +3,12 @@
     python -m scripts.precompile build/dev/deployment.zip build/dev/sam.yaml
 
 `chalice package` ships sources only (3,975 `.py`, no `.pyc`, on 2026-12-02). Lambda unpacks the
-package into `/var/task`, which is read-only ("Lambda execution environment", AWS Lambda
-Developer Guide: only `/tmp` is writable; read 2026-12-02), so Python cannot cache what it
-compiles there: every cold start compiles every module it imports, `anthropic`, `pydantic` and
-`botocore` included. This script adds a `__pycache__/*.pyc` beside each source:
+package into `/var/task`, and the execution environment's one writeable directory is `/tmp`
+("Security Overview of AWS Lambda", section "Lambda isolation technologies",
+https://docs.aws.amazon.com/whitepapers/latest/security-overview-aws-lambda/lambda-isolation-technologies.html,
+read 2026-12-02), so Python cannot cache what it compiles there: every cold start compiles every
+module it imports, `anthropic`, `pydantic` and `botocore` included. This script adds a
+`__pycache__/*.pyc` beside each source:
 
 - unchecked-hash pycs (PEP 552; `py_compile.PycInvalidationMode.UNCHECKED_HASH`): used without
   looking at the source's timestamp, which the zip's 2-second DOS times and Lambda's unpacking do
