@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from chalicelib.domain.errors import Code, Refused
 from chalicelib.wire.decoding import decode_object
@@ -44,51 +45,43 @@ class FrameRefused(Refused):
         self.conversation_id = conversation_id
 
 
-@dataclass(frozen=True)
-class Ping:
+class Ping(msgspec.Struct, frozen=True):
     request_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Subscribe:
+class Subscribe(msgspec.Struct, frozen=True):
     conversation_id: str
     request_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Unsubscribe:
+class Unsubscribe(msgspec.Struct, frozen=True):
     conversation_id: str
     request_id: str | None = None
 
 
-@dataclass(frozen=True)
-class InvokeToggle:
+class InvokeToggle(msgspec.Struct, frozen=True):
     conversation_id: str
     enabled: bool | None
     request_id: str | None = None
 
 
-@dataclass(frozen=True)
-class InvokeSetInterval:
+class InvokeSetInterval(msgspec.Struct, frozen=True):
     conversation_id: str
     seconds: int
     request_id: str | None = None
 
 
-@dataclass(frozen=True)
-class ChatSubscribe:
+class ChatSubscribe(msgspec.Struct, frozen=True):
     conversation_id: str
     request_id: str | None = None
 
 
-@dataclass(frozen=True)
-class ChatUnsubscribe:
+class ChatUnsubscribe(msgspec.Struct, frozen=True):
     conversation_id: str
     request_id: str | None = None
 
 
-@dataclass(frozen=True)
-class CloseConversation:
+class CloseConversation(msgspec.Struct, frozen=True):
     conversation_id: str
     request_id: str | None = None
 
@@ -105,8 +98,7 @@ Frame = (
 )
 
 
-@dataclass(frozen=True)
-class _Fields:
+class _Fields(msgspec.Struct, frozen=True):
     """A frame's object with its valid ids, for parsers and their errors."""
 
     obj: dict[str, Any]

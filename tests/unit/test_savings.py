@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
+import msgspec
 import pytest
 
 from chalicelib.domain.pricing import CacheRates, Usage
@@ -141,4 +141,4 @@ def test_tallies_add_up_and_net_is_saved_minus_spent() -> None:
     total = Tally(spent_usd=0.1, warms=1).plus(Tally(saved_usd=0.35, rescues=1))
     assert total == Tally(0.1, 0.35, 1, 1)
     assert total.net_usd == pytest.approx(0.25)
-    assert replace(total, saved_usd=0.0).net_usd == pytest.approx(-0.1)
+    assert msgspec.structs.replace(total, saved_usd=0.0).net_usd == pytest.approx(-0.1)
