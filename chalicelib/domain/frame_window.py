@@ -1,9 +1,11 @@
 """The frames one container has seen per connection and second.
 
-Every frame counted here is counted in the store's window too, so a connection past the limit
-here is past it everywhere: its frame is refused without the store's conditional write (which
-DynamoDB bills even when the condition fails). Under the limit here, the store decides, since
-a connection's frames land on several containers.
+Each frame counted here was then either counted in the store's window or refused because that
+window was already full (or refused as unauthenticated: no later frame of that connection is
+admitted anyway). So a connection past the limit here is past it in the store too: its frame is
+refused without the store's read and conditional write (which DynamoDB bills even when the
+condition fails). Under the limit here, the store decides, since a connection's frames land on
+several containers.
 """
 
 from __future__ import annotations
