@@ -380,8 +380,9 @@ class WebSocketGateway:
     def _accepted(self, websocket: ServerConnection, request: Request, response: Response) -> None:
         """Register the socket as the 101 goes out: on AWS, once the client sees the connection
         open, GetConnection and PostToConnection find it. Synchronous on purpose: websockets
-        sends the response right after this hook without yielding, so no other task can see the
-        socket open but unknown (the per-socket task below may start later on a busy loop)."""
+        sends the response right after this hook without yielding (websockets 17.4,
+        `asyncio/server.py`, `ServerConnection.handshake`), so no other task can see the socket
+        open but unknown (the per-socket task below may start later on a busy loop)."""
         with self._lock:
             pending = self._pending.pop(websocket, None)
         if pending is None or response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:

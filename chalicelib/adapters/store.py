@@ -18,14 +18,12 @@ from chalicelib.adapters.store_items import (
     decode_conversation,
     decode_summary,
     int_attr,
-    n_value,
     page_key_of,
     s_value,
     str_attr,
     summary_start_key,
     turn_from_item,
     turn_key,
-    user_key,
 )
 from chalicelib.adapters.store_table import error_code
 from chalicelib.adapters.store_users import UserItems
@@ -37,7 +35,13 @@ from chalicelib.domain.conversation import (
     Turn,
     summary_of,
 )
-from chalicelib.ports import AlreadyExists, ConversationCapReached, Snapshot, SummaryPage
+from chalicelib.ports import (
+    AlreadyExists,
+    ConversationCapReached,
+    PlaceChange,
+    Snapshot,
+    SummaryPage,
+)
 
 if TYPE_CHECKING:
     from chalicelib.adapters.store_items import Item
@@ -59,17 +63,7 @@ class DynamoStore(ConversationWrites, UserItems):
     def create_conversation(self, conversation: Conversation, cap: int | None = None) -> None:
         """The conversation and the owner's count in one transaction: concurrent creations can
         never pass the cap (a check before the write could)."""
-        count: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": user_key(conversation.owner, "COUNTS"),
-            "UpdateExpression": "ADD conversations :one",
-            "ExpressionAttributeValues": {":one": n_value(1)},
-        }
-        if cap is not None:
-            count["ConditionExpression"] = (
-                "attribute_not_exists(conversations) OR conversations < :cap"
-            )
-            count["ExpressionAttributeValues"][":cap"] = n_value(cap)
+        count = self._place_update(conversation.owner, PlaceChange(True, cap))
         try:
             self.client.transact_write_items(
                 TransactItems=[

@@ -178,56 +178,42 @@ def test_stream_returns_text_and_usage(emulator: AnthropicEmulator) -> None:
     assert result.usage is not None and result.usage.output_tokens == 20
 
 
+def _opening(usage: dict[str, int], text: str) -> bytes:
+    """A stream's first events: message_start with `usage`, a text block, one delta of `text`."""
+    message: dict[str, Any] = {
+        "id": "m",
+        "type": "message",
+        "role": "assistant",
+        "model": "x",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+    events = (
+        {"type": "message_start", "message": message},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+    )
+    return b"".join(
+        f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode() for event in events
+    )
+
+
+def _start_stream(handler: BaseHTTPRequestHandler) -> None:
+    handler.send_response(200)
+    handler.send_header("content-type", "text/event-stream")
+    handler.end_headers()
+
+
 @pytest.fixture
 def stalls() -> Iterator[str]:
-    def event(name: str, data: dict[str, Any]) -> bytes:
-        return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-
     def handle(handler: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         if handler.path.endswith("/count_tokens"):
             reply(handler, 500, {"type": "error", "error": {"type": "api_error", "message": "x"}})
             return
-        handler.send_response(200)
-        handler.send_header("content-type", "text/event-stream")
-        handler.end_headers()
-        handler.wfile.write(
-            event(
-                "message_start",
-                {
-                    "type": "message_start",
-                    "message": {
-                        "id": "m",
-                        "type": "message",
-                        "role": "assistant",
-                        "model": "x",
-                        "content": [],
-                        "stop_reason": None,
-                        "stop_sequence": None,
-                        "usage": {"input_tokens": 1, "output_tokens": 0},
-                    },
-                },
-            )
-        )
-        handler.wfile.write(
-            event(
-                "content_block_start",
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                },
-            )
-        )
-        handler.wfile.write(
-            event(
-                "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "text_delta", "text": "partial "},
-                },
-            )
-        )
+        _start_stream(handler)
+        handler.wfile.write(_opening({"input_tokens": 1, "output_tokens": 0}, "partial "))
         handler.wfile.flush()
         time.sleep(8)  # the upstream goes silent
 
@@ -338,38 +324,9 @@ def breaks() -> Iterator[str]:
         if handler.path.endswith("/count_tokens"):
             reply(handler, 200, {"input_tokens": 3})
             return
-        handler.send_response(200)
-        handler.send_header("content-type", "text/event-stream")
-        handler.end_headers()
-        start = {
-            "type": "message_start",
-            "message": {
-                "id": "m",
-                "type": "message",
-                "role": "assistant",
-                "model": "x",
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": {"input_tokens": 7, "output_tokens": 1, "cache_read_input_tokens": 900},
-            },
-        }
-        block = {
-            "type": "content_block_start",
-            "index": 0,
-            "content_block": {"type": "text", "text": ""},
-        }
-        delta = {
-            "type": "content_block_delta",
-            "index": 0,
-            "delta": {"type": "text_delta", "text": "so far"},
-        }
-        for name, data in (
-            ("message_start", start),
-            ("content_block_start", block),
-            ("content_block_delta", delta),
-        ):
-            handler.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+        _start_stream(handler)
+        usage = {"input_tokens": 7, "output_tokens": 1, "cache_read_input_tokens": 900}
+        handler.wfile.write(_opening(usage, "so far"))
         handler.wfile.flush()
         handler.connection.shutdown(2)
 
