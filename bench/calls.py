@@ -8,9 +8,11 @@ The event source mapping's own ReceiveMessage/DeleteMessage calls are Lambda's, 
 and are not counted here (docs/performance.md prices them).
 
 Besides the count, each DynamoDB call's size is read off the wire to estimate the capacity units
-AWS would bill (writes per started 1 KB of request body, strongly consistent reads per started
-4 KB of response): the item sizes, not the call count, drive a warm's DynamoDB cost once the
-conversation is long. The estimate is from the JSON on the wire (a few % above DynamoDB's item
+AWS would bill (writes per started 1 KB of request body, twice that inside a transaction; reads
+per started 4 KB of response, half that when not strongly consistent): the item sizes, not the
+call count, drive a warm's DynamoDB cost once the conversation is long. A warm is measured at
+three sizes side by side (a ~1 KB conversation, a ~20k-token one, one with the largest system
+prompt the contract allows). The estimate is from the JSON on the wire (a few % above DynamoDB's item
 size), good enough to see which way it goes.
 """
 
@@ -36,13 +38,16 @@ TARGET_WARM_CALLS = 4
 LONG_SYSTEM_CHARS = 8_000
 LONG_TURNS = 6
 LONG_TURN_CHARS = 12_000
+# The largest system prompt the contract allows: MAX_SYSTEM_BYTES counts it JSON-encoded, so
+# its two quotes too (ASCII: one byte a character).
+BIG_SYSTEM_CHARS = 200 * 1024 - 2
 
 
 @dataclass
 class Tally:
     calls: list[str] = field(default_factory=list)
     write_units: int = 0
-    read_units: int = 0
+    read_units: float = 0.0
 
     def counts(self) -> Counter[str]:
         return Counter(self.calls)
@@ -67,6 +72,7 @@ class Counting:
     def __init__(self, services: Any, invoker: Any) -> None:
         self.invoker = invoker
         self.current: Tally | None = None
+        self._consistent = True
         clients = (
             services.store.client,
             services.timer.scheduler,
@@ -82,6 +88,8 @@ class Counting:
             return
         self.current.calls.append(model.name)
         body = (params or {}).get("body") or b""
+        if model.name in ("Query", "GetItem"):
+            self._consistent = bool(json.loads(body or b"{}").get("ConsistentRead"))
         if model.name in ("PutItem", "UpdateItem", "DeleteItem"):
             self.current.write_units += max(1, math.ceil(len(body) / 1024))
         elif model.name in ("TransactWriteItems", "BatchWriteItem"):
@@ -100,7 +108,8 @@ class Counting:
             return
         if model.name in ("Query", "GetItem"):
             size = len(http_response.content or b"")
-            self.current.read_units += max(1, math.ceil(size / 4096))
+            units = max(1, math.ceil(size / 4096))
+            self.current.read_units += units if self._consistent else units / 2
 
     @contextmanager
     def measure(self) -> Iterator[Tally]:
@@ -216,7 +225,7 @@ def _run(stack: Any, report: Report) -> None:
         rows.append((operation, tally, note))
         print(
             f"  {operation}: {tally.aws()} AWS calls ({tally.summary()}) + {tally.posts()} posts"
-            f"; ≈{tally.write_units} WRU, {tally.read_units} RRU",
+            f"; ≈{tally.write_units} WRU, {tally.read_units:g} RRU",
             flush=True,
         )
 
@@ -297,26 +306,50 @@ def _run(stack: Any, report: Report) -> None:
         stack.disconnect("ws-1")
     record("disconnect ($disconnect)", tally)
 
-    # A long conversation: the same calls, but the items (and so the billed units) are bigger.
-    long_cid = create("S" * LONG_SYSTEM_CHARS)
-    for n in range(LONG_TURNS):
-        generate(long_cid, start_turn(long_cid, f"{n} " + "U" * LONG_TURN_CHARS))
-    frame("ws-0", type="subscribe", surfaceId="cache-warming", conversationId=long_cid)
-    invoke("ws-0", long_cid, "toggle", True)
-    warm(due_warm(long_cid))
-    payload = due_warm(long_cid)
-    with counting.measure() as tally:
-        warm(payload)
-    prefix_tokens = (LONG_SYSTEM_CHARS + LONG_TURNS * LONG_TURN_CHARS) // 4
-    record(f"warm, 1 subscriber, ~{prefix_tokens // 1000}k-token conversation", tally)
-    warm_long = tally
+    # The same warm at three sizes: only the items (and so the billed units) differ.
+    def sized_warm(system: str | None, turns: int, turn_chars: int) -> Tally:
+        conversation_id = create(system)
+        for n in range(turns):
+            generate(conversation_id, start_turn(conversation_id, f"{n} " + "U" * turn_chars))
+        # A connection of its own: one subscriber, whatever a connection's subscription cap.
+        connection_id = f"ws-size-{conversation_id}"
+        assert stack.connect(connection_id, stack.token(owner))["statusCode"] == 200
+        frame(
+            connection_id,
+            type="subscribe",
+            surfaceId="cache-warming",
+            conversationId=conversation_id,
+        )
+        invoke(connection_id, conversation_id, "toggle", True)
+        warm(due_warm(conversation_id))
+        payload = due_warm(conversation_id)
+        with counting.measure() as measured:
+            warm(payload)
+        return measured
 
+    prefix_tokens = (LONG_SYSTEM_CHARS + LONG_TURNS * LONG_TURN_CHARS) // 4
+    sizes = (
+        ("~1 KB conversation", None, 1, 1_000),
+        (
+            f"~{prefix_tokens // 1000}k-token conversation",
+            "S" * LONG_SYSTEM_CHARS,
+            LONG_TURNS,
+            LONG_TURN_CHARS,
+        ),
+        ("200 KB system prompt", "S" * BIG_SYSTEM_CHARS, 1, 1_000),
+    )
+    by_size: list[tuple[str, Tally]] = []
+    for label, system, turns, turn_chars in sizes:
+        measured = sized_warm(system, turns, turn_chars)
+        record(f"warm, 1 subscriber, {label}", measured)
+        by_size.append((label, measured))
+    warm_long = by_size[1][1]
     for operation, tally, note in rows:
         report.add(
             f"{operation}: AWS calls",
             tally.aws(),
             note=f"{tally.summary()}; + {tally.posts()} posts; ≈{tally.write_units} WRU / "
-            f"{tally.read_units} RRU" + (f"; {note}" if note else ""),
+            f"{tally.read_units:g} RRU" + (f"; {note}" if note else ""),
             target="≤ 4 + 1 post/subscriber" if operation.startswith("warm") else "",
             met=(tally.aws() <= TARGET_WARM_CALLS) if operation.startswith("warm") else None,
         )
@@ -333,7 +366,11 @@ def _run(stack: Any, report: Report) -> None:
         "units",
         reference=warm_one.write_units + warm_one.read_units,
         reference_label="short conversation",
-        note=f"≈{warm_long.write_units} WRU + {warm_long.read_units} RRU",
+        note=f"≈{warm_long.write_units} WRU + {warm_long.read_units:g} RRU",
+    )
+    report.notes.append(
+        "a warm's DynamoDB units by size: "
+        + "; ".join(f"{label} ≈{t.write_units} WRU / {t.read_units:g} RRU" for label, t in by_size)
     )
     report.notes.append(
         "per-warm call mix: " + warm_one.summary() + " + 1 PostToConnection per subscriber"
@@ -346,4 +383,5 @@ def _run(stack: Any, report: Report) -> None:
         "requeue": requeue,
         "warm_long": warm_long,
         "long_prefix_tokens": prefix_tokens,
+        "warm_by_size": by_size,
     }

@@ -54,7 +54,7 @@ class PerWarm:
     invocations: int
     scheduler: bool
     write_units: int
-    read_units: int
+    read_units: float
 
 
 def per_warm(
