@@ -189,6 +189,13 @@ class Timer(Protocol):
         in the tick queue: it is made harmless by its `seq` instead).
         """
 
+    def requeue(
+        self, conversation_id: str, seq: int, target_ms: int, at_ms: int, now_ms: int
+    ) -> None:
+        """Deliver the same tick once more at `at_ms` (a received tick that must be looked at
+        again later: its claim still held, its booking write not landed yet). One delivery, no
+        backup: a requeued tick is itself a second look."""
+
     def cancel(self, ref: str) -> None:
         """Best effort and idempotent: a tick that already fired or is gone is fine."""
 
@@ -255,6 +262,9 @@ class TickQueue(Protocol):
 
     def send(self, payload: dict[str, Any], delay_s: int) -> None:
         """Enqueue one tick, invisible for `delay_s` seconds (0 to the queue's maximum delay)."""
+
+    def send_with_backup(self, payload: dict[str, Any], delay_s: int, backup_delay_s: int) -> None:
+        """Enqueue a tick and its backup (the same tick marked `backup`) in one request."""
 
     def retry_later(self, receipt: str, delay_s: int) -> None:
         """A received tick whose delivery failed comes back after `delay_s` seconds (not after the

@@ -114,11 +114,18 @@ class RecordingTickQueue(SqsTickQueue):
         super().__init__(lambda: SESSION.client("sqs"), TICK_QUEUE_URL)
         self.clock = clock
         self.sent: list[Sent] = []
+        self.backups: list[Sent] = []  # each booked tick's backup, sent with it
         self.retries: list[tuple[str, int]] = []
 
     def send(self, payload: dict[str, Any], delay_s: int) -> None:
         super().send(payload, delay_s)
         self.sent.append(Sent(dict(payload), delay_s, self.clock.now))
+
+    def send_with_backup(self, payload: dict[str, Any], delay_s: int, backup_delay_s: int) -> None:
+        super().send_with_backup(payload, delay_s, backup_delay_s)
+        self.sent.append(Sent(dict(payload), delay_s, self.clock.now))
+        backup = {**payload, "backup": True}
+        self.backups.append(Sent(backup, backup_delay_s, self.clock.now))
 
     def retry_later(self, receipt: str, delay_s: int) -> None:
         super().retry_later(receipt, delay_s)

@@ -23,6 +23,7 @@ from chalicelib.domain.pricing import Usage
 from chalicelib.domain.prompts import warm_prompt
 from chalicelib.domain.turns import Change
 from chalicelib.domain.warming import (
+    LATE,
     ArmTimer,
     CancelTimer,
     Effect,
@@ -34,6 +35,7 @@ from chalicelib.domain.warming import (
     WarmAbandoned,
     WarmFinished,
     decide,
+    too_late,
 )
 from chalicelib.ports import (
     CapReached,
@@ -51,6 +53,9 @@ from chalicelib.services.ports import Ports
 log = logging.getLogger("cache_warming")
 
 MAX_ATTEMPTS = 8
+# A sent warm's record is written at most this many times in its invocation, this far apart (x n).
+FINISH_ATTEMPTS = 3
+FINISH_RETRY_S = 0.25
 
 Planner = Callable[[Conversation, int], Change | None]
 
@@ -266,25 +271,47 @@ class UnitOfWork:
             turns = self.ports.store.get_turns(conversation.id)
         now = self.ports.clock.now_ms()
         terms = scope.terms or self.costs.terms(conversation, now)
+        started_at, usage, error = self._send_warm(conversation, turns)
+        cost = self.costs.usd(conversation, usage, started_at) if usage is not None else 0.0
+        done = WarmFinished(effect.seq, started_at, terms, usage, cost, error)
+        finished = self._finish_warm(conversation, done, replace(scope, turns=turns))
+        return WarmResult(started_at, usage, cost, error, finished)
+
+    def _send_warm(
+        self, conversation: Conversation, turns: list[Turn]
+    ) -> tuple[int, Usage | None, str | None]:
+        """The request, unless the cache would expire before it arrives: the claim's write may
+        have taken seconds of botocore's retries since the tick checked (domain/timing.py)."""
         prompt = warm_prompt(conversation, turns)
         started_at = self.ports.clock.now_ms()
-        usage: Usage | None = None
-        error: str | None = None
         if prompt is None:
-            error = "nothing_to_warm"
-        else:
-            try:
-                usage = self.ports.model().warm(prompt)
-            except ModelError as failure:
-                error = failure.code
-        cost = self.costs.usd(conversation, usage, started_at) if usage is not None else 0.0
+            return started_at, None, "nothing_to_warm"
+        state = conversation.warming
+        if not state.rebuild and too_late(state, started_at):
+            return started_at, None, LATE
         try:
-            finished = self.transition(
-                conversation.id,
-                WarmFinished(effect.seq, started_at, terms, usage, cost, error),
-                current=conversation,
-                scope=replace(scope, turns=turns),
-            )
-        except Exception as failure:
-            raise WarmUnfinished(effect.seq, started_at, usage, cost) from failure
-        return WarmResult(started_at, usage, cost, error, finished)
+            return started_at, self.ports.model().warm(prompt), None
+        except ModelError as failure:
+            return started_at, None, failure.code
+
+    def _finish_warm(self, conversation: Conversation, done: WarmFinished, scope: Scope) -> Outcome:
+        """Record the warm and book its successor. A failure that certainly did not write (a
+        throttled write, a failed send of the next tick) is tried again at once from a fresh
+        read: the invocation is the only one that knows the warm was sent."""
+        current: Conversation | None = conversation
+        for attempt in range(FINISH_ATTEMPTS):
+            try:
+                return self.transition(conversation.id, done, current=current, scope=scope)
+            except WriteOutcomeUnknown as failure:
+                raise WarmUnfinished(done.seq, done.started_at, done.usage, done.cost_usd) from (
+                    failure
+                )
+            except Exception as failure:
+                if attempt + 1 == FINISH_ATTEMPTS:
+                    raise WarmUnfinished(
+                        done.seq, done.started_at, done.usage, done.cost_usd
+                    ) from failure
+                log.warning("recording warm %s failed; trying again", done.seq, exc_info=True)
+                self.ports.clock.sleep(FINISH_RETRY_S * (attempt + 1))
+                current = None
+        raise AssertionError("unreachable")

@@ -719,6 +719,9 @@ def test_the_timers_ticks_resolve_to_template_resources(resolver: Resolver, func
         def send(self, payload: dict[str, Any], delay_s: int) -> None:
             sent.append((payload, delay_s))
 
+        def send_with_backup(self, payload: dict[str, Any], delay_s: int, backup: int) -> None:
+            sent.append((payload, delay_s))
+
         def retry_later(self, receipt: str, delay_s: int) -> None:
             raise AssertionError("not used by the timer")
 

@@ -11,6 +11,7 @@ from chalicelib.domain.errors import Refused
 from chalicelib.domain.pricing import Usage
 from chalicelib.ports import ModelError
 from chalicelib.services.ports import Limits
+from chalicelib.services.unit_of_work import WarmUnfinished
 from chalicelib.wire import commands
 from tests.fakes.ports import World, world
 from tests.helpers import OWNER, conversation_with_turn, fire, invoke, subscribe
@@ -208,7 +209,28 @@ def test_an_unreadable_spend_counter_refuses_the_turn_and_writes_nothing(
     assert len(w.invoker.calls) == 1
 
 
-def test_an_unreadable_spend_counter_leaves_the_tick_unclaimed_for_lambdas_retry(
+def test_an_unreadable_spend_counter_is_read_again_in_the_same_invocation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # At the default interval the queue's retry (5 s) would come inside the late guard: a read
+    # throttled past botocore's retries is tried again by the invocation itself.
+    w = world()
+    conversation = conversation_with_turn(w)
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    tick = w.timer.pop_due(conversation.id)
+    real_spent, calls = w.store.spent, []
+
+    def throttled_once(owner: str, day: str) -> int:
+        calls.append(owner)
+        return _throttled(owner, day) if len(calls) == 1 else real_spent(owner, day)
+
+    monkeypatch.setattr(w.store, "spent", throttled_once)
+    assert w.services.handle_tick(tick.conversation_id, tick.seq, tick.target).action == "warmed"
+    assert len(calls) == 2 and len(w.model.warms) == 1
+
+
+def test_a_spend_counter_unreadable_for_the_whole_retry_room_leaves_the_tick_unclaimed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from botocore.exceptions import ClientError
@@ -221,13 +243,13 @@ def test_an_unreadable_spend_counter_leaves_the_tick_unclaimed_for_lambdas_retry
     monkeypatch.setattr(w.store, "spent", _throttled)
     with pytest.raises(ClientError):
         w.services.handle_tick(tick.conversation_id, tick.seq, tick.target)
+    # It kept trying for the 8 s the default interval leaves before the guard, then gave up.
+    assert tick.target + 7_800 <= w.clock.now_ms() <= tick.target + 8_000
     stored = w.store.get_conversation(conversation.id)
     assert stored is not None and stored.warming.status == "scheduled" and w.model.warms == []
-    monkeypatch.undo()
-    assert w.services.handle_tick(tick.conversation_id, tick.seq, tick.target).action == "warmed"
 
 
-def test_a_warm_whose_next_booking_failed_still_counts_once_against_the_day() -> None:
+def test_a_warm_whose_next_booking_failed_once_is_booked_by_the_same_invocation() -> None:
     w = world()
     conversation = conversation_with_turn(w)
     day = spend_day(w.clock.now_ms())
@@ -235,9 +257,34 @@ def test_a_warm_whose_next_booking_failed_still_counts_once_against_the_day() ->
     invoke(w, "ws1", conversation.id, "toggle", True)
     before = w.store.spent(OWNER, day)
     w.timer.fail_next_arm = RuntimeError("queue down")
-    with pytest.raises(RuntimeError):
+    fire(w, conversation.id)
+    assert len(w.model.warms) == 1  # sent once; its record written on the second attempt
+    stored = w.store.get_conversation(conversation.id)
+    assert stored is not None and stored.warming.status == "scheduled"
+    assert len(w.timer.live_for(conversation.id)) == 1
+    spent = w.store.spent(OWNER, day) - before
+    assert spent > 0
+    assert spent == round(w.store.savings(OWNER).spent_usd * 1_000_000)
+
+
+def test_a_warm_whose_next_booking_kept_failing_still_counts_once_against_the_day(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w = world()
+    conversation = conversation_with_turn(w)
+    day = spend_day(w.clock.now_ms())
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    before = w.store.spent(OWNER, day)
+
+    def queue_down(*_: object) -> None:
+        raise RuntimeError("queue down")
+
+    monkeypatch.setattr(w.timer, "arm", queue_down)
+    with pytest.raises(WarmUnfinished) as failed:
         fire(w, conversation.id)
-    assert len(w.model.warms) == 1  # sent and billed, then the booking failed
+    assert isinstance(failed.value.__cause__, RuntimeError)
+    assert len(w.model.warms) == 1  # sent and billed, then every booking attempt failed
     spent = w.store.spent(OWNER, day) - before
     assert spent > 0
     assert spent == round(w.store.savings(OWNER).spent_usd * 1_000_000)

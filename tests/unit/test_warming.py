@@ -195,9 +195,11 @@ def test_a_lost_tick_or_a_dead_claim_is_re_armed(event: object) -> None:
     # A tick merely on its way is left alone.
     if not isinstance(event, SetInterval):
         assert decide(state, event, target + 10 * S) == (state, [])  # type: ignore[arg-type]
-    # So is a claim still held.
+    # So is a claim still held: a keep-alive warm's claim ends in time for a takeover before
+    # the late guard (the cache expires 10 s after the target).
     claimed, _ = decide(state, TickDue(state.seq, target, TERMS, target + 300 * S), target)
-    assert decide(claimed, Revive(), target + 100 * S) == (claimed, [])
+    assert claimed.warm_lease_until == target + 6_500
+    assert decide(claimed, Revive(), target + 6 * S) == (claimed, [])
 
 
 @pytest.mark.parametrize("delta_seq,delta_target", [(-1, 0), (1, 0), (0, 1000)])
@@ -284,7 +286,7 @@ def test_warm_errors_retry_then_stop_in_error_and_a_turn_recovers() -> None:
         )
         if attempt < 3:
             assert state.status == "scheduled"
-            assert arms(effects)[0].target == target + S + 20 * S * attempt
+            assert arms(effects)[0].target == target + S + S * (1 << (attempt - 1))
     assert state.status == "error" and state.last_error == "overloaded"
     state, _ = decide(state, TurnStarted(T0 + 200 * S), T0 + 200 * S)
     state, _ = decide(state, TurnSealed(T0 + 200 * S, T0 + 201 * S, Usage(), TERMS), T0 + 201 * S)

@@ -28,6 +28,8 @@ Retention = Literal["5m", "1h"]
 RetentionSetting = Literal["auto", "5m", "1h"]
 
 MAX_CONSECUTIVE_ERRORS = 3
+# A warm's error when it was not sent because its cache would have expired before it arrived.
+LATE = "too_late"
 
 # Why the cache in use is the one it is (the panel's `cache-retention.reason`).
 REASON_SET = "set when the conversation was created"
@@ -126,8 +128,8 @@ class WarmingState:
     idle_warms: int = 0
     consecutive_errors: int = 0
     last_error: str | None = None
-    # A claimed warm is held until its invocation's deadline (when Lambda kills it at the
-    # latest), or released at once when the invocation fails: then a redelivery takes it over.
+    # A claimed warm is held until `steps.lease_until` (never past its invocation's deadline),
+    # or released at once when the invocation fails: then a redelivery takes it over.
     warm_lease_until: int | None = None
     # The live tick may rebuild an expired cache: the user enabled warming and asked for it.
     rebuild: bool = False

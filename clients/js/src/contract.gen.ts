@@ -564,7 +564,7 @@ export const LIMITS = {
     "5m": 290,
     "1h": 3590
   },
-  "lateTickGuardSeconds": 5,
+  "lateTickGuardSeconds": 2,
   "framesPerSecondPerConnection": 20,
   "turnsPerMinutePerUser": 10,
   "warmingConversationsPerUser": 10,
