@@ -177,7 +177,7 @@ def test_a_crash_between_arming_and_the_write_leaves_a_harmless_orphan(
     # Its seq is ahead of the stored one, as a tick that beats its booking write is: it is
     # looked at again every few seconds while a write could still land (60 s), then dropped.
     stack.fire_schedule(schedule, jitter_s=0)
-    actions = []
+    actions: list[str] = []
     while not actions or actions[-1] == "requeued":
         sent = stack.queue.sent.pop()
         stack.clock.now = max(stack.clock.now, sent.due_ms)
