@@ -37,6 +37,7 @@ from chalicelib.adapters.lambdas import AsyncInvoker
 from chalicelib.adapters.prices import GenaiPriceBook
 from chalicelib.adapters.sockets import ManagementApiSockets
 from chalicelib.adapters.store import DynamoStore, create_table
+from chalicelib.adapters.store_table import client_config
 from chalicelib.adapters.tick_queue import SqsTickQueue
 from chalicelib.adapters.timer import PreciseTimer
 from chalicelib.services import Ports, Services
@@ -375,7 +376,10 @@ def build(clock: FakeClock | None = None) -> MotoStack:
     endpoint = f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}"
     services = Services(
         Ports(
-            store=DynamoStore(TABLE_NAME, client_factory=lambda: SESSION.client("dynamodb")),
+            store=DynamoStore(
+                TABLE_NAME,
+                client_factory=lambda: SESSION.client("dynamodb", config=client_config()),
+            ),
             timer=PreciseTimer(
                 lambda: SESSION.client("scheduler"),
                 queue,

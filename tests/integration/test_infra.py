@@ -32,6 +32,7 @@ import yaml
 from chalicelib.adapters import store
 from chalicelib.adapters.timer import PreciseTimer
 from chalicelib.config import ENVIRONMENT_VARIABLES, settings_from
+from chalicelib.domain.timing import TIMINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -513,7 +514,7 @@ def test_the_tick_queue_feeds_the_warm_function(
     assert not properties.get("FifoQueue")
     # Six times the function timeout (Lambda's recommendation for an SQS event source).
     warm_timeout = resources["Warm"]["Properties"]["Timeout"]
-    assert properties["VisibilityTimeout"] >= 6 * warm_timeout
+    assert properties["VisibilityTimeout"] == 6 * warm_timeout == TIMINGS.warm_visibility_s
     assert properties["RedrivePolicy"] == {
         "deadLetterTargetArn": resolver.getatt("WarmDLQ", "Arn"),
         "maxReceiveCount": 5,
@@ -857,7 +858,9 @@ def _log_group_id(template: Mapping[str, Any], function: str) -> str:
 # --- configuration ---------------------------------------------------------------------------
 
 
-EXPECTED_TIMEOUTS = {"Warm": (300, 300), "Generate": (900, 900)}
+# The warm function's timeout is the one domain/timing.py sizes its claims and the queue's
+# visibility on.
+EXPECTED_TIMEOUTS = {"Warm": (TIMINGS.warm_timeout_s,) * 2, "Generate": (900, 900)}
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])

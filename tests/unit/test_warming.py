@@ -369,6 +369,25 @@ def test_a_turn_whose_prefix_is_below_the_minimum_cacheable_length_books_no_warm
     assert state.status == "scheduled" and arms(effects)  # a long enough prefix warms again
 
 
+def test_enabling_after_a_turn_too_short_to_cache_shows_not_cacheable_and_books_nothing() -> None:
+    # The client README's path: a first turn too short to be cached, warming still off, then the
+    # toggle. The sealed turn's usage already says a warm would read nothing.
+    off = WarmingState()
+    short = Usage(input_tokens=700, output_tokens=200)
+    terms = ModelTerms(idle_budget=11, min_cacheable_tokens=1024)
+    sealed, _ = decide(off, TurnSealed(T0, T0 + 3 * S, short, terms), T0 + 3 * S)
+    assert sealed.status == "off" and sealed.below_min_cacheable
+    enabled, effects = decide(sealed, Toggle(True), T0 + 10 * S)
+    assert (enabled.enabled, enabled.status) == (True, "not-cacheable")
+    assert arms(effects) == [] and PushUpdate() in effects
+    # A turn long enough to cache arms warming again.
+    longer = Usage(input_tokens=1500, output_tokens=200)
+    state, effects = decide(
+        enabled, TurnSealed(T0 + 20 * S, T0 + 22 * S, longer, terms), T0 + 22 * S
+    )
+    assert state.status == "scheduled" and not state.below_min_cacheable and arms(effects)
+
+
 def test_a_new_interval_during_a_warm_is_pushed_by_the_warms_completion_not_before() -> None:
     state = enabled_state()
     target = state.next_warm_at or 0

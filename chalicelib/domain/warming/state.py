@@ -143,6 +143,10 @@ class WarmingState:
     # The history no longer leaves room for another turn in the model's context window: warming
     # would keep alive a prefix no turn can use. It only grows, so this never clears.
     context_full: bool = False
+    # The last sealed turn measured a prefix below the model's minimum cacheable length: a warm
+    # would be billed and cache nothing, so enabling warming shows `not-cacheable` at once. The
+    # next sealed turn measures again.
+    below_min_cacheable: bool = False
     stats: WarmStats = field(default_factory=WarmStats)
 
     @property

@@ -78,6 +78,9 @@ def resume(state: WarmingState, now: int) -> Decision:
         return stop(state, "context-full")
     if not state.has_prefix:
         return stop(state, "waiting-for-first-turn")
+    if state.below_min_cacheable:
+        # The last sealed turn said so: a warm would be billed and read nothing.
+        return stop(state, "not-cacheable")
     if too_late(state, now):
         # The cache is gone (or about to be): the user asked for warming, so rebuild it now.
         return arm(state, now, rebuild=True)
