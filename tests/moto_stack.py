@@ -38,6 +38,7 @@ from chalicelib.adapters.prices import GenaiPriceBook
 from chalicelib.adapters.sockets import ManagementApiSockets
 from chalicelib.adapters.store import DynamoStore, create_table
 from chalicelib.adapters.store_table import client_config
+from chalicelib.domain.timing import TIMINGS
 from chalicelib.adapters.tick_queue import SqsTickQueue
 from chalicelib.adapters.timer import PreciseTimer
 from chalicelib.services import Ports, Services
@@ -360,7 +361,10 @@ def create_tick_queues(sqs: Any) -> None:
     redrive = {"deadLetterTargetArn": TICK_DLQ_ARN, "maxReceiveCount": MAX_RECEIVE_COUNT}
     sqs.create_queue(
         QueueName=TICK_QUEUE,
-        Attributes={"VisibilityTimeout": "1800", "RedrivePolicy": json.dumps(redrive)},
+        Attributes={
+            "VisibilityTimeout": str(TIMINGS.warm_visibility_s),
+            "RedrivePolicy": json.dumps(redrive),
+        },
     )
 
 
