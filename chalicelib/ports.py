@@ -168,6 +168,24 @@ class SpendLedger(Protocol):
 
     def spent(self, owner: str, day: str) -> int: ...
 
+    def committed(self, owner: str, day: str) -> int:
+        """What `day` has spent plus what turns still streaming have reserved."""
+
+    def reserve_spend(
+        self, owner: str, day: str, micro_usd: int, budget_micro: int, expires_at: int
+    ) -> None:
+        """Reserve a turn's worst case against the day's budget, atomically with the check that
+        the day has not committed `budget_micro` already; BudgetExhausted otherwise."""
+
+    def settle_spend(
+        self, owner: str, day: str, reserved_micro: int, actual_micro: int, expires_at: int
+    ) -> None:
+        """A turn that reserved `reserved_micro` cost `actual_micro`: spend it, free the rest."""
+
+
+class BudgetExhausted(Exception):
+    """The day's budget is committed: no new reservation."""
+
 
 class SavingsLedger(Protocol):
     """Per-user totals of warming's spend and savings, added to atomically by the conversation

@@ -38,9 +38,9 @@ from chalicelib.adapters.prices import GenaiPriceBook
 from chalicelib.adapters.sockets import ManagementApiSockets
 from chalicelib.adapters.store import DynamoStore, create_table
 from chalicelib.adapters.store_table import client_config
-from chalicelib.domain.timing import TIMINGS
 from chalicelib.adapters.tick_queue import SqsTickQueue
 from chalicelib.adapters.timer import PreciseTimer
+from chalicelib.domain.timing import TIMINGS
 from chalicelib.services import Ports, Services
 from tests.conftest import SCHEDULE_GROUP, SESSION, TABLE_NAME
 from tests.fakes.ports import FakeClock, FakeModel

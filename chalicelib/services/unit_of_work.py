@@ -38,6 +38,7 @@ from chalicelib.domain.warming import (
     too_late,
 )
 from chalicelib.ports import (
+    BudgetExhausted,
     CapReached,
     ConversationCapReached,
     ModelError,
@@ -127,10 +128,36 @@ class UnitOfWork:
         except Exception:
             log.exception("could not count %s USD of spend", usd)
 
+    def settle_spend(self, owner: str, started_at: int, reserved_micro: int, usd: float) -> None:
+        """A turn's cost against the day it started on, freeing what it reserved beyond it
+        (best effort, as `record_spend`: a reservation not freed blocks more than it should for
+        the rest of that day, never less)."""
+        spend = budget.day_spend(started_at, usd)
+        try:
+            self.ports.store.settle_spend(
+                owner, spend.day, reserved_micro, spend.micro_usd, spend.expires_at_s
+            )
+        except Exception:
+            log.exception("could not settle %s USD against a reservation", usd)
+
+    def reserve(self, owner: str, micro_usd: int) -> bool:
+        """Reserve a turn's worst case; False when the day's budget is already committed."""
+        cap = self.ports.limits.daily_budget_usd
+        if cap is None:
+            return True
+        now = self.ports.clock.now_ms()
+        day, expires = budget.spend_day(now), budget.day_expires_at_s(now)
+        try:
+            self.ports.store.reserve_spend(owner, day, micro_usd, budget.micro_usd(cap), expires)
+        except BudgetExhausted:
+            return False
+        return True
+
     def budget_left(self, owner: str) -> bool:
+        """Against what the day has spent and what turns still streaming have reserved."""
         day = budget.spend_day(self.ports.clock.now_ms())
         return budget.budget_left(
-            self.ports.store.spent(owner, day), self.ports.limits.daily_budget_usd
+            self.ports.store.committed(owner, day), self.ports.limits.daily_budget_usd
         )
 
     def read_owned(self, conversation_id: str, owner: str | None) -> Conversation:
