@@ -358,7 +358,7 @@ def test_turns_in_flight_cannot_overshoot_the_budget_by_more_than_one_worst_case
     system = "s" * 160_000  # a long system prompt: 160,000 bytes, ~40,000 tokens
     w.model.turn_usage = Usage(input_tokens=40_000, output_tokens=8_000)  # $0.24 at $3/$15
     started = []
-    for minute in range(3):
+    for _minute in range(3):
         for _ in range(10):
             conversation = w.services.create_conversation(OWNER, {"system": system})
             started.append(w.services.start_turn(OWNER, conversation.id, {"text": "go"}))
@@ -371,7 +371,7 @@ def test_turns_in_flight_cannot_overshoot_the_budget_by_more_than_one_worst_case
         if k == len(started) or k in statuses:
             return
         statuses[k] = "running"
-        w.model.on_chunk = lambda number: number == 0 and run(k + 1)
+        w.model.on_chunk = lambda number: run(k + 1) if number == 0 else None
         statuses[k] = w.services.generate(started[k].conversation_id, started[k].index)
         run(k + 1)
 
@@ -385,14 +385,14 @@ def test_turns_in_flight_cannot_overshoot_the_budget_by_more_than_one_worst_case
         if t.error_code == "budget_exhausted"
     ]
     assert sealed + len(refused) == 30 and refused and sealed
-    conversation = w.store.get_conversation(started[0].conversation_id)
-    assert conversation is not None
+    stored = w.store.get_conversation(started[0].conversation_id)
+    assert stored is not None
     worst = Usage(
         cache_creation_input_tokens=160_300,
         cache_creation_1h_input_tokens=160_300,
-        output_tokens=conversation.max_tokens,
+        output_tokens=stored.max_tokens,
     )
-    one_worst_case = w.services.ports.prices().cost_usd(conversation.model, worst, 0)
+    one_worst_case = w.services.ports.prices().cost_usd(stored.model, worst, 0)
     spent = w.store.spent(OWNER, day) / 1_000_000
     assert spent <= 5.0 + one_worst_case
     # Every reservation was settled: nothing is held once no turn is streaming.
