@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chalicelib.domain.context import room_for_another_turn
 from chalicelib.domain.pricing import CacheRates, Usage
 from chalicelib.domain.warming.choice import choose_cache
 from chalicelib.domain.warming.events import (
@@ -17,6 +16,7 @@ from chalicelib.domain.warming.events import (
 )
 from chalicelib.domain.warming.state import REASON_MEASURING, WarmingState
 from chalicelib.domain.warming.steps import MARGIN_MS, alive, arm, resume, stop
+from chalicelib.domain.warming.stop_rules import room_for_another_turn
 
 
 def turn_started(state: WarmingState, at: int) -> Decision:
