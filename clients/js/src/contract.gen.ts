@@ -52,7 +52,7 @@ export const ABORT_REASONS = ["cancelled", "closed"] as const;
 export type AbortReason = (typeof ABORT_REASONS)[number];
 
 /** `turn-failed` codes (and a failed turn's errorCode over HTTP). */
-export const TURN_FAILURE_CODES = ["rate_limited", "overloaded", "timeout", "model_rejected", "model_unavailable", "upstream_error", "empty_reply", "internal_error", "context_window_exceeded"] as const;
+export const TURN_FAILURE_CODES = ["rate_limited", "overloaded", "timeout", "model_rejected", "model_unavailable", "upstream_error", "empty_reply", "internal_error", "context_window_exceeded", "budget_exhausted"] as const;
 export type TurnFailureCode = (typeof TURN_FAILURE_CODES)[number];
 
 /** The surface's field ids, in the order the server always sends them. */
