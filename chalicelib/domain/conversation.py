@@ -133,6 +133,9 @@ class Turn:
     # The stored reply is shorter than the model's: cut at the invocation's deadline or to fit
     # one DynamoDB item.
     truncated: bool = False
+    # What the request was billed in USD (`usage` at the model's prices), for every status; None
+    # when it never reached the model (or for turns stored before costs were).
+    cost_usd: float | None = None
 
     @property
     def turn_id(self) -> str:

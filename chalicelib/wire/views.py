@@ -87,6 +87,7 @@ def turn_view(turn: Turn) -> dict[str, Any]:
         "errorCode": turn.error_code,
         "abortReason": turn.abort_reason,
         "truncated": turn.truncated,
+        "costUsd": turn.cost_usd,
     }
 
 

@@ -483,6 +483,8 @@ export interface Turn {
   readonly errorCode: TurnFailureCode | null;
   readonly abortReason: AbortReason | null;
   readonly truncated: boolean;
+  /** What the turn's request was billed in USD, whatever its status (aborted and failed turns too); null when it never reached the model. */
+  readonly costUsd: number | null;
 }
 
 export interface ConversationDetail {
