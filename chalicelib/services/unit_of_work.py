@@ -47,6 +47,7 @@ from chalicelib.ports import (
 from chalicelib.services.costs import Costs
 from chalicelib.services.fanout import FanOut
 from chalicelib.services.ports import Ports
+from chalicelib.wire import surface
 
 log = logging.getLogger("cache_warming")
 
@@ -246,8 +247,12 @@ class UnitOfWork:
     def _carry_out(self, outcome: Outcome, scope: Scope) -> Outcome:
         try:
             if outcome.pushes_update:
+                event = outcome.change.event if outcome.change is not None else None
                 self.fanout.update(
-                    outcome.conversation, exclude=scope.exclude, connection_ids=scope.listeners
+                    outcome.conversation,
+                    surface.cause_of(event, outcome.conversation.warming),
+                    exclude=scope.exclude,
+                    connection_ids=scope.listeners,
                 )
             if outcome.change is not None and outcome.change.announce is not None:
                 self.fanout.announce(outcome.change.announce)

@@ -169,9 +169,14 @@ def test_surface_and_update_frames_match_the_schema() -> None:
     for state in _states():
         assert_valid("SurfaceFrame", surface.surface_frame(C, state, "r1"))
         assert_valid("SurfaceFrame", surface.surface_frame(C, state, None))
-        assert_valid("UpdateFrame", surface.update_frame(C, state, "r2"))
-        assert_valid("UpdateFrame", surface.update_frame(C, state))
-        assert_valid("ServerFrame", surface.update_frame(C, state))
+        assert_valid("UpdateFrame", surface.update_frame(C, state, "toggle", "r2"))
+        for cause in surface.CAUSES:
+            assert_valid("UpdateFrame", surface.update_frame(C, state, cause))
+        assert_valid("ServerFrame", surface.update_frame(C, state, "warm"))
+
+
+def test_update_causes_are_the_backends() -> None:
+    assert list(surface.CAUSES) == enum("UpdateCause")
 
 
 # --- client frames -----------------------------------------------------------------------------

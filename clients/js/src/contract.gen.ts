@@ -68,6 +68,10 @@ export type ClientFrameType = (typeof CLIENT_FRAME_TYPES)[number];
 export const SERVER_FRAME_TYPES = ["surface", "update", "ack", "pong", "error", "chat"] as const;
 export type ServerFrameType = (typeof SERVER_FRAME_TYPES)[number];
 
+/** What made an update: the reply to a toggle or set-interval, a warm that finished, a due tick that stopped warming (stop) or re-booked it while a turn generates (tick), a turn that started (reopening a closed conversation), the auto cache switching at a turn's request, a turn sealed, a turn aborted or failed, a close, a lost tick re-armed on subscribe. */
+export const UPDATE_CAUSES = ["toggle", "interval", "warm", "stop", "tick", "turn-started", "cache-switch", "turn-sealed", "turn-ended", "close", "revive"] as const;
+export type UpdateCause = (typeof UPDATE_CAUSES)[number];
+
 export const ACK_OFS = ["unsubscribe", "chat.subscribe", "chat.unsubscribe", "close"] as const;
 export type AckOf = (typeof ACK_OFS)[number];
 
@@ -162,6 +166,8 @@ export interface IntervalField {
   readonly max: number;
   readonly unit: "s";
   readonly action: SetIntervalAction;
+  /** What an hour of warming costs at this interval (each warm reads the measured prefix at the cache-read price); null until a sealed turn measured the prefix. */
+  readonly costPerHourUsd: number | null;
 }
 
 export interface TimerValue {
@@ -169,6 +175,10 @@ export interface TimerValue {
   readonly nextWarmAt: number | null;
   /** When the latest warm started; null before the first. */
   readonly lastWarmAt: number | null;
+  /** When the cache expires unless a warm or a turn refreshes it first (the last refresh + TTL); null while nothing is cached. */
+  readonly cacheExpiresAt: number | null;
+  /** Warms still to come before the idle pause (paused-idle) if no turn comes first; null before the first sealed turn. */
+  readonly warmsLeft: number | null;
 }
 
 export interface TimerField {
@@ -281,6 +291,7 @@ export interface UpdateFrame {
   readonly type: "update";
   readonly surfaceId: SurfaceId;
   readonly conversationId: ConversationId;
+  readonly cause: UpdateCause;
   readonly fields: SurfaceFields;
   readonly requestId?: RequestId;
 }
