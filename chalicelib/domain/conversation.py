@@ -47,6 +47,8 @@ class Conversation:
     # Lambda kills it at the latest): a duplicate invoke backs off, a retry after a death takes over.
     stream_owner: str | None = None
     stream_until: int | None = None
+    # Entries written to the conversation's history so far (domain/history.py numbers them).
+    history_count: int = 0
     version: int = 0
 
     @property

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from chalicelib.domain import budget, turns
+from chalicelib.domain import budget, history, turns
 from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.errors import Refused, not_found
 from chalicelib.domain.pricing import Usage
@@ -204,7 +204,7 @@ class UnitOfWork:
         now: int,
     ) -> Conversation:
         """A warm's cost counts against the owner's day in the write that records the warm:
-        exactly once, and no call of its own."""
+        exactly once, and no call of its own; its history entry is written in it too."""
         taking = turns.warming_slot(current, updated)
         slot = None
         if taking is not None:
@@ -216,9 +216,14 @@ class UnitOfWork:
         spend = None
         if tally is not None and tally.spent_usd > 0:
             spend = budget.day_spend(now, tally.spent_usd)
+        entry = history.entry_of(current, updated, change.event, change.turn, tally, now)
+        if entry is not None:
+            updated = replace(updated, history_count=entry.seq)
         store = self.ports.store
         try:
-            return store.save_conversation(updated, change.turn, slot, tally, spend, place)
+            return store.save_conversation(
+                updated, change.turn, slot, tally, spend, place, entry
+            )
         except ConversationCapReached as error:
             raise turns.too_many_open(self.ports.limits.conversations) from error
         except CapReached as error:

@@ -522,6 +522,70 @@ export interface UserSavings {
   readonly warms: number;
 }
 
+/** The conversation's warming totals once the entry is counted (the savings field's spentUsd and savedUsd at that moment). */
+export interface HistoryTotals {
+  readonly spentUsd: number;
+  readonly savedUsd: number;
+}
+
+/** One warm: sent (warmed), failed upstream (reason: the error code), or skipped by its tick (reason: the status it stopped at). */
+export interface HistoryWarm {
+  readonly seq: number;
+  readonly kind: "warm";
+  /** When the warm's request started (skipped: when its tick was decided). */
+  readonly at: number;
+  /** The nextWarmAt it was booked for; null when it no longer was the live tick. */
+  readonly target: number | null;
+  /** at - target. */
+  readonly delayMs: number | null;
+  readonly outcome: WarmOutcome;
+  readonly reason: string | null;
+  readonly usage: Usage | null;
+  readonly cacheReadTokens: number;
+  readonly cacheWriteTokens: number;
+  /** Share of the warmed prefix read from cache. */
+  readonly cachePct: number | null;
+  readonly costUsd: number;
+  readonly totals: HistoryTotals;
+}
+
+/** One turn that ended (sealed, aborted or failed): what its request read and wrote, cost, and whether warming rescued it. */
+export interface HistoryTurn {
+  readonly seq: number;
+  readonly kind: "turn";
+  /** When the turn started. */
+  readonly at: number;
+  readonly endedAt: number | null;
+  readonly turnId: string;
+  readonly outcome: TurnStatus;
+  /** A failed turn's code, an aborted one's reason. */
+  readonly reason: string | null;
+  readonly usage: Usage | null;
+  readonly cacheReadTokens: number;
+  readonly cacheWriteTokens: number;
+  /** Share of the whole prompt read from cache. */
+  readonly cachePct: number | null;
+  readonly costUsd: number;
+  /** It read the prefix only because warming kept it alive. */
+  readonly rescue: boolean;
+  /** What the rescue saved (0 for no rescue). */
+  readonly savedUsd: number;
+  readonly totals: HistoryTotals;
+}
+
+export type HistoryEntry =
+  | HistoryWarm
+  | HistoryTurn;
+
+export const WARM_OUTCOMES = ["warmed", "failed", "skipped"] as const;
+export type WarmOutcome = (typeof WARM_OUTCOMES)[number];
+
+/** GET /conversations/{id}/history?limit=1-100&cursor=: one page of the conversation's warms and ended turns, newest first; pass nextCursor back as `cursor` for the older page, null on the last one. At most 1000 entries are kept per conversation, each for 30 days. */
+export interface HistoryPage {
+  readonly entries: readonly HistoryEntry[];
+  readonly nextCursor: string | null;
+}
+
 /** The reply the server sends to a client frame (its `x-reply` in the schema). */
 export type ReplyTo<F extends ClientFrame> =
   F extends SubscribeFrame ? SurfaceFrame :
@@ -586,7 +650,9 @@ export const LIMITS = {
   "listPageSize": {
     "default": 50,
     "max": 100
-  }
+  },
+  "historyEntriesPerConversation": 1000,
+  "historyRetentionDays": 30
 } as const;
 
 /** The HTTP routes (`{conversationId}` is a path parameter). */
@@ -630,6 +696,17 @@ export const ROUTES = [
     "auth": true,
     "status": 200,
     "response": "ConversationDetail"
+  },
+  {
+    "method": "GET",
+    "path": "/conversations/{conversationId}/history",
+    "auth": true,
+    "status": 200,
+    "query": [
+      "limit",
+      "cursor"
+    ],
+    "response": "HistoryPage"
   },
   {
     "method": "POST",
