@@ -10,7 +10,7 @@ from chalicelib.domain import catalog, turns
 from chalicelib.domain.conversation import Conversation, PageKey, Turn, is_blank
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.warming import ConversationCreated, Tally, WarmingState, decide
-from chalicelib.ports import ConversationCapReached, SummaryPage
+from chalicelib.ports import ConversationCapReached, HistoryPage, SummaryPage
 from chalicelib.services.unit_of_work import UnitOfWork
 from chalicelib.wire import commands
 
@@ -73,3 +73,11 @@ class Conversations:
     def savings(self, owner: str) -> Tally:
         """The owner's warming totals: one read of the counter the conversations' writes add to."""
         return self.ports.store.savings(owner)
+
+    def history(
+        self, owner: str, conversation_id: str, limit: int, before: int | None = None
+    ) -> HistoryPage:
+        """One page of the conversation's warms and turns, newest first (its owner only)."""
+        self.uow.read_owned(conversation_id, owner)
+        now_s = self.ports.clock.now_ms() // 1000
+        return self.ports.store.history(conversation_id, limit, before, now_s)

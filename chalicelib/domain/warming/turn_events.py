@@ -61,8 +61,11 @@ def turn_claimed(state: WarmingState, claimed: TurnClaimed, now: int) -> Decisio
 def turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
     usage = sealed.usage
     state, tally = _rescue(state, sealed)
+    rates = sealed.terms.rates
     state = replace(
         state,
+        idle_budget=sealed.terms.idle_budget,
+        cache_read_rate=rates.cache_read if rates is not None else state.cache_read_rate,
         turn_started_at=None,
         has_prefix=True,
         last_refresh_at=max(sealed.started_at, state.last_refresh_at or 0),
