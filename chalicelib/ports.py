@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import Conversation, ConversationSummary, PageKey, Turn
+from chalicelib.domain.history import HistoryEntry
 from chalicelib.domain.pricing import CacheRates, Usage
 from chalicelib.domain.prompts import Prompt
 from chalicelib.domain.warming import Tally
@@ -70,6 +71,13 @@ class SummaryPage:
 
 
 @dataclass(frozen=True)
+class HistoryPage:
+    entries: list[HistoryEntry]
+    # The `seq` the next (older) page starts below; None on the last page.
+    next_before: int | None
+
+
+@dataclass(frozen=True)
 class Connection:
     connection_id: str
     owner: str
@@ -111,6 +119,7 @@ class ConversationStore(Protocol):
         tally: Tally | None = None,
         spend: DaySpend | None = None,
         place: PlaceChange | None = None,
+        history: HistoryEntry | None = None,
     ) -> Conversation:
         """Write `conversation` if the stored version still equals `conversation.version`.
 
@@ -120,8 +129,9 @@ class ConversationStore(Protocol):
         (so it counts each warm and rescue exactly when the conversation records it); with
         `spend`, the owner's counter for that day is added to in it as well; with `place`, the
         owner's count of open conversations (taking one past the cap raises
-        ConversationCapReached). Raises VersionConflict when the version moved on, writing
-        nothing. A write that landed although its response was lost (a retried request that then
+        ConversationCapReached); with `history`, the entry is put (with its TTL) and the one
+        `MAX_ENTRIES` older deleted, so a conversation keeps at most that many. Raises
+        VersionConflict when the version moved on, writing nothing. A write that landed although its response was lost (a retried request that then
         failed its own condition) is recognised as this write and returned as saved.
         """
 
@@ -133,6 +143,12 @@ class ConversationStore(Protocol):
 
     def load(self, conversation_id: str, now_s: int) -> Snapshot | None:
         """Conversation, turns and live subscribers per channel in one consistent read."""
+
+    def history(
+        self, conversation_id: str, limit: int, before: int | None, now_s: int
+    ) -> HistoryPage:
+        """At most `limit` history entries, newest first, with `seq` below `before`; expired
+        entries (TTL passed, not yet removed) are skipped. Never read by `load`."""
 
 
 class ConnectionStore(Protocol):
@@ -168,6 +184,24 @@ class SpendLedger(Protocol):
 
     def spent(self, owner: str, day: str) -> int: ...
 
+    def committed(self, owner: str, day: str) -> int:
+        """What `day` has spent plus what turns still streaming have reserved."""
+
+    def reserve_spend(
+        self, owner: str, day: str, micro_usd: int, budget_micro: int, expires_at: int
+    ) -> None:
+        """Reserve a turn's worst case against the day's budget, atomically with the check that
+        the day has not committed `budget_micro` already; BudgetExhausted otherwise."""
+
+    def settle_spend(
+        self, owner: str, day: str, reserved_micro: int, actual_micro: int, expires_at: int
+    ) -> None:
+        """A turn that reserved `reserved_micro` cost `actual_micro`: spend it, free the rest."""
+
+
+class BudgetExhausted(Exception):
+    """The day's budget is committed: no new reservation."""
+
 
 class SavingsLedger(Protocol):
     """Per-user totals of warming's spend and savings, added to atomically by the conversation
@@ -188,6 +222,13 @@ class Timer(Protocol):
         Returns a handle for `cancel`, or None when the tick cannot be cancelled (a message already
         in the tick queue: it is made harmless by its `seq` instead).
         """
+
+    def requeue(
+        self, conversation_id: str, seq: int, target_ms: int, at_ms: int, now_ms: int
+    ) -> None:
+        """Deliver the same tick once more at `at_ms` (a received tick that must be looked at
+        again later: its claim still held, its booking write not landed yet). One delivery, no
+        backup: a requeued tick is itself a second look."""
 
     def cancel(self, ref: str) -> None:
         """Best effort and idempotent: a tick that already fired or is gone is fine."""
@@ -255,6 +296,9 @@ class TickQueue(Protocol):
 
     def send(self, payload: dict[str, Any], delay_s: int) -> None:
         """Enqueue one tick, invisible for `delay_s` seconds (0 to the queue's maximum delay)."""
+
+    def send_with_backup(self, payload: dict[str, Any], delay_s: int, backup_delay_s: int) -> None:
+        """Enqueue a tick and its backup (the same tick marked `backup`) in one request."""
 
     def retry_later(self, receipt: str, delay_s: int) -> None:
         """A received tick whose delivery failed comes back after `delay_s` seconds (not after the

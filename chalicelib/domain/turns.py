@@ -66,6 +66,8 @@ class Reported:
     cost_usd: float | None = None
     # The stream was stopped before the invocation's deadline: what arrived is sealed as is.
     truncated: bool = False
+    # What the turn reserved against the day's budget before its request (budget.py).
+    reserved_micro: int = 0
 
 
 def begin_turn(
@@ -143,6 +145,7 @@ def end_turn(
         error_code=code,
         abort_reason=reason,
         truncated=cut or (status == "sealed" and reported.truncated),
+        cost_usd=reported.cost_usd,
     )
     cleared = replace(
         conversation, active_turn_id=None, abort_reason=None, stream_owner=None, stream_until=None

@@ -8,13 +8,16 @@ import threading
 from chalicelib.adapters.store_items import encode_conversation, encode_turn
 from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import MAX_ITEM_BYTES, Conversation, PageKey, Turn, summary_of
+from chalicelib.domain.history import MAX_ENTRIES, HistoryEntry
 from chalicelib.domain.warming import Tally
 from chalicelib.ports import (
     AlreadyExists,
+    BudgetExhausted,
     CapReached,
     Channel,
     Connection,
     ConversationCapReached,
+    HistoryPage,
     ItemTooLarge,
     PlaceChange,
     SlotChange,
@@ -39,8 +42,11 @@ class InMemoryStore:
         # owner -> how many of their conversations are open (the conversation cap)
         self._open: dict[str, int] = {}
         self._spend: dict[tuple[str, str], int] = {}
+        self._committed: dict[tuple[str, str], int] = {}
         # owner -> the savings counter
         self._savings: dict[str, Tally] = {}
+        # conversation id -> seq -> history entry
+        self._history: dict[str, dict[int, HistoryEntry]] = {}
 
     def create_conversation(self, conversation: Conversation, cap: int | None = None) -> None:
         with self._lock:
@@ -70,7 +76,30 @@ class InMemoryStore:
     def _add_spend(self, owner: str, spend: DaySpend) -> int:
         total = self._spend.get((owner, spend.day), 0) + spend.micro_usd
         self._spend[(owner, spend.day)] = total
+        key = (owner, spend.day)
+        self._committed[key] = self._committed.get(key, 0) + spend.micro_usd
         return total
+
+    def committed(self, owner: str, day: str) -> int:
+        with self._lock:
+            return max(self._committed.get((owner, day), 0), self._spend.get((owner, day), 0))
+
+    def reserve_spend(
+        self, owner: str, day: str, micro_usd: int, budget_micro: int, expires_at: int
+    ) -> None:
+        with self._lock:
+            key = (owner, day)
+            if max(self._committed.get(key, 0), self._spend.get(key, 0)) >= budget_micro:
+                raise BudgetExhausted(owner)
+            self._committed[key] = self._committed.get(key, 0) + micro_usd
+
+    def settle_spend(
+        self, owner: str, day: str, reserved_micro: int, actual_micro: int, expires_at: int
+    ) -> None:
+        with self._lock:
+            key = (owner, day)
+            self._spend[key] = self._spend.get(key, 0) + actual_micro
+            self._committed[key] = self._committed.get(key, 0) + actual_micro - reserved_micro
 
     def spent(self, owner: str, day: str) -> int:
         with self._lock:
@@ -94,6 +123,7 @@ class InMemoryStore:
         tally: Tally | None = None,
         spend: DaySpend | None = None,
         place: PlaceChange | None = None,
+        history: HistoryEntry | None = None,
     ) -> Conversation:
         with self._lock:
             stored = self._conversations.get(conversation.id)
@@ -125,7 +155,25 @@ class InMemoryStore:
                 self._savings[owner] = self._savings.get(owner, Tally()).plus(tally)
             if spend is not None:
                 self._add_spend(conversation.owner, spend)
+            if history is not None:
+                entries = self._history.setdefault(conversation.id, {})
+                entries[history.seq] = history
+                entries.pop(history.seq - MAX_ENTRIES, None)
             return saved
+
+    def history(
+        self, conversation_id: str, limit: int, before: int | None, now_s: int
+    ) -> HistoryPage:
+        with self._lock:
+            entries = self._history.get(conversation_id, {})
+            newest_first = [
+                entries[seq]
+                for seq in sorted(entries, reverse=True)
+                if (before is None or seq < before) and entries[seq].expires_at_s > now_s
+            ]
+        page = newest_first[:limit]
+        more = len(newest_first) > limit
+        return HistoryPage(page, page[-1].seq if more and page else None)
 
     def savings(self, owner: str) -> Tally:
         with self._lock:
