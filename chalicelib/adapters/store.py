@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters.store_history import HistoryItems
 from chalicelib.adapters.store_items import (
+    FIXED_FROM,
     GSI_NAME,
     META,
     PARTIAL_TEXT,
@@ -19,10 +20,13 @@ from chalicelib.adapters.store_items import (
     decode_conversation,
     decode_summary,
     int_attr,
+    is_legacy,
     page_key_of,
     s_value,
+    state_of,
     str_attr,
     summary_start_key,
+    system_item,
     turn_from_item,
     turn_key,
 )
@@ -76,6 +80,8 @@ class DynamoStore(ConversationWrites, UserItems, HistoryItems):
                         }
                     },
                     {"Update": count},  # type: ignore[typeddict-item]
+                    # Last: a cancellation names the two above by position.
+                    {"Put": {"TableName": self._table, "Item": system_item(conversation)}},
                 ]
             )
         except ClientError as error:
@@ -123,9 +129,17 @@ class DynamoStore(ConversationWrites, UserItems, HistoryItems):
             TableName=self._table, Key=conversation_key(conversation_id), ConsistentRead=True
         )
         item = response.get("Item")
-        if item is None:
-            return None
-        return decode_conversation(str_attr(item, "body"), int_attr(item, "version"))
+        return None if item is None else self._conversation(item)
+
+    def _conversation(self, item: Item) -> Conversation:
+        """The conversation of a META item, its prompt from the cache or the SYSTEM item."""
+        state = state_of(item)
+        conversation_id = str_attr(item, "pk").removeprefix("CONV#")
+        if is_legacy(state):
+            self._legacy.add(conversation_id)
+            return decode_conversation(state, int_attr(item, "version"), None)
+        system = self._system(conversation_id)
+        return decode_conversation(state, int_attr(item, "version"), system)
 
     def list_conversations(self, owner: str) -> list[Conversation]:
         items = self._query(
@@ -137,9 +151,7 @@ class DynamoStore(ConversationWrites, UserItems, HistoryItems):
                 "ScanIndexForward": False,
             }
         )
-        return [
-            decode_conversation(str_attr(item, "body"), int_attr(item, "version")) for item in items
-        ]
+        return [self._conversation(item) for item in items]
 
     def get_turns(self, conversation_id: str) -> list[Turn]:
         items = self._query(
@@ -166,28 +178,34 @@ class DynamoStore(ConversationWrites, UserItems, HistoryItems):
         )
 
     def load(self, conversation_id: str, now_s: int) -> Snapshot | None:
+        """The state and the subscribers strongly consistent (the range before the fixed
+        items), then the prompt and the turns in one eventually consistent read (store_fixed)."""
         items = self._query(
             {
                 "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": s_value(f"CONV#{conversation_id}")},
+                "KeyConditionExpression": "pk = :pk AND sk < :fixed",
+                "ExpressionAttributeValues": {
+                    ":pk": s_value(f"CONV#{conversation_id}"),
+                    ":fixed": s_value(FIXED_FROM),
+                },
                 "ConsistentRead": True,
             }
         )
-        conversation: Conversation | None = None
-        turns: list[Turn] = []
+        meta: Item | None = None
         subscribers: dict[str, list[str]] = {"surface": [], "chat": []}
         for item in items:
             sort_key = str_attr(item, "sk")
             if sort_key == META:
-                conversation = decode_conversation(
-                    str_attr(item, "body"), int_attr(item, "version")
-                )
-            elif sort_key.startswith("TURN#"):
-                turns.append(turn_from_item(item))
+                meta = item
             elif sort_key.startswith("SUB#") and int_attr(item, TTL_ATTRIBUTE) > now_s:
                 channel = sort_key.split("#", 2)[1]
                 subscribers.setdefault(channel, []).append(str_attr(item, "connectionId"))
-        if conversation is None:
+        if meta is None:
             return None
+        state = state_of(meta)
+        legacy = state.get("system") if is_legacy(state) else None
+        if legacy is not None:
+            self._legacy.add(conversation_id)
+        system, turns = self._fixed(conversation_id, int(state.get("turn_count", 0)), legacy)
+        conversation = decode_conversation(state, int_attr(meta, "version"), system)
         return Snapshot(conversation, turns, subscribers)

@@ -1,7 +1,9 @@
 """The single table's layout: keys, item shapes, the body codec, and the table itself.
 
 Key layout (pk / sk):
-    CONV#<id>    META                       conversation: version, owner, gsi1pk, gsi1sk, body
+    CONV#<id>    META                       the conversation's state: version, owner, gsi1pk, gsi1sk,
+                                            summary, writeId, body (everything but the system prompt)
+    CONV#<id>    SYSTEM                     system: the system prompt, put once with the conversation
     CONV#<id>    TURN#<index:06d>           turn: body, partialText (the reply so far, while generating)
     CONV#<id>    SUB#<channel>#<connId>     subscription: connectionId, expiresAt
     CONN#<id>    META                       connection: owner, connectedAt, expiresAt
@@ -18,6 +20,15 @@ GSI `owner-summaries`: the same keys, projecting only `summary` (the list view).
 `body` is the msgspec JSON of the dataclass. A conversation's version lives only in the `version`
 attribute, which the conditional writes compare against; `writeId` names the write that stored
 the item, so a retried write can recognise its own first attempt.
+
+What a warm, a toggle or a turn changes is in the small META item; what never changes once
+written (the system prompt, up to 200 KB, and the turns once ended) in items of their own, because
+DynamoDB bills a write by the whole item's size (on-demand pricing page, "Key terms", read
+2026-12-07): a save of META costs the same whatever the prompt. A META written before that split
+still carries `system` in its body (`is_legacy`): it is read as it is, and the next save or the
+one-time migration (`store_migration.py`) moves the prompt to its SYSTEM item. Sort keys order
+META < SUB#... < SYSTEM < TURN#..., so one range reads the state and the subscribers, another the
+prompt's fixed part (`FIXED_FROM`).
 """
 
 from __future__ import annotations
@@ -47,16 +58,33 @@ GSI_NAME = "by-owner"
 SUMMARY_GSI = "owner-summaries"
 TTL_ATTRIBUTE = "expiresAt"
 META = "META"
+SYSTEM = "SYSTEM"
+# Every sort key at or after this one in a CONV# partition is fixed once written (or a turn still
+# generating, which its status says); every one before it is state or a subscription.
+FIXED_FROM = SYSTEM
 
 
 def encode_conversation(conversation: Conversation) -> str:
+    """The state's body: the conversation without its version (an attribute of its own) and
+    without its system prompt (the SYSTEM item)."""
     data = msgspec.to_builtins(conversation)
-    del data["version"]
+    del data["version"], data["system"]
     return msgspec.json.encode(data).decode()
 
 
-def decode_conversation(body: str, version: int) -> Conversation:
-    return dataclasses.replace(msgspec.json.decode(body, type=Conversation), version=version)
+def state_of(item: Item) -> dict[str, Any]:
+    return msgspec.json.decode(str_attr(item, "body"))  # type: ignore[no-any-return]
+
+
+def is_legacy(state: dict[str, Any]) -> bool:
+    """A META written before the state/fixed split: its body still holds the system prompt."""
+    return "system" in state
+
+
+def decode_conversation(state: dict[str, Any], version: int, system: str | None) -> Conversation:
+    """The conversation from its state body and its system prompt (a legacy body has its own)."""
+    data = state if is_legacy(state) else {**state, "system": system}
+    return dataclasses.replace(msgspec.convert(data, type=Conversation), version=version)
 
 
 def encode_turn(turn: Turn) -> str:
@@ -69,6 +97,14 @@ def decode_turn(body: str) -> Turn:
 
 def conversation_key(conversation_id: str) -> Item:
     return {"pk": s_value(f"CONV#{conversation_id}"), "sk": s_value(META)}
+
+
+def system_key(conversation_id: str) -> Item:
+    return {"pk": s_value(f"CONV#{conversation_id}"), "sk": s_value(SYSTEM)}
+
+
+def system_item(conversation: Conversation) -> Item:
+    return {**system_key(conversation.id), "system": s_value(conversation.system)}
 
 
 def encode_summary(summary: ConversationSummary) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.adapters.store_fixed import FixedReads
 from chalicelib.adapters.store_history import history_writes
 from chalicelib.adapters.store_items import (
     conversation_item,
@@ -28,12 +29,13 @@ from chalicelib.adapters.store_items import (
     savings_key,
     spend_update,
     str_attr,
+    system_item,
     turn_item,
     usd_value,
     user_key,
     warming_slots_key,
 )
-from chalicelib.adapters.store_table import Table, error_code
+from chalicelib.adapters.store_table import error_code
 from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.history import HistoryEntry
@@ -65,7 +67,7 @@ _MAYBE_LANDED = {
 }
 
 
-class ConversationWrites(Table):
+class ConversationWrites(FixedReads):
     def save_conversation(
         self,
         conversation: Conversation,
@@ -80,20 +82,25 @@ class ConversationWrites(Table):
         write_id = secrets.token_hex(8)
         put = self._put(saved, conversation.version, write_id)
         limited = _Limited(slot, place)
+        legacy = saved.id in self._legacy
         try:
             alone = turn is None and tally is None and spend is None and history is None
-            if alone and limited.none:
+            if alone and limited.none and not legacy:
                 self.client.put_item(**put)
             else:
                 items = self._items(put, saved, turn, tally, spend, limited)
+                # Before the capped updates: a cancellation names those by position.
                 if history is not None:
-                    # Before the capped updates: a cancellation names those by position.
                     items[1:1] = cast("list[Any]", history_writes(self._table, history))
+                if legacy:
+                    # The META put drops the prompt from its body: the SYSTEM item takes it.
+                    items.insert(1, {"Put": {"TableName": self._table, "Item": system_item(saved)}})
                 self.client.transact_write_items(TransactItems=items)
         except ClientError as error:
             self._refused(error, saved, write_id, limited)
         except BotoCoreError as error:
             self._unsure(error, saved, write_id)
+        self._legacy.discard(saved.id)
         return saved
 
     def _put(self, saved: Conversation, expected: int, write_id: str) -> dict[str, Any]:
