@@ -8,7 +8,8 @@ is moved on the next attempt). The version is kept, since the conversation is th
 prepared on the legacy read still passes its condition and, knowing the read was legacy, puts
 the SYSTEM item too. Running it twice changes nothing. Operators run it after the deploy (docs/
 operations.md, "Migrating to the state/fixed layout") with credentials that may Scan the table:
-the functions' role may not.
+the functions' role may not. `--reverse` puts each prompt back into its META body (the SYSTEM item
+stays, unread by older code), for a rollback to a release from before the split.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ class Migrated:
     moved: int  # of those, moved to the new layout by this run
 
 
-def migrate(client: DynamoDBClient, table: str) -> Migrated:
-    """Move every legacy conversation; safe to run again and beside live traffic."""
+def migrate(client: DynamoDBClient, table: str, reverse: bool = False) -> Migrated:
+    """Move every legacy conversation (every moved one back, `reverse`); safe to run again and
+    beside live traffic."""
     seen = moved = 0
     request: dict[str, Any] = {
         "TableName": table,
@@ -57,21 +59,22 @@ def migrate(client: DynamoDBClient, table: str) -> Migrated:
         page = client.scan(**request)
         for item in page.get("Items", []):
             seen += 1
-            moved += _move(client, table, item)
+            moved += _move(client, table, item, reverse)
         if "LastEvaluatedKey" not in page:
             return Migrated(seen, moved)
         request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def _move(client: DynamoDBClient, table: str, item: Item) -> bool:
+def _move(client: DynamoDBClient, table: str, item: Item, reverse: bool) -> bool:
     """One conversation moved, re-read after each save that got there first."""
     conversation_id = item["pk"]["S"].removeprefix("CONV#")
     for _ in range(_ATTEMPTS):
         state = state_of(item)
-        if not is_legacy(state):
+        if is_legacy(state) == reverse:
             return False
+        writes = _back(client, table, item, state) if reverse else _writes(table, item, state)
         try:
-            client.transact_write_items(TransactItems=_writes(table, item, state))
+            client.transact_write_items(TransactItems=writes)
             return True
         except ClientError as error:
             if error_code(error) != "TransactionCanceledException":
@@ -85,35 +88,46 @@ def _move(client: DynamoDBClient, table: str, item: Item) -> bool:
     raise RuntimeError(f"conversation {conversation_id} kept changing: run the migration again")
 
 
+def _meta_put(table: str, item: Item, state: dict[str, Any]) -> dict[str, Any]:
+    """META with `state` as its body, if its version is still the one read (and kept)."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": {**item, "body": s_value(msgspec.json.encode(state).decode())},
+            "ConditionExpression": "#version = :read",
+            "ExpressionAttributeNames": {"#version": "version"},
+            "ExpressionAttributeValues": {":read": n_value(int(item["version"]["N"]))},
+        }
+    }
+
+
 def _writes(table: str, item: Item, state: dict[str, Any]) -> list[Any]:
     conversation_id = item["pk"]["S"].removeprefix("CONV#")
     system = state.pop("system")
-    meta = {**item, "body": s_value(msgspec.json.encode(state).decode())}
-    return [
-        {
-            "Put": {
-                "TableName": table,
-                "Item": meta,
-                "ConditionExpression": "#version = :read",
-                "ExpressionAttributeNames": {"#version": "version"},
-                "ExpressionAttributeValues": {":read": n_value(int(item["version"]["N"]))},
-            }
-        },
-        {
-            "Put": {
-                "TableName": table,
-                "Item": {**system_key(conversation_id), "system": s_value(system)},
-            }
-        },
+    prompt = {**system_key(conversation_id), "system": s_value(system)}
+    return [_meta_put(table, item, state), {"Put": {"TableName": table, "Item": prompt}}]
+
+
+def _back(client: DynamoDBClient, table: str, item: Item, state: dict[str, Any]) -> list[Any]:
+    conversation_id = item["pk"]["S"].removeprefix("CONV#")
+    prompt = client.get_item(TableName=table, Key=system_key(conversation_id), ConsistentRead=True)[
+        "Item"
     ]
+    return [_meta_put(table, item, {**state, "system": prompt["system"]["S"]})]
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m chalicelib.adapters.store_migration TABLE_NAME", file=sys.stderr)
+    reverse = "--reverse" in argv
+    names = [arg for arg in argv if arg != "--reverse"]
+    if len(names) != 1:
+        print(
+            "usage: python -m chalicelib.adapters.store_migration [--reverse] TABLE_NAME",
+            file=sys.stderr,
+        )
         return 2
-    result = migrate(default_client(), argv[0])
-    print(f"{result.seen} conversations seen, {result.moved} moved to the state/fixed layout")
+    result = migrate(default_client(), names[0], reverse)
+    layout = "the layout from before the split" if reverse else "the state/fixed layout"
+    print(f"{result.seen} conversations seen, {result.moved} moved to {layout}")
     return 0
 
 

@@ -223,6 +223,27 @@ def test_a_save_prepared_before_the_migration_lands_after_it(store: DynamoStore)
     assert saved.system == "keep me"
 
 
+def test_the_reverse_migration_gives_older_code_its_layout_back(store: DynamoStore) -> None:
+    legacy = replace(conversation("old", system="prompt"), version=3)
+    put_legacy(legacy)
+    store.create_conversation(conversation("new", system="fresh"))
+    legacy_meta = item("old", "META")
+    assert migrate(store.client, TABLE_NAME).moved == 1
+    assert migrate(store.client, TABLE_NAME, reverse=True).__dict__ == {"seen": 2, "moved": 2}
+    reversed_meta = item("old", "META")
+    assert reversed_meta is not None and legacy_meta is not None
+    body = msgspec.json.decode(reversed_meta.pop("body")["S"])
+    assert body == msgspec.json.decode(legacy_meta.pop("body")["S"])  # what the older code wrote
+    assert reversed_meta == legacy_meta
+    new_meta = item("new", "META")
+    assert new_meta is not None
+    assert msgspec.json.decode(new_meta["body"]["S"])["system"] == "fresh"
+    fresh = DynamoStore(TABLE_NAME, client_factory=lambda: SESSION.client("dynamodb"))
+    assert fresh.get_conversation("old") == legacy
+    assert fresh.get_conversation("new") == replace(conversation("new", system="fresh"))
+    assert migrate(store.client, TABLE_NAME, reverse=True).moved == 0
+
+
 def test_the_migration_command_names_its_table(
     store: DynamoStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
