@@ -89,6 +89,16 @@ def get_conversation(conversation_id: str) -> dict[str, Any]:
     return views.conversation_detail(conversation, turns)
 
 
+@app.route("/conversations/{conversation_id}/history", methods=["GET"], cors=True)
+@api
+def conversation_history(conversation_id: str) -> dict[str, Any]:
+    owner, cid = _owner(), conversation_id_of(conversation_id)
+    query = app.current_request.query_params if app.current_request else None
+    command = commands.list_history(query)
+    page = bootstrap.services().history(owner, cid, command.limit, command.before)
+    return views.history_view(page)
+
+
 @app.route("/conversations/{conversation_id}/turns", methods=["POST"], cors=True)
 @api
 def start_turn(conversation_id: str) -> Response:

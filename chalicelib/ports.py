@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import Conversation, ConversationSummary, PageKey, Turn
+from chalicelib.domain.history import HistoryEntry
 from chalicelib.domain.pricing import CacheRates, Usage
 from chalicelib.domain.prompts import Prompt
 from chalicelib.domain.warming import Tally
@@ -70,6 +71,13 @@ class SummaryPage:
 
 
 @dataclass(frozen=True)
+class HistoryPage:
+    entries: list[HistoryEntry]
+    # The `seq` the next (older) page starts below; None on the last page.
+    next_before: int | None
+
+
+@dataclass(frozen=True)
 class Connection:
     connection_id: str
     owner: str
@@ -111,6 +119,7 @@ class ConversationStore(Protocol):
         tally: Tally | None = None,
         spend: DaySpend | None = None,
         place: PlaceChange | None = None,
+        history: HistoryEntry | None = None,
     ) -> Conversation:
         """Write `conversation` if the stored version still equals `conversation.version`.
 
@@ -120,8 +129,9 @@ class ConversationStore(Protocol):
         (so it counts each warm and rescue exactly when the conversation records it); with
         `spend`, the owner's counter for that day is added to in it as well; with `place`, the
         owner's count of open conversations (taking one past the cap raises
-        ConversationCapReached). Raises VersionConflict when the version moved on, writing
-        nothing. A write that landed although its response was lost (a retried request that then
+        ConversationCapReached); with `history`, the entry is put (with its TTL) and the one
+        `MAX_ENTRIES` older deleted, so a conversation keeps at most that many. Raises
+        VersionConflict when the version moved on, writing nothing. A write that landed although its response was lost (a retried request that then
         failed its own condition) is recognised as this write and returned as saved.
         """
 
@@ -133,6 +143,12 @@ class ConversationStore(Protocol):
 
     def load(self, conversation_id: str, now_s: int) -> Snapshot | None:
         """Conversation, turns and live subscribers per channel in one consistent read."""
+
+    def history(
+        self, conversation_id: str, limit: int, before: int | None, now_s: int
+    ) -> HistoryPage:
+        """At most `limit` history entries, newest first, with `seq` below `before`; expired
+        entries (TTL passed, not yet removed) are skipped. Never read by `load`."""
 
 
 class ConnectionStore(Protocol):

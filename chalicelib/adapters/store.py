@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
+from chalicelib.adapters.store_history import HistoryItems
 from chalicelib.adapters.store_items import (
     GSI_NAME,
     META,
@@ -55,7 +56,7 @@ def _cancelled_at(error: ClientError) -> list[bool]:
     return [reason.get("Code") == "ConditionalCheckFailed" for reason in reasons]
 
 
-class DynamoStore(ConversationWrites, UserItems):
+class DynamoStore(ConversationWrites, UserItems, HistoryItems):
     """All the storage ports over the one table."""
 
     # --- conversations ---------------------------------------------------------------------

@@ -10,6 +10,8 @@ Key layout (pk / sk):
     USER#<owner> COUNTS                     conversations: how many of the owner's are open (the cap)
     USER#<owner> SPEND#<yyyy-mm-dd>         microUsd: the owner's spend that UTC day; expiresAt
     USER#<owner> SAVINGS                    spentUsd, savedUsd, warms, rescues: counters (ADD)
+    HISTORY#<id> <seq:010d>                 a warm or turn of the conversation's history; expiresAt
+                                            (store_history.py)
 GSI `by-owner`: gsi1pk = OWNER#<owner>, gsi1sk = <created_at:013d>#<id>, every attribute.
 GSI `owner-summaries`: the same keys, projecting only `summary` (the list view). TTL: expiresAt.
 

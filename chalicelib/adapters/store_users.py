@@ -16,8 +16,6 @@ from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.warming import Tally
 from chalicelib.ports import BudgetExhausted
 
-COMMITTED_NAMES = ("microUsd", "committedMicroUsd")
-
 
 class UserItems(ConnectionItems):
     def add_spend(self, owner: str, day: str, micro_usd: int, expires_at: int) -> int:
@@ -25,16 +23,20 @@ class UserItems(ConnectionItems):
         response = self.client.update_item(**update, ReturnValues="UPDATED_NEW")
         return int(response["Attributes"]["microUsd"]["N"])
 
-    def committed(self, owner: str, day: str) -> int:
+    def _day(self, owner: str, day: str, *names: str) -> list[int]:
+        """The day's counters `names` (0 for one never added to), read strongly consistent."""
         response = self.client.get_item(
             TableName=self._table,
             Key=user_key(owner, f"SPEND#{day}"),
             ConsistentRead=True,
-            ProjectionExpression="microUsd, committedMicroUsd",
+            ProjectionExpression=", ".join(names),
         )
         item = response.get("Item") or {}
+        return [int(item.get(name, {}).get("N", "0")) for name in names]
+
+    def committed(self, owner: str, day: str) -> int:
         # A day counted before reservations existed has no committed total: its spend is one.
-        return max(int(item.get(name, {}).get("N", "0")) for name in COMMITTED_NAMES)
+        return max(self._day(owner, day, "microUsd", "committedMicroUsd"))
 
     def reserve_spend(
         self, owner: str, day: str, micro_usd: int, budget_micro: int, expires_at: int
@@ -78,14 +80,8 @@ class UserItems(ConnectionItems):
         )
 
     def spent(self, owner: str, day: str) -> int:
-        response = self.client.get_item(
-            TableName=self._table,
-            Key=user_key(owner, f"SPEND#{day}"),
-            ConsistentRead=True,
-            ProjectionExpression="microUsd",
-        )
-        item = response.get("Item")
-        return int(item["microUsd"]["N"]) if item and "microUsd" in item else 0
+        (spent,) = self._day(owner, day, "microUsd")
+        return spent
 
     def savings(self, owner: str) -> Tally:
         response = self.client.get_item(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.adapters.store_history import history_writes
 from chalicelib.adapters.store_items import (
     conversation_item,
     conversation_key,
@@ -35,6 +36,7 @@ from chalicelib.adapters.store_items import (
 from chalicelib.adapters.store_table import Table, error_code
 from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.history import HistoryEntry
 from chalicelib.domain.warming import Tally
 from chalicelib.ports import (
     CapReached,
@@ -72,16 +74,21 @@ class ConversationWrites(Table):
         tally: Tally | None = None,
         spend: DaySpend | None = None,
         place: PlaceChange | None = None,
+        history: HistoryEntry | None = None,
     ) -> Conversation:
         saved = dataclasses.replace(conversation, version=conversation.version + 1)
         write_id = secrets.token_hex(8)
         put = self._put(saved, conversation.version, write_id)
         limited = _Limited(slot, place)
         try:
-            if turn is None and tally is None and spend is None and limited.none:
+            alone = turn is None and tally is None and spend is None and history is None
+            if alone and limited.none:
                 self.client.put_item(**put)
             else:
                 items = self._items(put, saved, turn, tally, spend, limited)
+                if history is not None:
+                    # Before the capped updates: a cancellation names those by position.
+                    items[1:1] = cast("list[Any]", history_writes(self._table, history))
                 self.client.transact_write_items(TransactItems=items)
         except ClientError as error:
             self._refused(error, saved, write_id, limited)

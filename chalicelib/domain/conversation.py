@@ -47,6 +47,8 @@ class Conversation:
     # Lambda kills it at the latest): a duplicate invoke backs off, a retry after a death takes over.
     stream_owner: str | None = None
     stream_until: int | None = None
+    # Entries written to the conversation's history so far (domain/history.py numbers them).
+    history_count: int = 0
     version: int = 0
 
     @property
@@ -133,6 +135,9 @@ class Turn:
     # The stored reply is shorter than the model's: cut at the invocation's deadline or to fit
     # one DynamoDB item.
     truncated: bool = False
+    # What the request was billed in USD (`usage` at the model's prices), for every status; None
+    # when it never reached the model (or for turns stored before costs were).
+    cost_usd: float | None = None
 
     @property
     def turn_id(self) -> str:

@@ -145,6 +145,7 @@ def end_turn(
         error_code=code,
         abort_reason=reason,
         truncated=cut or (status == "sealed" and reported.truncated),
+        cost_usd=reported.cost_usd,
     )
     cleared = replace(
         conversation, active_turn_id=None, abort_reason=None, stream_owner=None, stream_until=None

@@ -19,7 +19,7 @@ from typing import Any
 
 from chalicelib.domain.conversation import Conversation, PageKey, Turn
 from chalicelib.domain.warming import Event, ModelTerms, Tally
-from chalicelib.ports import Clock, Sockets, Store, SummaryPage, Timer
+from chalicelib.ports import Clock, HistoryPage, Sockets, Store, SummaryPage, Timer
 from chalicelib.services.conversations import Conversations
 from chalicelib.services.costs import Costs
 from chalicelib.services.fanout import FanOut
@@ -105,6 +105,11 @@ class Services:
 
     def savings(self, owner: str) -> Tally:
         return self.conversations.savings(owner)
+
+    def history(
+        self, owner: str, conversation_id: str, limit: int = 50, before: int | None = None
+    ) -> HistoryPage:
+        return self.conversations.history(owner, conversation_id, limit, before)
 
     def start_turn(
         self, owner: str, conversation_id: str, body: commands.StartTurn | Mapping[str, Any]

@@ -9,9 +9,8 @@ from typing import Any
 from chalicelib.domain import catalog, turns
 from chalicelib.domain.conversation import Conversation, PageKey, Turn, is_blank
 from chalicelib.domain.errors import Refused
-from chalicelib.domain.warming import Tally
-from chalicelib.domain.warming.policy import created
-from chalicelib.ports import ConversationCapReached, SummaryPage
+from chalicelib.domain.warming import ConversationCreated, Tally, WarmingState, decide
+from chalicelib.ports import ConversationCapReached, HistoryPage, SummaryPage
 from chalicelib.services.unit_of_work import UnitOfWork
 from chalicelib.wire import commands
 
@@ -43,15 +42,18 @@ class Conversations:
             raise Refused(
                 "invalid_field", f"'maxTokens' must be an integer from 1 to {limit} for {model}"
             )
+        now = self.ports.clock.now_ms()
+        # Creation is an event of the policy like any other: its rules decide the first state.
+        warming, _ = decide(WarmingState(), ConversationCreated(command.retention), now)
         conversation = Conversation(
             id=self.ports.new_id(),
             owner=owner,
-            created_at=self.ports.clock.now_ms(),
+            created_at=now,
             title=command.title or "New conversation",
             model=model,
             system=command.system or self.ports.default_system,
             max_tokens=max_tokens,
-            warming=created(command.retention),
+            warming=warming,
         )
         cap = self.ports.limits.conversations
         try:
@@ -71,3 +73,11 @@ class Conversations:
     def savings(self, owner: str) -> Tally:
         """The owner's warming totals: one read of the counter the conversations' writes add to."""
         return self.ports.store.savings(owner)
+
+    def history(
+        self, owner: str, conversation_id: str, limit: int, before: int | None = None
+    ) -> HistoryPage:
+        """One page of the conversation's warms and turns, newest first (its owner only)."""
+        self.uow.read_owned(conversation_id, owner)
+        now_s = self.ports.clock.now_ms() // 1000
+        return self.ports.store.history(conversation_id, limit, before, now_s)

@@ -74,11 +74,12 @@ class FanOut:
     def update(
         self,
         conversation: Conversation,
+        cause: surface.Cause,
         *,
         exclude: str | None = None,
         connection_ids: list[str] | None = None,
     ) -> None:
-        frame = surface.update_frame(conversation.id, conversation.warming)
+        frame = surface.update_frame(conversation.id, conversation.warming, cause)
         self.publish(
             conversation.id, "surface", frame, exclude=exclude, connection_ids=connection_ids
         )

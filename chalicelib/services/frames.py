@@ -124,9 +124,9 @@ class Frames:
             conversation_id, event, owner=owner, scope=Scope(exclude=connection_id)
         )
         # The caller always hears back (with its requestId), even when nothing changed.
-        return surface.update_frame(
-            outcome.conversation.id, outcome.conversation.warming, request_id
-        )
+        state = outcome.conversation.warming
+        cause = surface.cause_of(event, state)
+        return surface.update_frame(outcome.conversation.id, state, cause, request_id)
 
 
 def too_many_frames() -> Refused:

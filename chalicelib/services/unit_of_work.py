@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from chalicelib.domain import budget, turns
+from chalicelib.domain import budget, history, turns
 from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.errors import Refused, not_found
 from chalicelib.domain.pricing import Usage
@@ -50,6 +50,7 @@ from chalicelib.ports import (
 from chalicelib.services.costs import Costs
 from chalicelib.services.fanout import FanOut
 from chalicelib.services.ports import Ports
+from chalicelib.wire import surface
 
 log = logging.getLogger("cache_warming")
 
@@ -235,7 +236,7 @@ class UnitOfWork:
         now: int,
     ) -> Conversation:
         """A warm's cost counts against the owner's day in the write that records the warm:
-        exactly once, and no call of its own."""
+        exactly once, and no call of its own; its history entry is written in it too."""
         taking = turns.warming_slot(current, updated)
         slot = None
         if taking is not None:
@@ -247,9 +248,14 @@ class UnitOfWork:
         spend = None
         if tally is not None and tally.spent_usd > 0:
             spend = budget.day_spend(now, tally.spent_usd)
+        entry = history.entry_of(current, updated, change.event, change.turn, tally, now)
+        if entry is not None:
+            updated = replace(updated, history_count=entry.seq)
         store = self.ports.store
         try:
-            return store.save_conversation(updated, change.turn, slot, tally, spend, place)
+            return store.save_conversation(
+                updated, change.turn, slot, tally, spend, place, entry
+            )
         except ConversationCapReached as error:
             raise turns.too_many_open(self.ports.limits.conversations) from error
         except CapReached as error:
@@ -278,8 +284,12 @@ class UnitOfWork:
     def _carry_out(self, outcome: Outcome, scope: Scope) -> Outcome:
         try:
             if outcome.pushes_update:
+                event = outcome.change.event if outcome.change is not None else None
                 self.fanout.update(
-                    outcome.conversation, exclude=scope.exclude, connection_ids=scope.listeners
+                    outcome.conversation,
+                    surface.cause_of(event, outcome.conversation.warming),
+                    exclude=scope.exclude,
+                    connection_ids=scope.listeners,
                 )
             if outcome.change is not None and outcome.change.announce is not None:
                 self.fanout.announce(outcome.change.announce)

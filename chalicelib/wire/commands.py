@@ -30,6 +30,7 @@ MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 _CURSOR = re.compile(r"([0-9]{13})#([A-Za-z0-9_-]{1,64})")
+_HISTORY_CURSOR = re.compile(r"h([1-9][0-9]{0,9})")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,13 @@ class StartTurn:
 class ListConversations:
     limit: int = DEFAULT_PAGE_SIZE
     after: PageKey | None = None
+
+
+@dataclass(frozen=True)
+class ListHistory:
+    limit: int = DEFAULT_PAGE_SIZE
+    # Entries older than this seq (the previous page's last); None: from the newest.
+    before: int | None = None
 
 
 def decode_body(raw: bytes | str | None) -> dict[str, Any]:
@@ -110,14 +118,43 @@ def _system(body: Mapping[str, Any]) -> str | None:
 def list_conversations(query: Mapping[str, str] | None) -> ListConversations:
     """`?limit=` (1-100, default 50) and `?cursor=` (the previous page's `nextCursor`)."""
     query = query or {}
-    raw_limit = query.get("limit")
-    limit = DEFAULT_PAGE_SIZE
-    if raw_limit is not None:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
-            raise Refused("invalid_field", f"'limit' must be an integer from 1 to {MAX_PAGE_SIZE}")
-        limit = int(raw_limit)
     cursor = query.get("cursor")
-    return ListConversations(limit, decode_cursor(cursor) if cursor else None)
+    return ListConversations(_limit(query), decode_cursor(cursor) if cursor else None)
+
+
+def list_history(query: Mapping[str, str] | None) -> ListHistory:
+    """The same `?limit=` and `?cursor=` as the conversation list, over a conversation's history."""
+    query = query or {}
+    cursor = query.get("cursor")
+    return ListHistory(_limit(query), decode_history_cursor(cursor) if cursor else None)
+
+
+def _limit(query: Mapping[str, str]) -> int:
+    raw_limit = query.get("limit")
+    if raw_limit is None:
+        return DEFAULT_PAGE_SIZE
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE_SIZE:
+        raise Refused("invalid_field", f"'limit' must be an integer from 1 to {MAX_PAGE_SIZE}")
+    return int(raw_limit)
+
+
+def encode_history_cursor(before: int) -> str:
+    """Opaque to clients, like the list's: base64url of `h<seq>`."""
+    return base64.urlsafe_b64encode(f"h{before}".encode()).decode().rstrip("=")
+
+
+def decode_history_cursor(cursor: str) -> int:
+    invalid = Refused("invalid_field", "'cursor' must be a nextCursor this API returned")
+    if len(cursor) > 40:
+        raise invalid
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        raise invalid from error
+    match = _HISTORY_CURSOR.fullmatch(raw)
+    if match is None:
+        raise invalid
+    return int(match.group(1))
 
 
 def encode_cursor(after: PageKey) -> str:

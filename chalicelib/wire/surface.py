@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
-from chalicelib.domain.warming import WarmingState, interval_bounds
+from chalicelib.domain.warming import (
+    Close,
+    Event,
+    SetInterval,
+    TickDue,
+    Toggle,
+    TurnClaimed,
+    TurnEnded,
+    TurnSealed,
+    TurnStarted,
+    WarmAbandoned,
+    WarmFinished,
+    WarmingState,
+    interval_bounds,
+)
 from chalicelib.wire.views import savings_view
 
 SURFACE_ID = "cache-warming"
@@ -14,6 +28,49 @@ ACTIONS = (TOGGLE_ACTION, SET_INTERVAL_ACTION)
 TIMER_COMPONENT = "cache-warming-timer"
 
 Field = dict[str, Any]
+
+# What an `update` frame answers or reports (docs/contract.md, "update"): the change that made it.
+Cause = Literal[
+    "toggle",
+    "interval",
+    "warm",
+    "stop",
+    "tick",
+    "turn-started",
+    "cache-switch",
+    "turn-sealed",
+    "turn-ended",
+    "close",
+    "revive",
+]
+CAUSES: tuple[Cause, ...] = get_args(Cause)
+
+
+def cause_of(event: Event | None, state: WarmingState) -> Cause:
+    """The cause an update reports for the event that changed `state` (its new value)."""
+    match event:
+        case Toggle():
+            return "toggle"
+        case SetInterval():
+            return "interval"
+        case WarmFinished() | WarmAbandoned():
+            return "warm"
+        case TickDue():
+            # A due tick sends no warm of its own when it pushes: it stopped warming (the
+            # status says why) or booked a later look while a turn generates.
+            return "tick" if state.status == "scheduled" else "stop"
+        case TurnStarted():
+            return "turn-started"
+        case TurnClaimed():
+            return "cache-switch"
+        case TurnSealed():
+            return "turn-sealed"
+        case TurnEnded():
+            return "turn-ended"
+        case Close():
+            return "close"
+        case _:
+            return "revive"
 
 
 def _field(field_id: str, kind: str, label: str, value: Any, **extra: Any) -> Field:
@@ -31,11 +88,17 @@ def _interval(state: WarmingState) -> Field:
         max=high,
         unit="s",
         action=SET_INTERVAL_ACTION,
+        costPerHourUsd=state.cost_per_hour_usd,
     )
 
 
 def _timer(state: WarmingState) -> Field:
-    value = {"nextWarmAt": state.next_warm_at, "lastWarmAt": state.last_warm_at}
+    value = {
+        "nextWarmAt": state.next_warm_at,
+        "lastWarmAt": state.last_warm_at,
+        "cacheExpiresAt": state.cache_expires_at,
+        "warmsLeft": state.warms_left,
+    }
     return _field("timer", "custom", "Next warm", value, component=TIMER_COMPONENT)
 
 
@@ -96,12 +159,13 @@ def surface_frame(
 
 
 def update_frame(
-    conversation_id: str, state: WarmingState, request_id: str | None = None
+    conversation_id: str, state: WarmingState, cause: Cause, request_id: str | None = None
 ) -> dict[str, Any]:
     frame: dict[str, Any] = {
         "type": "update",
         "surfaceId": SURFACE_ID,
         "conversationId": conversation_id,
+        "cause": cause,
         "fields": fields(state),
     }
     return _with_request_id(frame, request_id)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.domain.conversation import Conversation, ConversationSummary, Turn, summary_of
+from chalicelib.domain.history import HistoryEntry
 from chalicelib.domain.warming import Tally
-from chalicelib.ports import SummaryPage
-from chalicelib.wire.commands import encode_cursor
+from chalicelib.ports import HistoryPage, SummaryPage
+from chalicelib.wire.commands import encode_cursor, encode_history_cursor
 
 
 def savings_view(spent_usd: float, saved_usd: float, rescues: int) -> dict[str, Any]:
@@ -87,6 +88,7 @@ def turn_view(turn: Turn) -> dict[str, Any]:
         "errorCode": turn.error_code,
         "abortReason": turn.abort_reason,
         "truncated": turn.truncated,
+        "costUsd": turn.cost_usd,
     }
 
 
@@ -95,4 +97,41 @@ def conversation_detail(conversation: Conversation, turns: list[Turn]) -> dict[s
         **conversation_view(conversation),
         "system": conversation.system,
         "turns": [turn_view(turn) for turn in turns],
+    }
+
+
+def history_entry_view(entry: HistoryEntry) -> dict[str, Any]:
+    """One warm or turn of `GET /conversations/{id}/history` (docs/contract.md, "History")."""
+    usage = entry.usage
+    common: dict[str, Any] = {
+        "seq": entry.seq,
+        "kind": entry.kind,
+        "at": entry.at,
+        "outcome": entry.outcome,
+        "reason": entry.reason,
+        "usage": usage.to_dict() if usage else None,
+        "cacheReadTokens": usage.cache_read_input_tokens if usage else 0,
+        "cacheWriteTokens": usage.cache_creation_input_tokens if usage else 0,
+        "cachePct": (usage.prefix_hit_pct if entry.kind == "warm" else usage.cache_hit_pct)
+        if usage
+        else None,
+        "costUsd": entry.cost_usd,
+        "totals": {"spentUsd": entry.spent_total_usd, "savedUsd": entry.saved_total_usd},
+    }
+    if entry.kind == "warm":
+        delay = entry.at - entry.target if entry.target is not None else None
+        return {**common, "target": entry.target, "delayMs": delay}
+    return {
+        **common,
+        "turnId": entry.turn_id,
+        "endedAt": entry.ended_at,
+        "rescue": entry.rescue,
+        "savedUsd": entry.saved_usd,
+    }
+
+
+def history_view(page: HistoryPage) -> dict[str, Any]:
+    return {
+        "entries": [history_entry_view(entry) for entry in page.entries],
+        "nextCursor": encode_history_cursor(page.next_before) if page.next_before else None,
     }

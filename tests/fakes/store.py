@@ -8,6 +8,7 @@ import threading
 from chalicelib.adapters.store_items import encode_conversation, encode_turn
 from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import MAX_ITEM_BYTES, Conversation, PageKey, Turn, summary_of
+from chalicelib.domain.history import MAX_ENTRIES, HistoryEntry
 from chalicelib.domain.warming import Tally
 from chalicelib.ports import (
     AlreadyExists,
@@ -16,6 +17,7 @@ from chalicelib.ports import (
     Channel,
     Connection,
     ConversationCapReached,
+    HistoryPage,
     ItemTooLarge,
     PlaceChange,
     SlotChange,
@@ -43,6 +45,8 @@ class InMemoryStore:
         self._committed: dict[tuple[str, str], int] = {}
         # owner -> the savings counter
         self._savings: dict[str, Tally] = {}
+        # conversation id -> seq -> history entry
+        self._history: dict[str, dict[int, HistoryEntry]] = {}
 
     def create_conversation(self, conversation: Conversation, cap: int | None = None) -> None:
         with self._lock:
@@ -119,6 +123,7 @@ class InMemoryStore:
         tally: Tally | None = None,
         spend: DaySpend | None = None,
         place: PlaceChange | None = None,
+        history: HistoryEntry | None = None,
     ) -> Conversation:
         with self._lock:
             stored = self._conversations.get(conversation.id)
@@ -150,7 +155,25 @@ class InMemoryStore:
                 self._savings[owner] = self._savings.get(owner, Tally()).plus(tally)
             if spend is not None:
                 self._add_spend(conversation.owner, spend)
+            if history is not None:
+                entries = self._history.setdefault(conversation.id, {})
+                entries[history.seq] = history
+                entries.pop(history.seq - MAX_ENTRIES, None)
             return saved
+
+    def history(
+        self, conversation_id: str, limit: int, before: int | None, now_s: int
+    ) -> HistoryPage:
+        with self._lock:
+            entries = self._history.get(conversation_id, {})
+            newest_first = [
+                entries[seq]
+                for seq in sorted(entries, reverse=True)
+                if (before is None or seq < before) and entries[seq].expires_at_s > now_s
+            ]
+        page = newest_first[:limit]
+        more = len(newest_first) > limit
+        return HistoryPage(page, page[-1].seq if more and page else None)
 
     def savings(self, owner: str) -> Tally:
         with self._lock:

@@ -168,6 +168,12 @@ def test_a_duplicate_delivery_warms_once(stack: MotoStack) -> None:
     assert len(stack.model.warms) == 1 and len(stack.live_schedules(conversation_id)) == 1
 
 
+def stored_state(stack: MotoStack, conversation_id: str) -> Any:
+    conversation = stack.services.store.get_conversation(conversation_id)
+    assert conversation is not None
+    return conversation.warming
+
+
 def test_duplicates_in_one_batch_warm_once_and_both_are_deleted(stack: MotoStack) -> None:
     """SQS may deliver a message more than once, even in the same batch: one warm, no retry."""
     conversation_id = create(stack)
@@ -177,11 +183,21 @@ def test_duplicates_in_one_batch_warm_once_and_both_are_deleted(stack: MotoStack
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     (pending,) = stack.queue.sent
     stack.clock.now = pending.due_ms
-    assert stack.deliver(pending.body, copies=3) == {"action": "noop"}  # the last line logged
+    # Side by side: one copy claims and warms; a copy that reads during the warm is put back
+    # until the claim ends, one that reads after it sees a newer seq. None is retried as failed.
+    result = stack.deliver(pending.body, copies=3)
+    assert result["action"] in ("noop", "requeued") and "batchItemFailures" not in result
+    assert len(stack.model.warms) == 1
+    state = stored_state(stack, conversation_id)
+    requeued = [s for s in stack.queue.sent if s.payload["seq"] == pending.payload["seq"]]
+    (booked,) = [s for s in stack.queue.sent if s.payload["seq"] == state.seq]
+    for again in requeued:  # they come back stale: no-ops
+        stack.clock.now = max(stack.clock.now, again.due_ms)
+        assert stack.deliver(again.body) == {"action": "noop"}
     assert len(stack.model.warms) == 1
     # Only the next tick, and the backups of both (each a no-op unless its tick was lost).
     assert stack.queued_bodies() == [b.body for b in stack.queue.backups[:1]] + [
-        stack.queue.sent[-1].body,
+        booked.body,
         stack.queue.backups[-1].body,
     ]
     assert field_value(stack.frames("ws-1", "update")[-1], "warm-cost")["warms"] == 1

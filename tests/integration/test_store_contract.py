@@ -14,9 +14,17 @@ from moto.dynamodb.models import DynamoDBBackend
 from chalicelib.adapters.store import DynamoStore, create_table
 from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.history import MAX_ENTRIES, RETENTION_DAYS, HistoryEntry
 from chalicelib.domain.pricing import Usage
 from chalicelib.domain.warming import Tally, WarmingState, WarmStats
-from chalicelib.ports import AlreadyExists, Channel, Connection, Store, VersionConflict
+from chalicelib.ports import (
+    AlreadyExists,
+    BudgetExhausted,
+    Channel,
+    Connection,
+    Store,
+    VersionConflict,
+)
 from tests.conftest import SESSION, TABLE_NAME
 from tests.fakes.store import InMemoryStore
 
@@ -378,6 +386,89 @@ def test_tallies_from_concurrent_conversations_of_one_owner_all_count(
     assert store.savings("alice") == Tally(spent_usd=0.03, warms=30)
 
 
+# --- history ---------------------------------------------------------------------------------
+
+
+def entry(seq: int, conversation_id: str = "c1", **changes: Any) -> HistoryEntry:
+    base = HistoryEntry(
+        kind="warm",
+        at=NOW_S * 1000 + seq,
+        outcome="warmed",
+        conversation_id=conversation_id,
+        seq=seq,
+        cost_usd=0.00052,
+        usage=Usage(input_tokens=8, cache_read_input_tokens=5000),
+        target=NOW_S * 1000,
+        spent_total_usd=0.001 * seq,
+    )
+    return replace(base, **changes)
+
+
+def _record(store: Store, entries: list[HistoryEntry], conversation_id: str = "c1") -> None:
+    current = store.get_conversation(conversation_id)
+    assert current is not None
+    for item in entries:
+        current = store.save_conversation(current, history=item)
+
+
+def test_history_entries_roundtrip_newest_first_and_page(store: Store) -> None:
+    store.create_conversation(conversation())
+    written = [
+        entry(1, kind="turn", outcome="sealed", turn_id="t000000", ended_at=5, target=None),
+        entry(2),
+        entry(3, outcome="failed", usage=None, cost_usd=0.0, reason="overloaded"),
+        entry(4, outcome="skipped", usage=None, cost_usd=0.0, reason="paused-idle"),
+        entry(5, kind="turn", outcome="sealed", turn_id="t000001", rescue=True, saved_usd=0.07),
+    ]
+    _record(store, written)
+    first = store.history("c1", 2, None, NOW_S)
+    assert first.entries == written[:2:-1] and first.next_before == 4
+    second = store.history("c1", 2, first.next_before, NOW_S)
+    assert second.entries == [written[2], written[1]] and second.next_before == 2
+    last = store.history("c1", 2, second.next_before, NOW_S)
+    assert last.entries == [written[0]] and last.next_before is None
+    assert store.history("c1", 5, None, NOW_S).next_before is None
+    assert store.history("other", 5, None, NOW_S).entries == []
+
+
+def test_history_is_not_part_of_the_warm_paths_snapshot(store: Store) -> None:
+    store.create_conversation(conversation())
+    _record(store, [entry(1)])
+    snapshot = store.load("c1", NOW_S)
+    assert snapshot is not None and snapshot.turns == []
+
+
+def test_a_save_that_fails_its_version_check_records_no_history(store: Store) -> None:
+    store.create_conversation(conversation())
+    store.save_conversation(conversation(title="moved on"))
+    with pytest.raises(VersionConflict):
+        store.save_conversation(conversation(), history=entry(1))
+    assert store.history("c1", 10, None, NOW_S).entries == []
+
+
+def test_the_history_keeps_the_newest_max_entries(store: Store) -> None:
+    store.create_conversation(conversation())
+    _record(store, [entry(1), entry(2), entry(MAX_ENTRIES + 1)])
+    # Writing entry 1001 deleted entry 1 in the same write; entry 2 is the oldest kept.
+    assert [e.seq for e in store.history("c1", 10, None, NOW_S).entries] == [MAX_ENTRIES + 1, 2]
+
+
+def test_expired_history_entries_are_skipped_before_ttl_removes_them(store: Store) -> None:
+    store.create_conversation(conversation())
+    old = entry(1, at=(NOW_S - RETENTION_DAYS * 86_400 - 10) * 1000)
+    _record(store, [old, entry(2), entry(3, at=old.at)])
+    page = store.history("c1", 1, None, NOW_S)
+    assert [e.seq for e in page.entries] == [2] and page.next_before is None
+
+
+def test_history_written_with_a_turn_lands_with_it(store: Store) -> None:
+    store.create_conversation(conversation())
+    ended = turn(0, status="sealed", assistant_text="a", cost_usd=0.004)
+    store.save_conversation(conversation(turn_count=1), ended, history=entry(1, kind="turn"))
+    assert store.get_turns("c1") == [ended]
+    assert [e.seq for e in store.history("c1", 10, None, NOW_S).entries] == [1]
+
+
 # --- connections and subscriptions --------------------------------------------------------
 
 
@@ -565,6 +656,37 @@ def test_spend_adds_up_per_owner_and_day(store: Store) -> None:
     store.add_spend("bob", "2026-12-01", 9, NOW_S + 86_400)
     assert store.spent("alice", "2026-12-01") == 1_750
     assert store.spent("alice", "2026-12-02") == 7
+
+
+def test_a_reservation_counts_against_the_budget_until_it_is_settled(store: Store) -> None:
+    day, expires = "2026-12-01", NOW_S + 86_400
+    store.add_spend("alice", day, 1_000, expires)
+    store.reserve_spend("alice", day, 3_000, 5_000, expires)
+    assert (store.spent("alice", day), store.committed("alice", day)) == (1_000, 4_000)
+    store.reserve_spend("alice", day, 3_000, 5_000, expires)  # 4,000 < 5,000: admitted
+    with pytest.raises(BudgetExhausted):  # 7,000 committed: nothing more
+        store.reserve_spend("alice", day, 1, 5_000, expires)
+    assert store.committed("alice", day) == 7_000
+    store.settle_spend("alice", day, 3_000, 1_200, expires)  # billed less than its worst case
+    assert (store.spent("alice", day), store.committed("alice", day)) == (2_200, 5_200)
+    store.settle_spend("alice", day, 3_000, 0, expires)  # never reached the model
+    assert (store.spent("alice", day), store.committed("alice", day)) == (2_200, 2_200)
+    store.reserve_spend("alice", day, 10_000, 5_000, expires)  # under the budget again
+    assert store.committed("bob", day) == 0
+
+
+def test_a_day_spent_before_reservations_existed_is_committed_by_its_spend(store: Store) -> None:
+    day, expires = "2026-12-01", NOW_S + 86_400
+    # The day's item as the code before reservations wrote it: `microUsd` alone.
+    if isinstance(store, DynamoStore):
+        key = {"pk": {"S": "USER#alice"}, "sk": {"S": f"SPEND#{day}"}}
+        item = {**key, "microUsd": {"N": "6000"}}
+        SESSION.client("dynamodb").put_item(TableName=TABLE_NAME, Item=item)
+    else:
+        store._spend["alice", day] = 6_000  # type: ignore[attr-defined]
+    assert (store.spent("alice", day), store.committed("alice", day)) == (6_000, 6_000)
+    with pytest.raises(BudgetExhausted):
+        store.reserve_spend("alice", day, 1, 5_000, expires)
 
 
 def test_concurrent_spend_is_never_lost(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,9 +17,10 @@ from typing import Any, get_args
 import pytest
 from jsonschema import Draft202012Validator
 
+from chalicelib import ports
 from chalicelib.domain import conversation as conversation_domain
 from chalicelib.domain import errors as domain_errors
-from chalicelib.domain import warming
+from chalicelib.domain import history, warming
 from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.pricing import TTL_SECONDS, Usage
 from chalicelib.domain.timing import TIMINGS
@@ -115,6 +116,8 @@ def test_limits_are_the_backends() -> None:
         "default": commands.DEFAULT_PAGE_SIZE,
         "max": commands.MAX_PAGE_SIZE,
     }
+    assert limits["historyEntriesPerConversation"] == history.MAX_ENTRIES
+    assert limits["historyRetentionDays"] == history.RETENTION_DAYS
 
 
 # --- surface fields ----------------------------------------------------------------------------
@@ -169,9 +172,14 @@ def test_surface_and_update_frames_match_the_schema() -> None:
     for state in _states():
         assert_valid("SurfaceFrame", surface.surface_frame(C, state, "r1"))
         assert_valid("SurfaceFrame", surface.surface_frame(C, state, None))
-        assert_valid("UpdateFrame", surface.update_frame(C, state, "r2"))
-        assert_valid("UpdateFrame", surface.update_frame(C, state))
-        assert_valid("ServerFrame", surface.update_frame(C, state))
+        assert_valid("UpdateFrame", surface.update_frame(C, state, "toggle", "r2"))
+        for cause in surface.CAUSES:
+            assert_valid("UpdateFrame", surface.update_frame(C, state, cause))
+        assert_valid("ServerFrame", surface.update_frame(C, state, "warm"))
+
+
+def test_update_causes_are_the_backends() -> None:
+    assert list(surface.CAUSES) == enum("UpdateCause")
 
 
 # --- client frames -----------------------------------------------------------------------------
@@ -397,6 +405,28 @@ def test_the_savings_route_matches_the_schema() -> None:
     assert_valid("UserSavings", views.user_savings_view(warming.Tally()))
 
 
+def test_history_entries_and_pages_match_the_schema() -> None:
+    usage = Usage(input_tokens=8, cache_read_input_tokens=5000, cache_creation_input_tokens=210)
+    entries = [
+        history.HistoryEntry("warm", 1767614407000, "warmed", C, 9, 0.00052, usage, target=1767614406990, spent_total_usd=0.0021),
+        history.HistoryEntry("warm", 1767614407000, "failed", C, 8, reason="overloaded", target=None),
+        history.HistoryEntry("warm", 1767614700000, "skipped", C, 7, reason="paused-idle", target=1767614697000),
+        history.HistoryEntry("turn", 1767614500000, "sealed", C, 6, 0.0061, usage, turn_id="t000001", ended_at=1767614503000, rescue=True, saved_usd=0.069, spent_total_usd=0.0021, saved_total_usd=0.069),
+        history.HistoryEntry("turn", 1767614500000, "aborted", C, 5, reason="cancelled", turn_id="t000000", ended_at=1767614501000),
+    ]  # fmt: skip
+    for entry in entries:
+        view = views.history_entry_view(entry)
+        assert_valid("HistoryEntry", view)
+        assert_valid("HistoryWarm" if entry.kind == "warm" else "HistoryTurn", view)
+    assert views.history_entry_view(entries[0])["delayMs"] == 10
+    for outcome in ("warmed", "failed", "skipped"):
+        assert outcome in enum("WarmOutcome")
+    page = views.history_view(ports.HistoryPage(entries, next_before=5))
+    assert_valid("HistoryPage", page)
+    assert commands.list_history({"cursor": page["nextCursor"]}).before == 5
+    assert_valid("HistoryPage", views.history_view(ports.HistoryPage([], None)))
+
+
 def test_the_prose_contract_names_everything_in_the_schema() -> None:
     prose = (ROOT / "docs" / "contract.md").read_text()
     names = (
@@ -408,6 +438,8 @@ def test_the_prose_contract_names_everything_in_the_schema() -> None:
         + enum("TurnFailureCode")
         + enum("ClientFrameType")
         + enum("ServerFrameType")
+        + enum("UpdateCause")
+        + enum("WarmOutcome")
     )
     missing = [name for name in names if f"`{name}`" not in prose]
     assert missing == []

@@ -93,7 +93,12 @@ def test_surface_frame_has_the_fixed_fields_and_echoes_ids() -> None:
     assert (by_id["interval"]["min"], by_id["interval"]["max"]) == (20, 290)
     assert by_id["interval"]["value"] == 290
     assert by_id["timer"]["component"] == "cache-warming-timer"
-    assert by_id["timer"]["value"] == {"nextWarmAt": None, "lastWarmAt": None}
+    assert by_id["timer"]["value"] == {
+        "nextWarmAt": None,
+        "lastWarmAt": None,
+        "cacheExpiresAt": None,
+        "warmsLeft": None,
+    }
     assert by_id["status"]["value"] == "off"
     assert by_id["last-cache-pct"]["label"] == "Last Cache %"
     assert by_id["cache-retention"]["label"] == "Cache retention"
@@ -118,7 +123,7 @@ def test_the_cache_retention_field_says_which_cache_is_in_use_and_why() -> None:
 
 
 def test_update_frame_without_request_id_has_none() -> None:
-    frame = surface.update_frame(C, WarmingState())
+    frame = surface.update_frame(C, WarmingState(), "warm")
     assert frame["type"] == "update" and "requestId" not in frame
     assert frame["conversationId"] == C
 

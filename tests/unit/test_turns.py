@@ -295,3 +295,35 @@ def test_a_turn_abandoned_by_a_dead_lambda_is_failed_by_the_next_turn() -> None:
         ("lost", "failed", "timeout"),
         ("again", "sealed", None),
     ]
+
+
+def test_every_billed_turn_keeps_its_cost_and_get_returns_it() -> None:
+    """Sealed, aborted and failed-mid-stream turns were billed: each stores what it cost (the same
+    figure its chat frame carried), so a reload shows it; a turn that never reached the model has
+    none."""
+    from chalicelib.wire.views import turn_view
+
+    w = world()
+    conversation = w.services.create_conversation(OWNER, {})
+    chat_subscribe(w, "ws1", conversation.id)
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "one"})
+    assert w.services.generate(conversation.id, turn.index) == "sealed"
+    sealed_frame = w.sockets.of("ws1", "chat")[-1]
+    w.model.chunks = 10
+    w.model.on_chunk = lambda n: n == 3 and w.services.cancel(OWNER, conversation.id)
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "two"})
+    assert w.services.generate(conversation.id, turn.index) == "aborted"
+    w.model.on_chunk = None
+    w.model.stream_error = ModelError("overloaded", "x")  # after the first chunk: billed
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "three"})
+    assert w.services.generate(conversation.id, turn.index) == "failed"
+    w.model.fail_before_start = True  # refused before answering (a 529): nothing billed
+    turn = w.services.start_turn(OWNER, conversation.id, {"text": "four"})
+    assert w.services.generate(conversation.id, turn.index) == "failed"
+    _, turns = w.services.get_conversation(OWNER, conversation.id)
+    views = [turn_view(t) for t in turns]
+    assert views[0]["costUsd"] == sealed_frame["costUsd"] > 0
+    assert [t.status for t in turns] == ["sealed", "aborted", "failed", "failed"]
+    assert turns[1].usage is not None and views[1]["costUsd"] > 0
+    assert turns[2].usage is not None and views[2]["costUsd"] > 0
+    assert turns[3].usage is None and views[3]["costUsd"] is None

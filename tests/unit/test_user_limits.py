@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -210,16 +211,20 @@ def test_an_unreadable_spend_counter_refuses_the_turn_and_writes_nothing(
     assert len(w.invoker.calls) == 1
 
 
+def _a_due_tick() -> tuple[World, Any]:
+    w = world()
+    conversation = conversation_with_turn(w)
+    subscribe(w, "ws1", conversation.id)
+    invoke(w, "ws1", conversation.id, "toggle", True)
+    return w, w.timer.pop_due(conversation.id)
+
+
 def test_an_unreadable_spend_counter_is_read_again_in_the_same_invocation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # At the default interval the queue's retry (5 s) would come inside the late guard: a read
     # throttled past botocore's retries is tried again by the invocation itself.
-    w = world()
-    conversation = conversation_with_turn(w)
-    subscribe(w, "ws1", conversation.id)
-    invoke(w, "ws1", conversation.id, "toggle", True)
-    tick = w.timer.pop_due(conversation.id)
+    w, tick = _a_due_tick()
     real_committed, calls = w.store.committed, []
 
     def throttled_once(owner: str, day: str) -> int:
@@ -236,17 +241,13 @@ def test_a_spend_counter_unreadable_for_the_whole_retry_room_leaves_the_tick_unc
 ) -> None:
     from botocore.exceptions import ClientError
 
-    w = world()
-    conversation = conversation_with_turn(w)
-    subscribe(w, "ws1", conversation.id)
-    invoke(w, "ws1", conversation.id, "toggle", True)
-    tick = w.timer.pop_due(conversation.id)
+    w, tick = _a_due_tick()
     monkeypatch.setattr(w.store, "committed", _throttled)
     with pytest.raises(ClientError):
         w.services.handle_tick(tick.conversation_id, tick.seq, tick.target)
     # It kept trying for the 8 s the default interval leaves before the guard, then gave up.
     assert tick.target + 7_800 <= w.clock.now_ms() <= tick.target + 8_000
-    stored = w.store.get_conversation(conversation.id)
+    stored = w.store.get_conversation(tick.conversation_id)
     assert stored is not None and stored.warming.status == "scheduled" and w.model.warms == []
 
 

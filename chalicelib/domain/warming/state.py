@@ -148,6 +148,10 @@ class WarmingState:
     # next sealed turn measures again.
     below_min_cacheable: bool = False
     stats: WarmStats = field(default_factory=WarmStats)
+    # From the model's terms at the last seal, for the panel: how many idle warms one rescue pays
+    # for on the cache in use, and that cache's read price (USD per million tokens). None before.
+    idle_budget: int | None = None
+    cache_read_rate: float | None = None
 
     @property
     def setting(self) -> RetentionSetting:
@@ -166,6 +170,22 @@ class WarmingState:
         if self.last_refresh_at is None:
             return None
         return self.last_refresh_at + self.ttl_ms
+
+    @property
+    def warms_left(self) -> int | None:
+        """Warms still to come before the idle pause, if no turn comes first (None: not known)."""
+        if self.idle_budget is None:
+            return None
+        return max(0, self.idle_budget - self.idle_warms)
+
+    @property
+    def cost_per_hour_usd(self) -> float | None:
+        """What an hour of warming costs at the current interval: each warm reads the measured
+        prefix at the cache-read price. None until a sealed turn measured both."""
+        if self.prefix_tokens is None or self.cache_read_rate is None:
+            return None
+        per_warm = self.prefix_tokens * self.cache_read_rate / 1_000_000
+        return round(per_warm * 3600 / self.interval_seconds, 6)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chalicelib.domain.context import room_for_another_turn
 from chalicelib.domain.pricing import CacheRates, Usage
 from chalicelib.domain.warming.choice import choose_cache
 from chalicelib.domain.warming.events import (
@@ -17,6 +16,7 @@ from chalicelib.domain.warming.events import (
 )
 from chalicelib.domain.warming.state import REASON_MEASURING, WarmingState
 from chalicelib.domain.warming.steps import MARGIN_MS, alive, arm, resume, stop
+from chalicelib.domain.warming.stop_rules import room_for_another_turn
 
 
 def turn_started(state: WarmingState, at: int) -> Decision:
@@ -61,8 +61,11 @@ def turn_claimed(state: WarmingState, claimed: TurnClaimed, now: int) -> Decisio
 def turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
     usage = sealed.usage
     state, tally = _rescue(state, sealed)
+    rates = sealed.terms.rates
     state = replace(
         state,
+        idle_budget=sealed.terms.idle_budget,
+        cache_read_rate=rates.cache_read if rates is not None else state.cache_read_rate,
         turn_started_at=None,
         has_prefix=True,
         last_refresh_at=max(sealed.started_at, state.last_refresh_at or 0),

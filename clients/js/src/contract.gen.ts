@@ -52,7 +52,7 @@ export const ABORT_REASONS = ["cancelled", "closed"] as const;
 export type AbortReason = (typeof ABORT_REASONS)[number];
 
 /** `turn-failed` codes (and a failed turn's errorCode over HTTP). */
-export const TURN_FAILURE_CODES = ["rate_limited", "overloaded", "timeout", "model_rejected", "model_unavailable", "upstream_error", "empty_reply", "internal_error", "context_window_exceeded"] as const;
+export const TURN_FAILURE_CODES = ["rate_limited", "overloaded", "timeout", "model_rejected", "model_unavailable", "upstream_error", "empty_reply", "internal_error", "context_window_exceeded", "budget_exhausted"] as const;
 export type TurnFailureCode = (typeof TURN_FAILURE_CODES)[number];
 
 /** The surface's field ids, in the order the server always sends them. */
@@ -67,6 +67,10 @@ export type ClientFrameType = (typeof CLIENT_FRAME_TYPES)[number];
 
 export const SERVER_FRAME_TYPES = ["surface", "update", "ack", "pong", "error", "chat"] as const;
 export type ServerFrameType = (typeof SERVER_FRAME_TYPES)[number];
+
+/** What made an update: the reply to a toggle or set-interval, a warm that finished, a due tick that stopped warming (stop) or re-booked it while a turn generates (tick), a turn that started (reopening a closed conversation), the auto cache switching at a turn's request, a turn sealed, a turn aborted or failed, a close, a lost tick re-armed on subscribe. */
+export const UPDATE_CAUSES = ["toggle", "interval", "warm", "stop", "tick", "turn-started", "cache-switch", "turn-sealed", "turn-ended", "close", "revive"] as const;
+export type UpdateCause = (typeof UPDATE_CAUSES)[number];
 
 export const ACK_OFS = ["unsubscribe", "chat.subscribe", "chat.unsubscribe", "close"] as const;
 export type AckOf = (typeof ACK_OFS)[number];
@@ -162,6 +166,8 @@ export interface IntervalField {
   readonly max: number;
   readonly unit: "s";
   readonly action: SetIntervalAction;
+  /** What an hour of warming costs at this interval (each warm reads the measured prefix at the cache-read price); null until a sealed turn measured the prefix. */
+  readonly costPerHourUsd: number | null;
 }
 
 export interface TimerValue {
@@ -169,6 +175,10 @@ export interface TimerValue {
   readonly nextWarmAt: number | null;
   /** When the latest warm started; null before the first. */
   readonly lastWarmAt: number | null;
+  /** When the cache expires unless a warm or a turn refreshes it first (the last refresh + TTL); null while nothing is cached. */
+  readonly cacheExpiresAt: number | null;
+  /** Warms still to come before the idle pause (paused-idle) if no turn comes first; null before the first sealed turn. */
+  readonly warmsLeft: number | null;
 }
 
 export interface TimerField {
@@ -281,6 +291,7 @@ export interface UpdateFrame {
   readonly type: "update";
   readonly surfaceId: SurfaceId;
   readonly conversationId: ConversationId;
+  readonly cause: UpdateCause;
   readonly fields: SurfaceFields;
   readonly requestId?: RequestId;
 }
@@ -483,6 +494,8 @@ export interface Turn {
   readonly errorCode: TurnFailureCode | null;
   readonly abortReason: AbortReason | null;
   readonly truncated: boolean;
+  /** What the turn's request was billed in USD, whatever its status (aborted and failed turns too); null when it never reached the model. */
+  readonly costUsd: number | null;
 }
 
 export interface ConversationDetail {
@@ -507,6 +520,70 @@ export interface UserSavings {
   readonly netUsd: number;
   readonly rescues: number;
   readonly warms: number;
+}
+
+/** The conversation's warming totals once the entry is counted (the savings field's spentUsd and savedUsd at that moment). */
+export interface HistoryTotals {
+  readonly spentUsd: number;
+  readonly savedUsd: number;
+}
+
+/** One warm: sent (warmed), failed upstream (reason: the error code), or skipped by its tick (reason: the status it stopped at). */
+export interface HistoryWarm {
+  readonly seq: number;
+  readonly kind: "warm";
+  /** When the warm's request started (skipped: when its tick was decided). */
+  readonly at: number;
+  /** The nextWarmAt it was booked for; null when it no longer was the live tick. */
+  readonly target: number | null;
+  /** at - target. */
+  readonly delayMs: number | null;
+  readonly outcome: WarmOutcome;
+  readonly reason: string | null;
+  readonly usage: Usage | null;
+  readonly cacheReadTokens: number;
+  readonly cacheWriteTokens: number;
+  /** Share of the warmed prefix read from cache. */
+  readonly cachePct: number | null;
+  readonly costUsd: number;
+  readonly totals: HistoryTotals;
+}
+
+/** One turn that ended (sealed, aborted or failed): what its request read and wrote, cost, and whether warming rescued it. */
+export interface HistoryTurn {
+  readonly seq: number;
+  readonly kind: "turn";
+  /** When the turn started. */
+  readonly at: number;
+  readonly endedAt: number | null;
+  readonly turnId: string;
+  readonly outcome: TurnStatus;
+  /** A failed turn's code, an aborted one's reason. */
+  readonly reason: string | null;
+  readonly usage: Usage | null;
+  readonly cacheReadTokens: number;
+  readonly cacheWriteTokens: number;
+  /** Share of the whole prompt read from cache. */
+  readonly cachePct: number | null;
+  readonly costUsd: number;
+  /** It read the prefix only because warming kept it alive. */
+  readonly rescue: boolean;
+  /** What the rescue saved (0 for no rescue). */
+  readonly savedUsd: number;
+  readonly totals: HistoryTotals;
+}
+
+export type HistoryEntry =
+  | HistoryWarm
+  | HistoryTurn;
+
+export const WARM_OUTCOMES = ["warmed", "failed", "skipped"] as const;
+export type WarmOutcome = (typeof WARM_OUTCOMES)[number];
+
+/** GET /conversations/{id}/history?limit=1-100&cursor=: one page of the conversation's warms and ended turns, newest first; pass nextCursor back as `cursor` for the older page, null on the last one. At most 1000 entries are kept per conversation, each for 30 days. */
+export interface HistoryPage {
+  readonly entries: readonly HistoryEntry[];
+  readonly nextCursor: string | null;
 }
 
 /** The reply the server sends to a client frame (its `x-reply` in the schema). */
@@ -574,7 +651,9 @@ export const LIMITS = {
   "listPageSize": {
     "default": 50,
     "max": 100
-  }
+  },
+  "historyEntriesPerConversation": 1000,
+  "historyRetentionDays": 30
 } as const;
 
 /** The HTTP routes (`{conversationId}` is a path parameter). */
@@ -618,6 +697,17 @@ export const ROUTES = [
     "auth": true,
     "status": 200,
     "response": "ConversationDetail"
+  },
+  {
+    "method": "GET",
+    "path": "/conversations/{conversationId}/history",
+    "auth": true,
+    "status": 200,
+    "query": [
+      "limit",
+      "cursor"
+    ],
+    "response": "HistoryPage"
   },
   {
     "method": "POST",

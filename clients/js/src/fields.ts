@@ -26,6 +26,12 @@ export interface WarmingPanel {
   readonly maxIntervalSeconds: number;
   readonly nextWarmAt: number | null;
   readonly lastWarmAt: number | null;
+  /** When the cache expires unless a warm or a turn refreshes it first; null while nothing is cached. */
+  readonly cacheExpiresAt: number | null;
+  /** Warms still to come before the idle pause if no turn comes first; null before the first sealed turn. */
+  readonly warmsLeft: number | null;
+  /** What an hour of warming costs at the current interval; null before the first sealed turn. */
+  readonly costPerHourUsd: number | null;
   readonly status: WarmingStatus;
   readonly lastCachePct: number | null;
   /** The cache in use, what the conversation was created with, and why this cache. */
@@ -45,6 +51,9 @@ export function readPanel(fields: readonly SurfaceField[]): WarmingPanel {
     maxIntervalSeconds: f.interval.max,
     nextWarmAt: f.timer.value.nextWarmAt,
     lastWarmAt: f.timer.value.lastWarmAt,
+    cacheExpiresAt: f.timer.value.cacheExpiresAt,
+    warmsLeft: f.timer.value.warmsLeft,
+    costPerHourUsd: f.interval.costPerHourUsd,
     status: f.status.value,
     lastCachePct: f["last-cache-pct"].value,
     retention: f["cache-retention"].value,

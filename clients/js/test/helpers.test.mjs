@@ -79,6 +79,9 @@ test("fields by id and the panel's state", () => {
   assert.equal(panel.retentionSetting, "auto");
   assert.match(panel.retentionReason, /^auto: 5m/);
   assert.deepEqual(panel.savings, { spentUsd: 0, savedUsd: 0, netUsd: 0, rescues: 0 });
+  assert.equal(panel.cacheExpiresAt, null);
+  assert.equal(panel.warmsLeft, null);
+  assert.equal(panel.costPerHourUsd, null);
   assert.throws(() => fieldsById(fields.slice(1)), /missing: enabled/);
 });
 

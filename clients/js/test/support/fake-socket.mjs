@@ -9,8 +9,8 @@ const CLOSED = 3;
 
 export const sampleFields = (overrides = {}) => [
   { id: "enabled", kind: "toggle", label: "Cache warming", value: false, action: "cache-warming/toggle" },
-  { id: "interval", kind: "number", label: "Interval", value: 290, min: 20, max: 290, unit: "s", action: "cache-warming/set-interval" },
-  { id: "timer", kind: "custom", component: "cache-warming-timer", label: "Next warm", value: { nextWarmAt: null, lastWarmAt: null } },
+  { id: "interval", kind: "number", label: "Interval", value: 290, min: 20, max: 290, unit: "s", action: "cache-warming/set-interval", costPerHourUsd: null },
+  { id: "timer", kind: "custom", component: "cache-warming-timer", label: "Next warm", value: { nextWarmAt: null, lastWarmAt: null, cacheExpiresAt: null, warmsLeft: null } },
   { id: "status", kind: "status", label: "Status", value: overrides.status ?? "off" },
   { id: "last-cache-pct", kind: "percent", label: "Last Cache %", value: null },
   { id: "cache-retention", kind: "text", label: "Cache retention", value: "5m", setting: "auto", reason: "auto: 5m until two sealed turns show this conversation's sizes" },
@@ -113,7 +113,8 @@ export class FakeServer {
         if (frame.action === "cache-warming/set-interval" && frame.payload < 20) {
           return socket.push({ type: "error", code: "invalid_interval", message: "interval must be between 20 and 290 seconds", conversationId, requestId });
         }
-        return socket.push({ type: "update", surfaceId: SURFACE_ID, conversationId, requestId, fields: sampleFields({ status: frame.payload ? "scheduled" : "off" }) });
+        const cause = frame.action === "cache-warming/set-interval" ? "interval" : "toggle";
+        return socket.push({ type: "update", surfaceId: SURFACE_ID, conversationId, cause, requestId, fields: sampleFields({ status: frame.payload ? "scheduled" : "off" }) });
       default:
         return socket.push({ type: "ack", of: frame.type, conversationId, requestId });
     }
