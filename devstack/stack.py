@@ -41,124 +41,38 @@ state lives exactly as long as the stack. The app's shared clients are primed on
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import secrets
-import socket
 import sys
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-log = logging.getLogger("devstack")
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-DEFAULT_ENDPOINTS_FILE = PROJECT_DIR / ".devstack" / "endpoints.json"
-ACCOUNT_ID = "123456789012"
-REGION = "us-east-1"
-API_ID = "local"
-DEV_USER = "dev-user"
-START_TIMEOUT_S = 15.0
-
-# Variables that would send the app elsewhere (a real account, a JWKS, Secrets Manager).
-_SCRUBBED = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI",
-    "JWT_JWKS_URL",
-    "JWT_ISSUER",
-    "JWT_AUDIENCE",
-    "WARM_DLQ_ARN",
-    "ANTHROPIC_API_KEY_SECRET_ID",
+from devstack.stack_parts import (
+    DEFAULT_ENDPOINTS_FILE,
+    REGION,
+    SCRUBBED,
+    PortInUse,
+    StackOptions,
+    app_name,
+    bounded,
+    check_ports,
+    local_env_for,
+    prime_app_clients,
+    quiet_third_party_logs,
 )
 
+if TYPE_CHECKING:
+    from chalicelib.config import Settings
+    from devstack.gateway import WebSocketGateway
+    from devstack.http import HttpServer
+    from devstack.lambdas import LambdaEmulator
 
-class PortInUse(RuntimeError):
-    pass
+__all__ = ["DEFAULT_ENDPOINTS_FILE", "PortInUse", "Stack", "StackOptions"]
 
-
-@dataclass(frozen=True)
-class StackOptions:
-    host: str = "127.0.0.1"
-    http_port: int = 25203
-    anthropic_port: int = 25204
-    ws_port: int = 25205
-    management_port: int = 25206
-    lambda_port: int = 25207
-    aws_port: int = 25208
-    exact_scheduler: bool = False
-    endpoints_file: Path | None = DEFAULT_ENDPOINTS_FILE
-    tokens_per_second: float = 40.0
-    reply_tokens: int = 300
-    # None: the catalog's per-model minimums, as Anthropic applies them; a number overrides them
-    # for every model (tests of the emulator only: the product's not-cacheable rule reads the
-    # catalog, so an override makes the stack disagree with the API).
-    min_cacheable: int | None = None
-    lambda_workers: int = 64
-    # ScalingConfig.MaximumConcurrency of the tick queue's mapping (the deployed default is 500;
-    # a local invocation is a thread, and 50 carry thousands of warming conversations here).
-    esm_max_concurrency: int = 50
-    # moto in a process of its own (devstack/moto_server.py): another core for the stand-in AWS.
-    moto_process: bool = False
-    chalice_stage: str = "dev"
-    # API Gateway's WebSocket limits (devstack.gateway cites them); tests shorten them.
-    ws_idle_timeout_s: float = 600.0
-    ws_max_connection_s: float = 7200.0
-    ws_max_message_bytes: int = 128 * 1024
-    project_dir: Path = PROJECT_DIR
-    user: str = DEV_USER
-
-
-PORT_FLAGS = {
-    "http_port": "--http-port",
-    "anthropic_port": "--anthropic-port",
-    "ws_port": "--ws-port",
-    "management_port": "--management-port",
-    "lambda_port": "--lambda-port",
-    "aws_port": "--aws-port",
-}
-
-
-def check_ports(options: StackOptions, *, anthropic: bool) -> None:
-    """Fail fast, naming the flag, when a fixed port is taken (instead of a hang or a trace)."""
-    for attribute, flag in PORT_FLAGS.items():
-        port = int(getattr(options, attribute))
-        if port == 0 or (attribute == "anthropic_port" and not anthropic):
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((options.host, port))
-            except OSError as error:
-                raise PortInUse(
-                    f"port {port} on {options.host} is not available ({flag}): {error.strerror}"
-                ) from error
-
-
-def _bounded(call: Callable[[], None], what: str, timeout_s: float = START_TIMEOUT_S) -> None:
-    """Run a call that may block forever (moto's start() does when its port is taken, its stop()
-    joins without a timeout) in a helper thread, with a deadline."""
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            call()
-        except BaseException as error:  # noqa: BLE001 - re-raised below
-            failure.append(error)
-
-    thread = threading.Thread(target=run, name=f"bounded-{what}", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    if failure:
-        raise RuntimeError(f"{what} failed: {failure[0]}") from failure[0]
-    if thread.is_alive():
-        raise RuntimeError(f"{what} did not finish within {timeout_s:.0f} s")
+log = logging.getLogger("devstack")
 
 
 class Stack:
@@ -180,54 +94,93 @@ class Stack:
             raise
 
     def _start(self) -> dict[str, Any]:
-        # Heavy imports (moto, chalice, the app) happen in here, after the environment is set:
-        # the app's modules then never see anything but the local endpoints, and `python -m
+        # Heavy imports (moto, chalice, the app) happen in the steps, after the environment is
+        # set: the app's modules then never see anything but the local endpoints, and `python -m
         # devstack --help` stays instant.
-        options = self.options
-        host = options.host
-        check_ports(options, anthropic=not self.real_anthropic)
-        _quiet_third_party_logs()
-
+        check_ports(self.options, anthropic=not self.real_anthropic)
+        quiet_third_party_logs()
         aws_url = self._start_moto()
         anthropic_url = self._start_anthropic()
+        lambdas = self._start_lambdas()
+        gateway = self._start_gateway()
+        secret = secrets.token_urlsafe(32)
+        queues = self._create_tick_queues(aws_url)
+        local_env = local_env_for(
+            self.options, self.real_anthropic, aws_url, lambdas.url, anthropic_url, secret
+        )
+        local_env.update(
+            TICK_QUEUE_URL=queues.url, TICK_QUEUE_ARN=queues.arn, WARM_DLQ_ARN=queues.dlq_arn
+        )
+        app, config = self._load_app(local_env)
+        gateway.stage = config.api_gateway_stage
+        os.environ["WEBSOCKET_ENDPOINT"] = gateway.management_url
+        app_settings = self._prepare_app()
+        self._attach_handlers(app, config, lambdas, gateway)
+        from chalicelib import auth
 
-        from devstack.gateway import GatewayLimits, WebSocketGateway
+        token = auth.mint(self.options.user, secret)
+        http = self._start_http(app, config, gateway, token)
+        self._start_scheduler(app_settings.schedule_group, lambdas.url)
+        self._start_mapping(queues, lambdas)
+        self.endpoints = {
+            "httpUrl": http.url,
+            "wsUrl": gateway.ws_url,
+            "token": token,
+            "anthropicUrl": anthropic_url,
+            "anthropic": self._anthropic_mode,
+            "managementUrl": gateway.management_url,
+            "lambdaUrl": lambdas.url,
+            "awsUrl": aws_url,
+            **self._backend_endpoints(app_settings, queues),
+            "wsLimits": gateway.limits.as_dict(),
+        }
+        self._write_endpoints()
+        return self.endpoints
+
+    def _backend_endpoints(self, app_settings: Settings, queues: Any) -> dict[str, str]:
+        return {
+            "tableName": app_settings.table_name,
+            "scheduleGroup": app_settings.schedule_group,
+            "tickQueueUrl": queues.url,
+            "tickDlqUrl": queues.dlq_url,
+            "scheduler": "exact" if self.options.exact_scheduler else "aws-jitter",
+        }
+
+    @property
+    def _anthropic_mode(self) -> str:
+        # The page labels replies as emulated when they are.
+        return "api" if self.real_anthropic else "emulator"
+
+    def _start_lambdas(self) -> LambdaEmulator:
         from devstack.lambdas import LambdaEmulator
 
         # Bound now, handlers attached once the app is loaded (nothing can call before).
+        options = self.options
         lambdas = LambdaEmulator(
-            {}, host, options.lambda_port, workers=options.lambda_workers
+            {}, options.host, options.lambda_port, workers=options.lambda_workers
         ).start()
         self._stoppers.append(("lambda emulator", lambdas.stop))
+        return lambdas
+
+    def _start_gateway(self) -> WebSocketGateway:
+        from devstack.gateway import GatewayLimits, WebSocketGateway
+
+        options = self.options
         limits = GatewayLimits(
             idle_timeout_s=options.ws_idle_timeout_s,
             max_connection_s=options.ws_max_connection_s,
             max_message_bytes=options.ws_max_message_bytes,
         )
         gateway = WebSocketGateway(
-            {}, host, options.ws_port, options.management_port, limits=limits
+            {}, options.host, options.ws_port, options.management_port, limits=limits
         )
         gateway.start()
         self._stoppers.append(("websocket gateway", gateway.stop))
+        return gateway
 
-        secret = secrets.token_urlsafe(32)
-        queues = self._create_tick_queues(aws_url)
-        local_env = self._local_env(aws_url, lambdas.url, anthropic_url, secret)
-        local_env.update(
-            TICK_QUEUE_URL=queues.url, TICK_QUEUE_ARN=queues.arn, WARM_DLQ_ARN=queues.dlq_arn
-        )
-        for name in _SCRUBBED:
-            os.environ.pop(name, None)
-        os.environ.update(local_env)
-
-        app, config = self._load_app()
-        # `.chalice/config.json` is applied on top (as in Lambda); endpoints must stay ours.
-        os.environ.update(local_env)
-        stage = config.api_gateway_stage
-        gateway.stage = stage
-        os.environ["WEBSOCKET_ENDPOINT"] = gateway.management_url
-
-        from chalicelib import auth, bootstrap
+    def _prepare_app(self) -> Settings:
+        """The app's settings, with its table and schedule group created and its clients built."""
+        from chalicelib import bootstrap
         from chalicelib.config import settings
 
         bootstrap.reset()
@@ -236,11 +189,15 @@ class Stack:
         widen_client_pools()
         app_settings = settings()
         self._create_resources(app_settings.table_name, app_settings.schedule_group)
-        _prime_app_clients(bootstrap.services())
+        prime_app_clients(bootstrap.services())
+        return app_settings
 
+    def _attach_handlers(
+        self, app: Any, config: Any, lambdas: LambdaEmulator, gateway: WebSocketGateway
+    ) -> None:
         lambdas.functions = {fn.name: app.handler_map[fn.name] for fn in app.pure_lambda_functions}
         lambdas.timeouts = {
-            name: int(config.scope(options.chalice_stage, name).lambda_timeout or 900)
+            name: int(config.scope(self.options.chalice_stage, name).lambda_timeout or 900)
             for name in lambdas.functions
         }
         gateway.handlers = {
@@ -249,46 +206,25 @@ class Stack:
             "disconnect": app.handler_map[app.websocket_handlers["$disconnect"].name],
         }
 
+    def _start_http(
+        self, app: Any, config: Any, gateway: WebSocketGateway, token: str
+    ) -> HttpServer:
         from devstack.http import HttpServer
 
-        token = auth.mint(options.user, secret)
-        http = HttpServer(app, config, host, options.http_port)
-        # The page labels replies as emulated when they are, and keeps its socket alive within
-        # this gateway's limits (shortened ones included).
-        anthropic_mode = "api" if self.real_anthropic else "emulator"
+        http = HttpServer(app, config, self.options.host, self.options.http_port)
+        # The page keeps its socket alive within this gateway's limits (shortened ones included).
         http.set_page_config(
             {
                 "httpUrl": http.url,
                 "wsUrl": gateway.ws_url,
                 "token": token,
-                "anthropic": anthropic_mode,
-                "wsLimits": limits.as_dict(),
+                "anthropic": self._anthropic_mode,
+                "wsLimits": gateway.limits.as_dict(),
             }
         )
         http.start()
         self._stoppers.append(("http server", http.stop))
-
-        self._start_scheduler(app_settings.schedule_group, lambdas.url)
-        self._start_mapping(queues, lambdas)
-
-        self.endpoints = {
-            "httpUrl": http.url,
-            "wsUrl": gateway.ws_url,
-            "token": token,
-            "anthropicUrl": anthropic_url,
-            "anthropic": anthropic_mode,
-            "managementUrl": gateway.management_url,
-            "lambdaUrl": lambdas.url,
-            "awsUrl": aws_url,
-            "tableName": app_settings.table_name,
-            "scheduleGroup": app_settings.schedule_group,
-            "tickQueueUrl": queues.url,
-            "tickDlqUrl": queues.dlq_url,
-            "scheduler": "exact" if options.exact_scheduler else "aws-jitter",
-            "wsLimits": limits.as_dict(),
-        }
-        self._write_endpoints()
-        return self.endpoints
+        return http
 
     def _start_moto(self) -> str:
         if self.options.moto_process:
@@ -307,8 +243,8 @@ class Stack:
         moto = ThreadedMotoServer(
             ip_address=self.options.host, port=self.options.aws_port, verbose=False
         )
-        _bounded(moto.start, "starting the moto server")
-        self._stoppers.append(("moto server", lambda: _bounded(moto.stop, "stopping moto", 10)))
+        bounded(moto.start, "starting the moto server")
+        self._stoppers.append(("moto server", lambda: bounded(moto.stop, "stopping moto", 10)))
         host, port = moto.get_host_and_port()
         return f"http://{host}:{port}"
 
@@ -327,40 +263,13 @@ class Stack:
         self._stoppers.append(("anthropic emulator", emulator.stop))
         return emulator.url
 
-    def _local_env(
-        self, aws_url: str, lambda_url: str, anthropic_url: str, secret: str
-    ) -> dict[str, str]:
-        prefix = f"{_app_name(self.options.project_dir)}-{self.options.chalice_stage}"
-        env = {
-            # Dummy credentials: moto and the local servers accept any signature.
-            "AWS_ACCESS_KEY_ID": "devstack",
-            "AWS_SECRET_ACCESS_KEY": "devstack",
-            "AWS_SESSION_TOKEN": "devstack",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            # No ~/.aws files: nothing there may send a call to a real account.
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_ENDPOINT_URL_DYNAMODB": aws_url,
-            "AWS_ENDPOINT_URL_SCHEDULER": aws_url,
-            "AWS_ENDPOINT_URL_SQS": aws_url,
-            "AWS_ENDPOINT_URL_LAMBDA": lambda_url,
-            "WEBSOCKET_API_ID": API_ID,
-            "JWT_SECRET": secret,
-            "GENERATE_FUNCTION_ARN": (
-                f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{prefix}-generate"
-            ),
-            "SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-scheduler",
-        }
-        if not self.real_anthropic:
-            env["ANTHROPIC_BASE_URL"] = anthropic_url
-            env["ANTHROPIC_API_KEY"] = "devstack-emulator-key"
-        return env
-
-    def _load_app(self) -> tuple[Any, Any]:
+    def _load_app(self, local_env: dict[str, str]) -> tuple[Any, Any]:
         """Load ``app.py`` the way ``chalice local`` does: config first, its env applied."""
         from chalice.cli.factory import CLIFactory
 
+        for name in SCRUBBED:
+            os.environ.pop(name, None)
+        os.environ.update(local_env)
         factory = CLIFactory(str(self.options.project_dir), environ=os.environ)
         config = factory.create_config_obj(chalice_stage_name=self.options.chalice_stage)
         app = config.chalice_app
@@ -369,6 +278,8 @@ class Stack:
         for handler in app.log.handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
                 handler.setStream(sys.stderr)
+        # `.chalice/config.json` is applied on top (as in Lambda); endpoints must stay ours.
+        os.environ.update(local_env)
         return app, config
 
     def _create_resources(self, table_name: str, schedule_group: str) -> None:
@@ -398,7 +309,7 @@ class Stack:
     def _create_tick_queues(self, aws_url: str) -> Any:
         from devstack.ticks import create_tick_queues_at
 
-        prefix = f"{_app_name(self.options.project_dir)}-{self.options.chalice_stage}"
+        prefix = f"{app_name(self.options.project_dir)}-{self.options.chalice_stage}"
         return create_tick_queues_at(aws_url, prefix, REGION)
 
     def _start_mapping(self, queues: Any, lambdas: Any) -> None:
@@ -431,35 +342,3 @@ class Stack:
             except Exception:
                 log.exception("stopping the %s failed", name)
             log.debug("stopped the %s in %.2f s", name, time.monotonic() - started)
-
-
-def _app_name(project_dir: Path) -> str:
-    with contextlib.suppress(OSError, ValueError):
-        config = json.loads((project_dir / ".chalice" / "config.json").read_text())
-        return str(config.get("app_name") or "app")
-    return "app"
-
-
-def _prime_app_clients(services: Any) -> None:
-    """Build the app's shared boto3 clients now, in one thread.
-
-    Lambda runs one request per container; here many handler threads share the app's module-level
-    singletons, and a boto3 session is not safe to build clients from concurrently. Building them
-    up front (through the app's own lazy properties) removes that race. Attributes that a future
-    version of the app no longer has are skipped.
-    """
-    services.store.list_conversations("devstack-warm-up")
-    for path in (("timer", "scheduler"), ("timer", "queue", "client"), ("sockets", "client")):
-        target: Any = services
-        for attribute in path:
-            target = getattr(target, attribute, None)
-            if target is None:
-                break
-    with contextlib.suppress(Exception):
-        services.ports.model()  # imports the anthropic SDK once (about 0.8 s)
-
-
-def _quiet_third_party_logs() -> None:
-    for name in ("werkzeug", "websockets", "botocore", "urllib3", "httpx", "anthropic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -9,16 +9,16 @@ import sys
 import threading
 import time
 from http.server import ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from devstack.anthropic.config import ERROR_FAULTS, FAULT_KINDS
+from devstack.anthropic.cache import CachePlan
+from devstack.anthropic.config import ERROR_FAULTS, FAULT_KINDS, Fault
 from devstack.anthropic.errors import RequestError, invalid
+from devstack.anthropic.ports import EmulatorState
+from devstack.anthropic.prompt import MessagesRequest
 from devstack.anthropic.reply import reply_pieces
 from devstack.anthropic.rules import parse_messages_request
 from devstack.anthropic.streaming import ClientGone, StreamingHandler
-
-if TYPE_CHECKING:
-    from devstack.anthropic.emulator import AnthropicEmulator
 
 _REASONS = {529: "Overloaded"}
 
@@ -27,7 +27,7 @@ class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], emulator: AnthropicEmulator) -> None:
+    def __init__(self, address: tuple[str, int], emulator: EmulatorState) -> None:
         self.emulator = emulator
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
@@ -45,7 +45,7 @@ class _Handler(StreamingHandler):
     timeout = 60
 
     @property
-    def emu(self) -> AnthropicEmulator:
+    def emu(self) -> EmulatorState:
         return cast(EmulatorServer, self.server).emulator
 
     def setup(self) -> None:
@@ -168,51 +168,16 @@ class _Handler(StreamingHandler):
     def _messages(self) -> None:
         emu = self.emu
         started_at = emu.now()
-        request_id, message_id = emu.next_ids()
-        record: dict[str, Any] = {
-            "request_id": request_id,
-            "message_id": message_id,
-            "model": None,
-            "stream": False,
-            "max_tokens": None,
-            "usage": None,
-            "started_at": started_at,
-            "status": 200,
-            "error": None,
-            "fault": None,
-            "outcome": "in_progress",
-            "deltas_sent": 0,
-        }
-        try:
-            self._check_api_key()
-            body = self._read_body()
-            if isinstance(body, dict):
-                record.update(
-                    model=body.get("model"),
-                    stream=body.get("stream") is True,
-                    max_tokens=body.get("max_tokens"),
-                )
-            request = parse_messages_request(body, max_breakpoints=emu.config.max_breakpoints)
-        except RequestError as err:
-            record.update(status=err.status, error=err.error_type, outcome="error")
-            emu.record(record)
-            self._send_error(err, request_id)
+        record = _new_record(*emu.next_ids(), started_at)
+        request = self._parse_messages(record)
+        if request is None:
             return
-
         fault = emu.take_fault(request.stream)
         if fault is not None:
             record["fault"] = fault.kind
         if fault is not None and fault.kind in ERROR_FAULTS:
-            error_type, message = ERROR_FAULTS[fault.kind]
-            headers = (
-                {"retry-after": f"{fault.retry_after:g}"} if fault.kind == "rate_limit" else {}
-            )
-            failure = RequestError(FAULT_KINDS[fault.kind], error_type, message, headers)
-            record.update(status=failure.status, error=error_type, outcome="error")
-            emu.record(record)
-            self._send_error(failure, request_id)
+            self._refuse(fault, record)
             return
-
         config = emu.config
         plan = emu.cache.plan(
             request,
@@ -226,33 +191,77 @@ class _Handler(StreamingHandler):
         stop_reason = "max_tokens" if request.max_tokens < reply_tokens else "end_turn"
         record["usage"] = plan.usage(0 if request.stream else len(words))
         emu.record(record)
-
-        if (
-            fault is not None
-            and fault.kind == "slow"
-            and self.client_gone(time.monotonic() + fault.delay)
-        ):
-            emu.finish_stream(record, "disconnected", 0, disconnected=True)
-            self.close_connection = True
-            return
-        if fault is not None and fault.kind == "drop" and not request.stream:
-            emu.finish_stream(record, "dropped", 0, dropped=True)
-            self.close_connection = True
+        if self._cut_short(fault, request, record):
             return
         if fault is None or fault.kind == "slow":
             # The cache entry exists once the response begins, not when the request arrives.
             emu.cache.commit(plan, started_at=started_at)
-
         if request.stream:
             self.stream_reply(
                 request, plan, words, stop_reason, fault, record, config.tokens_per_second
             )
             return
         emu.finish_record(record, "ok")
+        self._send_message(request, plan, words, stop_reason, record)
+
+    def _parse_messages(self, record: dict[str, Any]) -> MessagesRequest | None:
+        """The parsed request, or None once the refusal is recorded and sent."""
+        emu = self.emu
+        try:
+            self._check_api_key()
+            body = self._read_body()
+            if isinstance(body, dict):
+                record.update(
+                    model=body.get("model"),
+                    stream=body.get("stream") is True,
+                    max_tokens=body.get("max_tokens"),
+                )
+            return parse_messages_request(body, max_breakpoints=emu.config.max_breakpoints)
+        except RequestError as err:
+            record.update(status=err.status, error=err.error_type, outcome="error")
+            emu.record(record)
+            self._send_error(err, record["request_id"])
+            return None
+
+    def _refuse(self, fault: Fault, record: dict[str, Any]) -> None:
+        """An injected error fault: the error the real API would send, recorded."""
+        error_type, message = ERROR_FAULTS[fault.kind]
+        headers = {"retry-after": f"{fault.retry_after:g}"} if fault.kind == "rate_limit" else {}
+        failure = RequestError(FAULT_KINDS[fault.kind], error_type, message, headers)
+        record.update(status=failure.status, error=error_type, outcome="error")
+        self.emu.record(record)
+        self._send_error(failure, record["request_id"])
+
+    def _cut_short(
+        self, fault: Fault | None, request: MessagesRequest, record: dict[str, Any]
+    ) -> bool:
+        """True when a slow or drop fault ended the response before it began."""
+        if (
+            fault is not None
+            and fault.kind == "slow"
+            and self.client_gone(time.monotonic() + fault.delay)
+        ):
+            self.emu.finish_stream(record, "disconnected", 0, disconnected=True)
+            self.close_connection = True
+            return True
+        if fault is not None and fault.kind == "drop" and not request.stream:
+            self.emu.finish_stream(record, "dropped", 0, dropped=True)
+            self.close_connection = True
+            return True
+        return False
+
+    def _send_message(
+        self,
+        request: MessagesRequest,
+        plan: CachePlan,
+        words: list[str],
+        stop_reason: str,
+        record: dict[str, Any],
+    ) -> None:
         self._send_json(
             200,
             {
-                "id": message_id,
+                "id": record["message_id"],
                 "type": "message",
                 "role": "assistant",
                 "model": request.model,
@@ -261,5 +270,23 @@ class _Handler(StreamingHandler):
                 "stop_sequence": None,
                 "usage": plan.usage(len(words)),
             },
-            request_id,
+            record["request_id"],
         )
+
+
+def _new_record(request_id: str, message_id: str, started_at: float) -> dict[str, Any]:
+    """The stats entry of one Messages request, updated in place as it proceeds."""
+    return {
+        "request_id": request_id,
+        "message_id": message_id,
+        "model": None,
+        "stream": False,
+        "max_tokens": None,
+        "usage": None,
+        "started_at": started_at,
+        "status": 200,
+        "error": None,
+        "fault": None,
+        "outcome": "in_progress",
+        "deltas_sent": 0,
+    }

@@ -46,13 +46,20 @@ class FakeClock:
 
 
 class WarpClock:
-    """Wall-clock speed, so streaming, abort polling and delta batching behave as in production,
-    but `sleep` and `advance` jump ahead, so minutes of TTL pass without waiting. Share it with the
-    Anthropic emulator (`EmulatorConfig(clock=clock.seconds)`) to move both at once."""
+    """The one wall-clock fake: wall-clock speed, so streaming, abort polling and delta batching
+    behave as in production, but `advance` jumps ahead, so minutes of TTL pass without waiting.
+    `sleep` jumps ahead too, unless `real_sleep`: then a sleeping handler really waits (a warm
+    that takes wall-clock time, threads racing). Share it with the Anthropic emulator
+    (`EmulatorConfig(clock=clock.seconds)`) to move both at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, real_sleep: bool = False) -> None:
         self.offset_ms = 0
+        self.real_sleep = real_sleep
         self.lock = threading.Lock()
+
+    @property
+    def now(self) -> int:
+        return self.now_ms()
 
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000 + self.offset_ms
@@ -61,7 +68,10 @@ class WarpClock:
         return self.now_ms() / 1000
 
     def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
+        if self.real_sleep:
+            time.sleep(max(0.0, seconds))
+        else:
+            self.advance(seconds)
 
     def advance(self, seconds: float) -> None:
         with self.lock:

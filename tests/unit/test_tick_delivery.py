@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +29,7 @@ from chalicelib.wire.ticks import (
     tick_of,
     tick_of_body,
 )
-from tests.fakes.ports import World, world
+from tests.fakes.ports import WarpClock, World, world
 from tests.helpers import conversation_with_turn, invoke, subscribe
 
 
@@ -127,28 +126,8 @@ def test_the_invocation_deadline_reaches_the_tick_use_case() -> None:
 # --- batches ---------------------------------------------------------------------------------
 
 
-class SlowModelClock:
-    """Wall-clock time; the fake model's warm takes `seconds` of it."""
-
-    def __init__(self) -> None:
-        self.offset_ms = 0
-
-    @property
-    def now(self) -> int:
-        return self.now_ms()
-
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000 + self.offset_ms
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
-
-    def advance(self, seconds: float) -> None:
-        self.offset_ms += int(seconds * 1000)
-
-
 def test_the_records_of_a_batch_are_warmed_side_by_side() -> None:
-    w = world(clock=SlowModelClock())  # type: ignore[arg-type]
+    w = world(clock=WarpClock(real_sleep=True))  # type: ignore[arg-type]
     ticks = []
     for _ in range(4):
         conversation = conversation_with_turn(w)

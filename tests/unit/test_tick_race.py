@@ -7,28 +7,8 @@ import time
 from typing import Any
 
 from chalicelib.domain.warming import Toggle
-from tests.fakes.ports import FakeTimer, world
+from tests.fakes.ports import FakeTimer, WarpClock, world
 from tests.helpers import conversation_with_turn
-
-
-class RealClock:
-    """Wall-clock time (sleeps really sleep), shifted by `advance` to skip idle minutes."""
-
-    def __init__(self) -> None:
-        self.offset_ms = 0
-
-    @property
-    def now(self) -> int:
-        return self.now_ms()
-
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000 + self.offset_ms
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(seconds, 0))
-
-    def advance(self, seconds: float) -> None:
-        self.offset_ms += int(seconds * 1000)
 
 
 class DeliveringTimer(FakeTimer):
@@ -50,7 +30,7 @@ class DeliveringTimer(FakeTimer):
 
 def test_a_tick_that_beats_its_own_state_write_still_warms() -> None:
     timer = DeliveringTimer()
-    w = world(timer=timer, clock=RealClock())  # type: ignore[arg-type]
+    w = world(timer=timer, clock=WarpClock(real_sleep=True))  # type: ignore[arg-type]
     conversation = conversation_with_turn(w)
     w.clock.advance(3600)  # the cache expired: enabling books an immediate rebuild
     reports: list[Any] = []
