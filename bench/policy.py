@@ -50,6 +50,7 @@ from bench.policies import (
     warms_if_never_back,
 )
 from chalicelib.domain.pricing import CacheRates, idle_warm_budget
+from chalicelib.domain.timing import TIMINGS
 from chalicelib.domain.warming import Retention
 from chalicelib.domain.warming.choice import END_SHARE, choose_cache
 
@@ -435,7 +436,7 @@ def look_ahead(cache: Cache, read: float, returns: ReturnModel) -> Policy:
 TODAY = break_even_budget(0.1, CACHE_5M.write), break_even_budget(0.1, CACHE_1H.write)
 NO_WARMING = "no warming"
 BEFORE = f"ours before issue 13 (240 s, {TODAY[0]} / {TODAY[1]})"
-OURS = "ours: TTL-10 s, budget floor((W - r)/r), 5 s guard (decide)"
+OURS = f"ours: TTL-10 s, budget floor((W - r)/r), {TIMINGS.late_guard_s} s guard (decide)"
 INTERVAL_ONLY = f"ours at TTL-10 s, the old budget ({TODAY[0]} / {TODAY[1]})"
 EV_MYOPIC = "EV one-step (the issue's formula), ceiling floor(W/r - 1) (not shipped)"
 EV_LOOK_AHEAD = "EV look-ahead, ceiling floor(W/r - 1) (not shipped)"
@@ -952,6 +953,12 @@ def _margin_job() -> str:
     return margin_table(Runner(), [m for m in _MODELS if not m.ends])
 
 
+def _failure_job() -> str:
+    from bench.failures import failure_table  # it builds on this module's replay
+
+    return failure_table(Runner(), [m for m in _MODELS if not m.ends])
+
+
 def _rounding_job() -> str:
     return rounding_check(_MODELS)
 
@@ -1002,10 +1009,12 @@ def run(n: int = GAPS, seed: int = SEED, jobs: int = 0, exact_decide: bool = Fal
             submit(_block_job, i, c.name, exact_decide) for i in range(len(models)) for c in CACHES
         ]
         margin_job, rounding_job = submit(_margin_job), submit(_rounding_job)
+        failure_job = submit(_failure_job)
         blocks = [cast(Block, job.result()) for job in block_jobs]
         texts = [render_block(block, peers) for block in blocks]
         texts.append(render_issue_check(blocks[0]))
         texts.append(cast(str, margin_job.result()))
+        texts.append(cast(str, failure_job.result()))
         notes: list[str] = []
         choice: list[ChoiceRow] = []
         for job in choice_jobs:

@@ -17,6 +17,7 @@ from chalicelib.adapters.lambdas import AsyncInvoker
 from chalicelib.adapters.secrets import SecretString
 from chalicelib.adapters.sockets import ManagementApiSockets
 from chalicelib.adapters.store import DynamoStore
+from chalicelib.adapters.store_table import client_config as store_client_config
 from chalicelib.adapters.tick_queue import SqsTickQueue
 from chalicelib.adapters.timer import PreciseTimer
 from chalicelib.auth import JwksVerifier, SharedSecretVerifier, TokenVerifier, audiences
@@ -72,7 +73,10 @@ def _build() -> Services:
         dead_letter_arn=config.warm_dlq_arn,
     )
     ports = Ports(
-        store=DynamoStore(config.table_name, client_factory=lambda: _client("dynamodb")),
+        store=DynamoStore(
+            config.table_name,
+            client_factory=lambda: _client("dynamodb", config=store_client_config()),
+        ),
         timer=timer,
         sockets=ManagementApiSockets(
             lambda: _client("apigatewaymanagementapi", endpoint_url=config.management_api_url)

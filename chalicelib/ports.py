@@ -184,6 +184,24 @@ class SpendLedger(Protocol):
 
     def spent(self, owner: str, day: str) -> int: ...
 
+    def committed(self, owner: str, day: str) -> int:
+        """What `day` has spent plus what turns still streaming have reserved."""
+
+    def reserve_spend(
+        self, owner: str, day: str, micro_usd: int, budget_micro: int, expires_at: int
+    ) -> None:
+        """Reserve a turn's worst case against the day's budget, atomically with the check that
+        the day has not committed `budget_micro` already; BudgetExhausted otherwise."""
+
+    def settle_spend(
+        self, owner: str, day: str, reserved_micro: int, actual_micro: int, expires_at: int
+    ) -> None:
+        """A turn that reserved `reserved_micro` cost `actual_micro`: spend it, free the rest."""
+
+
+class BudgetExhausted(Exception):
+    """The day's budget is committed: no new reservation."""
+
 
 class SavingsLedger(Protocol):
     """Per-user totals of warming's spend and savings, added to atomically by the conversation
@@ -204,6 +222,13 @@ class Timer(Protocol):
         Returns a handle for `cancel`, or None when the tick cannot be cancelled (a message already
         in the tick queue: it is made harmless by its `seq` instead).
         """
+
+    def requeue(
+        self, conversation_id: str, seq: int, target_ms: int, at_ms: int, now_ms: int
+    ) -> None:
+        """Deliver the same tick once more at `at_ms` (a received tick that must be looked at
+        again later: its claim still held, its booking write not landed yet). One delivery, no
+        backup: a requeued tick is itself a second look."""
 
     def cancel(self, ref: str) -> None:
         """Best effort and idempotent: a tick that already fired or is gone is fine."""
@@ -271,6 +296,9 @@ class TickQueue(Protocol):
 
     def send(self, payload: dict[str, Any], delay_s: int) -> None:
         """Enqueue one tick, invisible for `delay_s` seconds (0 to the queue's maximum delay)."""
+
+    def send_with_backup(self, payload: dict[str, Any], delay_s: int, backup_delay_s: int) -> None:
+        """Enqueue a tick and its backup (the same tick marked `backup`) in one request."""
 
     def retry_later(self, receipt: str, delay_s: int) -> None:
         """A received tick whose delivery failed comes back after `delay_s` seconds (not after the

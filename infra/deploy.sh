@@ -18,6 +18,10 @@
 #   AWS_REGION / AWS_PROFILE      as for the AWS CLI
 #   OUT_DIR                       the package directory, default build/<stage>
 #   AWS_CLI                       the aws executable, default aws
+#   WARM_RESERVED_CONCURRENCY     the Warm function's reserved concurrency, default 300
+#   GENERATE_RESERVED_CONCURRENCY the Generate function's reserved concurrency, default 100
+#   CHANGESET_ONLY=1              create the change set and stop (review it, then execute it with
+#                                 aws cloudformation execute-change-set)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,11 +62,49 @@ if [[ -z "${ARTIFACT_BUCKET:-}" ]]; then
     fi
 fi
 
+WARM_RESERVED="${WARM_RESERVED_CONCURRENCY:-300}"
+GENERATE_RESERVED="${GENERATE_RESERVED_CONCURRENCY:-100}"
+for value in "$WARM_RESERVED" "$GENERATE_RESERVED"; do
+    [[ "$value" =~ ^[0-9]+$ ]] || { echo "error: reserved concurrency must be a whole number, not '$value'" >&2; exit 1; }
+done
+
+# Lambda refuses a reservation that leaves fewer than 100 executions unreserved in the account
+# (Lambda API reference, PutFunctionConcurrency: "as long as you leave at least 100 simultaneous
+# executions unreserved", read 2026-12-07); CloudFormation would then roll the whole create back.
+# What this stack's functions already reserve comes back to the pool when they are updated.
+reserved_now() {
+    "$AWS" lambda get-function-concurrency --function-name "$1" \
+        --query ReservedConcurrentExecutions --output text 2>/dev/null | grep -E '^[0-9]+$' || echo 0
+}
+check_concurrency_quota() {
+    local settings quota unreserved mine want left
+    if ! settings="$("$AWS" lambda get-account-settings \
+        --query '[AccountLimit.ConcurrentExecutions, AccountLimit.UnreservedConcurrentExecutions]' \
+        --output text)"; then
+        echo "error: cannot read the account's Lambda concurrency quota (lambda:GetAccountSettings)" >&2
+        exit 1
+    fi
+    read -r quota unreserved <<<"$settings"
+    mine=$(( $(reserved_now "$STACK_NAME-warm") + $(reserved_now "$STACK_NAME-generate") ))
+    want=$(( WARM_RESERVED + GENERATE_RESERVED ))
+    left=$(( unreserved + mine - want ))
+    if (( left < 100 )); then
+        echo "error: $STACK_NAME reserves $want concurrent executions (Warm $WARM_RESERVED, Generate" \
+            "$GENERATE_RESERVED) but the account's Lambda quota in $REGION is $quota with $unreserved" \
+            "unreserved ($mine of them this stack's): Lambda keeps 100 unreserved, so this deploy would" \
+            "roll back. Lower WARM_RESERVED_CONCURRENCY / GENERATE_RESERVED_CONCURRENCY or raise the" \
+            "quota (Service Quotas, 'Concurrent executions'); docs/operations.md, 'Concurrency'." >&2
+        exit 1
+    fi
+    echo "==> concurrency: reserving $want of $quota ($left left unreserved)"
+}
+check_concurrency_quota
+
 stack_exists() {
     "$AWS" cloudformation describe-stacks --stack-name "$STACK_NAME" >/dev/null 2>&1
 }
 
-PARAMS=()
+PARAMS=("WarmReservedConcurrency=$WARM_RESERVED" "GenerateReservedConcurrency=$GENERATE_RESERVED")
 if [[ -n "${ANTHROPIC_API_KEY_SECRET_ARN:-}" ]]; then
     PARAMS+=("AnthropicApiKeySecretArn=$ANTHROPIC_API_KEY_SECRET_ARN")
 elif ! stack_exists; then
@@ -93,10 +135,18 @@ echo "==> aws cloudformation deploy --stack-name $STACK_NAME"
 "$AWS" cloudformation deploy \
     --template-file "$PACKAGED" \
     --stack-name "$STACK_NAME" \
+    --s3-bucket "$ARTIFACT_BUCKET" \
+    --s3-prefix "$STACK_NAME/templates" \
     --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
     --no-fail-on-empty-changeset \
+    ${CHANGESET_ONLY:+--no-execute-changeset} \
     --tags "app=cache-warming" "stage=$STAGE" \
-    ${PARAMS[@]+--parameter-overrides "${PARAMS[@]}"}
+    --parameter-overrides "${PARAMS[@]}"
+
+if [[ -n "${CHANGESET_ONLY:-}" ]]; then
+    echo "==> change set created, not executed (CHANGESET_ONLY)"
+    exit 0
+fi
 
 output() {
     "$AWS" cloudformation describe-stacks --stack-name "$STACK_NAME" \

@@ -37,8 +37,10 @@ from chalicelib.adapters.lambdas import AsyncInvoker
 from chalicelib.adapters.prices import GenaiPriceBook
 from chalicelib.adapters.sockets import ManagementApiSockets
 from chalicelib.adapters.store import DynamoStore, create_table
+from chalicelib.adapters.store_table import client_config
 from chalicelib.adapters.tick_queue import SqsTickQueue
 from chalicelib.adapters.timer import PreciseTimer
+from chalicelib.domain.timing import TIMINGS
 from chalicelib.services import Ports, Services
 from tests.conftest import SCHEDULE_GROUP, SESSION, TABLE_NAME
 from tests.fakes.ports import FakeClock, FakeModel
@@ -114,11 +116,18 @@ class RecordingTickQueue(SqsTickQueue):
         super().__init__(lambda: SESSION.client("sqs"), TICK_QUEUE_URL)
         self.clock = clock
         self.sent: list[Sent] = []
+        self.backups: list[Sent] = []  # each booked tick's backup, sent with it
         self.retries: list[tuple[str, int]] = []
 
     def send(self, payload: dict[str, Any], delay_s: int) -> None:
         super().send(payload, delay_s)
         self.sent.append(Sent(dict(payload), delay_s, self.clock.now))
+
+    def send_with_backup(self, payload: dict[str, Any], delay_s: int, backup_delay_s: int) -> None:
+        super().send_with_backup(payload, delay_s, backup_delay_s)
+        self.sent.append(Sent(dict(payload), delay_s, self.clock.now))
+        backup = {**payload, "backup": True}
+        self.backups.append(Sent(backup, backup_delay_s, self.clock.now))
 
     def retry_later(self, receipt: str, delay_s: int) -> None:
         super().retry_later(receipt, delay_s)
@@ -352,7 +361,10 @@ def create_tick_queues(sqs: Any) -> None:
     redrive = {"deadLetterTargetArn": TICK_DLQ_ARN, "maxReceiveCount": MAX_RECEIVE_COUNT}
     sqs.create_queue(
         QueueName=TICK_QUEUE,
-        Attributes={"VisibilityTimeout": "1800", "RedrivePolicy": json.dumps(redrive)},
+        Attributes={
+            "VisibilityTimeout": str(TIMINGS.warm_visibility_s),
+            "RedrivePolicy": json.dumps(redrive),
+        },
     )
 
 
@@ -368,7 +380,10 @@ def build(clock: FakeClock | None = None) -> MotoStack:
     endpoint = f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}"
     services = Services(
         Ports(
-            store=DynamoStore(TABLE_NAME, client_factory=lambda: SESSION.client("dynamodb")),
+            store=DynamoStore(
+                TABLE_NAME,
+                client_factory=lambda: SESSION.client("dynamodb", config=client_config()),
+            ),
             timer=PreciseTimer(
                 lambda: SESSION.client("scheduler"),
                 queue,

@@ -25,7 +25,9 @@ log = logging.getLogger("cache_warming")
 
 ABORT_POLL_S = 0.05
 STALL_CLOSE_S = 0.3
-WARM_TIMEOUT_S = 60.0
+# Half the warm function's timeout (domain/timing.py): a warm that has not answered by then is
+# late for its cache anyway, and the invocation keeps the time to record it.
+WARM_TIMEOUT_S = 30.0
 # Counting a stopped reply's tokens delays its turn-aborted frame: at most this long.
 COUNT_TIMEOUT_S = 2.0
 
@@ -121,7 +123,12 @@ class AnthropicModel:
 
         max_tokens = 1 if prompt.model in self._no_zero_max_tokens else 0
         request = {**prompt.request(), "max_tokens": max_tokens}
-        client = self.client.with_options(timeout=self.warm_timeout_s)
+        # No SDK retries: each retry of a warm is the policy's, checked against the cache's
+        # expiry like the first (domain/timing.py, `late_guard_s`); the SDK would retry a 429 or
+        # 529 after 0.375-0.5 s and 0.75-1 s, or after whatever `retry-after` the API sends, past the
+        # expiry
+        # (anthropic 2.10.0 `_base_client._calculate_retry_timeout`).
+        client = self.client.with_options(timeout=self.warm_timeout_s, max_retries=0)
         try:
             message = client.messages.create(**request)
         except anthropic.BadRequestError as error:

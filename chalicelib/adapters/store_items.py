@@ -135,7 +135,8 @@ def spend_update(table: str, owner: str, spend: DaySpend) -> dict[str, Any]:
     return {
         "TableName": table,
         "Key": user_key(owner, f"SPEND#{spend.day}"),
-        "UpdateExpression": "ADD microUsd :cost SET #ttl = :expires",
+        # `committedMicroUsd` is spent plus reserved (budget.py): every cost adds to both.
+        "UpdateExpression": "ADD microUsd :cost, committedMicroUsd :cost SET #ttl = :expires",
         "ExpressionAttributeNames": {"#ttl": TTL_ATTRIBUTE},
         "ExpressionAttributeValues": {
             ":cost": n_value(spend.micro_usd),

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from chalicelib.lazy import Lazy
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef, WriteRequestTypeDef
 
@@ -21,10 +22,28 @@ _BATCH = 25
 _MAX_UNPROCESSED_ROUNDS = 8
 
 
+def client_config() -> Config:
+    """The DynamoDB client's retries and timeouts, set here rather than left to botocore's
+    defaults, because the warm's retry room and the wait for a booking write are sized on them
+    (domain/timing.py): botocore 1.44's default mode is `standard` (`configprovider.py`), which
+    makes 4 attempts on DynamoDB (`retries/standard.py`, `_SERVICE_MAX_ATTEMPTS`) with a
+    back-off of rand(0, 1) x 1, 2, 4 s after a throttle (`ExponentialBackoff`: 7 s at most in
+    all) and 25 ms x 1, 2, 4 after other errors; its default socket timeouts are 60 s. A
+    DynamoDB request answers in milliseconds, so 2 s to connect and 5 s to read leave a stalled
+    socket 7 s per attempt: one call ends within 4 x 7 + 7 = 35 s."""
+    from botocore.config import Config
+
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": 4},
+        connect_timeout=2,
+        read_timeout=5,
+    )
+
+
 def default_client() -> DynamoDBClient:
     import boto3
 
-    return boto3.client("dynamodb")
+    return boto3.client("dynamodb", config=client_config())
 
 
 def error_code(error: ClientError) -> str:

@@ -17,6 +17,7 @@ through a Lambda event source mapping. Facts relied on (SQS Developer Guide, rea
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +26,26 @@ from chalicelib.lazy import Lazy
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
+log = logging.getLogger("cache_warming")
+
 # SendMessage refuses a DelaySeconds outside 0..900 (InvalidParameterValue).
 MAX_DELAY_S = 900
+
+
+class TickNotQueued(Exception):
+    """SendMessageBatch answered 200 but refused the tick's entry."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+def _body(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def _delay(delay_s: int) -> int:
+    return max(0, min(int(delay_s), MAX_DELAY_S))
 
 
 class SqsTickQueue:
@@ -40,10 +59,30 @@ class SqsTickQueue:
 
     def send(self, payload: dict[str, Any], delay_s: int) -> None:
         self.client.send_message(
-            QueueUrl=self.queue_url,
-            MessageBody=json.dumps(payload, separators=(",", ":")),
-            DelaySeconds=max(0, min(int(delay_s), MAX_DELAY_S)),
+            QueueUrl=self.queue_url, MessageBody=_body(payload), DelaySeconds=_delay(delay_s)
         )
+
+    def send_with_backup(self, payload: dict[str, Any], delay_s: int, backup_delay_s: int) -> None:
+        """One `SendMessageBatch` request for both ("Amazon SQS batch actions", SQS Developer
+        Guide: up to 10 messages in one action, to reduce costs; `sqs:SendMessage` covers the
+        batch). Its entries succeed or fail one by one under an HTTP 200 (SendMessageBatch, SQS
+        API Reference: "check for batch errors even when the call returns an HTTP status code
+        of 200"; both read 2026-12-07): a tick whose own entry failed is an error; a failed
+        backup alone is logged, the tick itself is on its way."""
+        entries = [
+            {"Id": "tick", "MessageBody": _body(payload), "DelaySeconds": _delay(delay_s)},
+            {
+                "Id": "backup",
+                "MessageBody": _body({**payload, "backup": True}),
+                "DelaySeconds": _delay(backup_delay_s),
+            },
+        ]
+        response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
+        failed = {entry["Id"]: entry for entry in response.get("Failed", [])}
+        if "tick" in failed:
+            raise TickNotQueued(failed["tick"].get("Code", ""), failed["tick"].get("Message", ""))
+        if "backup" in failed:
+            log.warning("the backup of tick %s was not queued: %s", payload, failed["backup"])
 
     def retry_later(self, receipt: str, delay_s: int) -> None:
         self.client.change_message_visibility(

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
 
 SCHEDULER_WINDOW_MS = TIMINGS.scheduler_window_s * 1000
+BACKUP_AFTER_S = TIMINGS.backup_after_s
 QUEUE_MAX_DELAY_MS = TIMINGS.queue_max_delay_s * 1000
 # floor_to_minute loses up to 60 s and the window adds up to 59 s: what the lead must leave free.
 _SCHEDULE_SPREAD_MS = 60_000 + SCHEDULER_WINDOW_MS
@@ -106,11 +107,20 @@ class PreciseTimer:
 
     def arm(self, conversation_id: str, seq: int, target_ms: int, now_ms: int) -> str | None:
         payload = tick_payload(conversation_id, seq, target_ms)
-        if target_ms - now_ms <= self.queue_max_delay_ms:
-            # Not cancellable: a replaced tick still arrives and is a no-op by its seq.
-            self.queue.send(payload, delay_seconds(target_ms, now_ms))
+        if target_ms - now_ms <= self.queue_max_delay_ms - BACKUP_AFTER_S * 1000:
+            # Not cancellable: a replaced tick still arrives and is a no-op by its seq. Its
+            # backup warms if the invocation that receives the tick dies (domain/timing.py).
+            delay = delay_seconds(target_ms, now_ms)
+            self.queue.send_with_backup(payload, delay, delay + BACKUP_AFTER_S)
             return None
         return self._book(conversation_id, seq, target_ms, payload)
+
+    def requeue(
+        self, conversation_id: str, seq: int, target_ms: int, at_ms: int, now_ms: int
+    ) -> None:
+        # Rounded up: a second look that comes early would only be requeued again.
+        delay = max(0, -(-(at_ms - now_ms) // 1000))
+        self.queue.send(tick_payload(conversation_id, seq, target_ms), delay)
 
     def _book(
         self, conversation_id: str, seq: int, target_ms: int, payload: dict[str, object]

@@ -44,6 +44,22 @@ def day_spend(now_ms: int, usd: float) -> DaySpend:
     return DaySpend(spend_day(now_ms), micro_usd(usd), day_expires_at_s(now_ms))
 
 
+# Tokens a message adds beyond its text (role and turn markers): generous on purpose.
+MESSAGE_OVERHEAD_TOKENS = 64
+
+
+def worst_case_prompt_tokens(request_bytes: int, measured_prefix: int | None, text: str) -> int:
+    """An upper bound on a turn's prompt tokens. No token covers less than one byte of text, so
+    the request's JSON size bounds it (the JSON adds only bytes); once a sealed turn has measured
+    the prefix, that count plus the new message's bytes is the tighter bound. Anthropic does not
+    publish its tokenizer: this is the bound that holds whatever it is (docs/security.md)."""
+    bound = request_bytes
+    if measured_prefix is not None:
+        text_bytes = len(text.encode("utf-8", "surrogatepass"))
+        bound = min(bound, measured_prefix + text_bytes + MESSAGE_OVERHEAD_TOKENS)
+    return bound
+
+
 def budget_left(spent_micro: int, budget_usd: float | None) -> bool:
     """None: no budget."""
     return budget_usd is None or spent_micro < micro_usd(budget_usd)

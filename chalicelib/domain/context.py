@@ -17,12 +17,10 @@ from typing import TYPE_CHECKING
 from chalicelib.domain import catalog
 from chalicelib.domain.errors import Refused
 
-if TYPE_CHECKING:  # the warming policy imports this module, and conversations import warming
+if TYPE_CHECKING:
     from chalicelib.domain.conversation import Conversation
 
 BYTES_PER_TOKEN_FLOOR = 2
-# Room a next turn needs at the least: below this, warming keeps a prefix nobody can extend.
-NEXT_MESSAGE_TOKENS = 100
 
 
 def estimate_tokens(text: str) -> int:
@@ -51,7 +49,3 @@ def check_fits(conversation: Conversation, text: str, limit: int | None) -> None
             f"{limit:,} tokens with this message); send a shorter message or start a new "
             "conversation",
         )
-
-
-def room_for_another_turn(prefix_tokens: int, limit: int | None) -> bool:
-    return limit is None or prefix_tokens + NEXT_MESSAGE_TOKENS <= limit

@@ -21,6 +21,7 @@ Code = Literal[
     "invalid_payload",
     "invalid_text",
     "frame_too_large",
+    "body_too_large",
     "unauthorized",
     "not_found",
     "turn_in_progress",

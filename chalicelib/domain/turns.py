@@ -66,6 +66,8 @@ class Reported:
     cost_usd: float | None = None
     # The stream was stopped before the invocation's deadline: what arrived is sealed as is.
     truncated: bool = False
+    # What the turn reserved against the day's budget before its request (budget.py).
+    reserved_micro: int = 0
 
 
 def begin_turn(

@@ -9,8 +9,7 @@ from typing import Any
 from chalicelib.domain import catalog, turns
 from chalicelib.domain.conversation import Conversation, PageKey, Turn, is_blank
 from chalicelib.domain.errors import Refused
-from chalicelib.domain.warming import Tally
-from chalicelib.domain.warming.policy import created
+from chalicelib.domain.warming import ConversationCreated, Tally, WarmingState, decide
 from chalicelib.ports import ConversationCapReached, HistoryPage, SummaryPage
 from chalicelib.services.unit_of_work import UnitOfWork
 from chalicelib.wire import commands
@@ -43,15 +42,18 @@ class Conversations:
             raise Refused(
                 "invalid_field", f"'maxTokens' must be an integer from 1 to {limit} for {model}"
             )
+        now = self.ports.clock.now_ms()
+        # Creation is an event of the policy like any other: its rules decide the first state.
+        warming, _ = decide(WarmingState(), ConversationCreated(command.retention), now)
         conversation = Conversation(
             id=self.ports.new_id(),
             owner=owner,
-            created_at=self.ports.clock.now_ms(),
+            created_at=now,
             title=command.title or "New conversation",
             model=model,
             system=command.system or self.ports.default_system,
             max_tokens=max_tokens,
-            warming=created(command.retention),
+            warming=warming,
         )
         cap = self.ports.limits.conversations
         try:

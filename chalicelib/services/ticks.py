@@ -15,15 +15,19 @@ from typing import Any
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.pricing import Usage
 from chalicelib.domain.timing import TIMINGS
-from chalicelib.domain.warming import TickDue, WarmAbandoned
+from chalicelib.domain.warming import TickDue, WarmAbandoned, WarmingState, claim_held
 from chalicelib.ports import Snapshot
 from chalicelib.services.unit_of_work import Outcome, Scope, UnitOfWork, WarmUnfinished
 
 log = logging.getLogger("cache_warming")
 
-# A tick whose seq is ahead of the stored state waits this long for the write that booked it.
+# A tick whose seq is ahead of the stored state waits this long for the write that booked it,
+# then goes back on the queue for another look this much later (until `ahead_wait_s`).
 TICK_CATCH_UP_MS = 3_000
 TICK_CATCH_UP_POLL_S = 0.05
+AHEAD_RETRY_MS = 5_000
+# Between two in-process attempts of a tick whose read or claim failed.
+IN_PROCESS_PAUSE_MS = 200
 
 
 @dataclass
@@ -55,11 +59,8 @@ class Ticks:
         now = self.ports.clock.now_ms()
         if not self._due_now(report, now):
             return report
-        snapshot = self._load_caught_up(conversation_id, seq)
-        if snapshot is None:
-            return report
         deadline = deadline_ms or now + TIMINGS.warm_timeout_s * 1000
-        claim = self._claim(report, snapshot, deadline)
+        claim = self._claim_retried(report, deadline)
         if claim is None or not claim.changed:
             return report
         warm = claim.warm
@@ -73,6 +74,64 @@ class Ticks:
         state = warm.finished.conversation.warming
         report.extra = {"status": state.status, "nextWarmAt": state.next_warm_at}
         return report
+
+    def _claim_retried(self, report: TickReport, deadline: int) -> Outcome | None:
+        """Read and claim; a failure before the warm is sent (DynamoDB throttled past botocore's
+        retries, unreachable) is tried again in this invocation while the tick is at most
+        `in_process_retry_s` late: the queue's retry comes 5 s later, past the late guard of a
+        default-interval tick (domain/timing.py). The guard still decides each attempt."""
+        retry_until = report.target + TIMINGS.in_process_retry_s * 1000
+        while True:
+            try:
+                return self._read_and_claim(report, deadline)
+            except WarmUnfinished:
+                raise
+            except Exception:
+                if self.ports.clock.now_ms() + IN_PROCESS_PAUSE_MS > retry_until:
+                    raise
+                log.warning(
+                    "tick %s/%s failed; trying again",
+                    report.conversation_id,
+                    report.seq,
+                    exc_info=True,
+                )
+                self.ports.clock.sleep(IN_PROCESS_PAUSE_MS / 1000)
+
+    def _read_and_claim(self, report: TickReport, deadline: int) -> Outcome | None:
+        snapshot = self._load_caught_up(report.conversation_id, report.seq)
+        if snapshot is None:
+            return None
+        state = snapshot.conversation.warming
+        if state.seq < report.seq:
+            self._ahead(report)
+            return None
+        claim = self._claim(report, snapshot, deadline)
+        if claim is not None and not claim.changed:
+            self._held(report, claim.conversation.warming)
+        return claim
+
+    def _ahead(self, report: TickReport) -> None:
+        """Its booking write has not landed (a tick due at once can beat it; botocore may still
+        be retrying it): look again shortly, until no write could still land."""
+        now = self.ports.clock.now_ms()
+        if now >= report.target + TIMINGS.ahead_wait_s * 1000:
+            return  # an orphan of a write that failed: a no-op
+        at = now + AHEAD_RETRY_MS
+        self.ports.timer.requeue(report.conversation_id, report.seq, report.target, at, now)
+        report.action = "requeued"
+
+    def _held(self, report: TickReport, state: WarmingState) -> None:
+        """This very tick's warm is claimed by another invocation: come back when its claim
+        ends. If that invocation died, this tick takes the warm over; if it finished, the tick
+        is stale by then. Never dropped while the claim might be a dead one."""
+        now = self.ports.clock.now_ms()
+        mine = state.seq == report.seq and state.next_warm_at == report.target
+        if not (mine and state.status == "warming" and claim_held(state, now)):
+            return
+        assert state.warm_lease_until is not None
+        at = state.warm_lease_until
+        self.ports.timer.requeue(report.conversation_id, report.seq, report.target, at, now)
+        report.action = "requeued"
 
     def _due_now(self, report: TickReport, now: int) -> bool:
         """Sleep the sub-second rest to the target, or put a tick that came minutes early (a
@@ -106,7 +165,7 @@ class Ticks:
             # Sent, but the next booking failed: free the claim (keeping the warm's refresh)
             # so the retry takes over; let Lambda see the failure.
             self._release(conversation_id, unfinished.abandoned)
-            raise (unfinished.__cause__ or unfinished) from None
+            raise
         except Exception:
             self._release(conversation_id, WarmAbandoned(seq))
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -11,7 +12,8 @@ from chalicelib.domain import budget, turns
 from chalicelib.domain.context import context_limit
 from chalicelib.domain.conversation import Conversation, Turn, fit_reply, turn_id, turn_index
 from chalicelib.domain.errors import Refused
-from chalicelib.domain.prompts import turn_prompt
+from chalicelib.domain.pricing import Usage
+from chalicelib.domain.prompts import Prompt, turn_prompt
 from chalicelib.domain.turns import Change, Reported
 from chalicelib.domain.warming import TurnClaimed
 from chalicelib.ports import ModelError
@@ -44,8 +46,10 @@ class Turns:
             self.finish(
                 conversation_id, turn_index(abandoned), Reported("failed", "", None, "timeout")
             )
-        spent = self.ports.store.spent(owner, budget.spend_day(now))
-        budget.check_budget(spent, self.ports.limits.daily_budget_usd)
+        # Spent plus reserved by turns still streaming; the turn reserves its own worst case
+        # when its reply starts (`_reply`).
+        committed = self.ports.store.committed(owner, budget.spend_day(now))
+        budget.check_budget(committed, self.ports.limits.daily_budget_usd)
         minute = now // 60_000
         limit = self.ports.limits.turns_per_minute
         if not self.ports.store.consume(f"turns#{owner}", minute, limit, minute * 60 + 120):
@@ -150,6 +154,33 @@ class Turns:
             return Reported("aborted", "")
         earlier = [turn for turn in history if turn.index < current.index]
         prompt = turn_prompt(conversation, earlier, current.user_text)
+        reserved = self._worst_case_micro(conversation, prompt, current)
+        if not self.uow.reserve(conversation.owner, reserved):
+            # Turns still streaming have reserved the rest of the day's budget (the HTTP check
+            # saw it free): this one never reaches the model.
+            return Reported("failed", "", None, "budget_exhausted")
+        reported = self._stream(conversation, prompt, stream, deadline)
+        return replace(reported, reserved_micro=reserved)
+
+    def _worst_case_micro(self, conversation: Conversation, prompt: Prompt, current: Turn) -> int:
+        """The most this turn can cost: every prompt token at the dearest input price (a 1-hour
+        cache write) and `maxTokens` of output (budget.worst_case_prompt_tokens)."""
+        size = len(
+            json.dumps(prompt.request(), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        )
+        tokens = budget.worst_case_prompt_tokens(
+            size, conversation.warming.prefix_tokens, current.user_text
+        )
+        worst = Usage(
+            cache_creation_input_tokens=tokens,
+            cache_creation_1h_input_tokens=tokens,
+            output_tokens=conversation.max_tokens,
+        )
+        return budget.micro_usd(self.uow.costs.usd(conversation, worst, current.started_at))
+
+    def _stream(
+        self, conversation: Conversation, prompt: Prompt, stream: ChatStream, deadline: int
+    ) -> Reported:
         poller = AbortPoller(self.uow, conversation.id, stop_at=deadline - SEAL_MARGIN_MS)
         try:
             result = self.ports.model().stream(prompt, stream.add_text, poller.should_abort)
@@ -186,10 +217,15 @@ class Turns:
 
         outcome = self.uow.transition(conversation_id, end)
         if outcome.change is None or outcome.change.turn is None:
+            if reported.reserved_micro:  # another invocation ended it: free what this one held
+                owner_id = outcome.conversation.owner
+                self.uow.settle_spend(owner_id, started.started_at, reported.reserved_micro, 0)
             return "stale"
         notice = outcome.change.announce
-        if isinstance(notice, turns.TurnEndedNotice) and notice.cost_usd:
-            self.uow.record_spend(outcome.conversation.owner, notice.cost_usd)
+        cost = notice.cost_usd if isinstance(notice, turns.TurnEndedNotice) else None
+        if cost or reported.reserved_micro:
+            owner_id = outcome.conversation.owner
+            self.uow.settle_spend(owner_id, started.started_at, reported.reserved_micro, cost or 0)
         return outcome.change.turn.status
 
 

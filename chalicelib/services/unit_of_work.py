@@ -23,6 +23,7 @@ from chalicelib.domain.pricing import Usage
 from chalicelib.domain.prompts import warm_prompt
 from chalicelib.domain.turns import Change
 from chalicelib.domain.warming import (
+    LATE,
     ArmTimer,
     CancelTimer,
     Effect,
@@ -34,8 +35,10 @@ from chalicelib.domain.warming import (
     WarmAbandoned,
     WarmFinished,
     decide,
+    too_late,
 )
 from chalicelib.ports import (
+    BudgetExhausted,
     CapReached,
     ConversationCapReached,
     ModelError,
@@ -52,6 +55,9 @@ from chalicelib.wire import surface
 log = logging.getLogger("cache_warming")
 
 MAX_ATTEMPTS = 8
+# A sent warm's record is written at most this many times in its invocation, this far apart (x n).
+FINISH_ATTEMPTS = 3
+FINISH_RETRY_S = 0.25
 
 Planner = Callable[[Conversation, int], Change | None]
 
@@ -123,10 +129,36 @@ class UnitOfWork:
         except Exception:
             log.exception("could not count %s USD of spend", usd)
 
+    def settle_spend(self, owner: str, started_at: int, reserved_micro: int, usd: float) -> None:
+        """A turn's cost against the day it started on, freeing what it reserved beyond it
+        (best effort, as `record_spend`: a reservation not freed blocks more than it should for
+        the rest of that day, never less)."""
+        spend = budget.day_spend(started_at, usd)
+        try:
+            self.ports.store.settle_spend(
+                owner, spend.day, reserved_micro, spend.micro_usd, spend.expires_at_s
+            )
+        except Exception:
+            log.exception("could not settle %s USD against a reservation", usd)
+
+    def reserve(self, owner: str, micro_usd: int) -> bool:
+        """Reserve a turn's worst case; False when the day's budget is already committed."""
+        cap = self.ports.limits.daily_budget_usd
+        if cap is None:
+            return True
+        now = self.ports.clock.now_ms()
+        day, expires = budget.spend_day(now), budget.day_expires_at_s(now)
+        try:
+            self.ports.store.reserve_spend(owner, day, micro_usd, budget.micro_usd(cap), expires)
+        except BudgetExhausted:
+            return False
+        return True
+
     def budget_left(self, owner: str) -> bool:
+        """Against what the day has spent and what turns still streaming have reserved."""
         day = budget.spend_day(self.ports.clock.now_ms())
         return budget.budget_left(
-            self.ports.store.spent(owner, day), self.ports.limits.daily_budget_usd
+            self.ports.store.committed(owner, day), self.ports.limits.daily_budget_usd
         )
 
     def read_owned(self, conversation_id: str, owner: str | None) -> Conversation:
@@ -276,25 +308,47 @@ class UnitOfWork:
             turns = self.ports.store.get_turns(conversation.id)
         now = self.ports.clock.now_ms()
         terms = scope.terms or self.costs.terms(conversation, now)
+        started_at, usage, error = self._send_warm(conversation, turns)
+        cost = self.costs.usd(conversation, usage, started_at) if usage is not None else 0.0
+        done = WarmFinished(effect.seq, started_at, terms, usage, cost, error)
+        finished = self._finish_warm(conversation, done, replace(scope, turns=turns))
+        return WarmResult(started_at, usage, cost, error, finished)
+
+    def _send_warm(
+        self, conversation: Conversation, turns: list[Turn]
+    ) -> tuple[int, Usage | None, str | None]:
+        """The request, unless the cache would expire before it arrives: the claim's write may
+        have taken seconds of botocore's retries since the tick checked (domain/timing.py)."""
         prompt = warm_prompt(conversation, turns)
         started_at = self.ports.clock.now_ms()
-        usage: Usage | None = None
-        error: str | None = None
         if prompt is None:
-            error = "nothing_to_warm"
-        else:
-            try:
-                usage = self.ports.model().warm(prompt)
-            except ModelError as failure:
-                error = failure.code
-        cost = self.costs.usd(conversation, usage, started_at) if usage is not None else 0.0
+            return started_at, None, "nothing_to_warm"
+        state = conversation.warming
+        if not state.rebuild and too_late(state, started_at):
+            return started_at, None, LATE
         try:
-            finished = self.transition(
-                conversation.id,
-                WarmFinished(effect.seq, started_at, terms, usage, cost, error),
-                current=conversation,
-                scope=replace(scope, turns=turns),
-            )
-        except Exception as failure:
-            raise WarmUnfinished(effect.seq, started_at, usage, cost) from failure
-        return WarmResult(started_at, usage, cost, error, finished)
+            return started_at, self.ports.model().warm(prompt), None
+        except ModelError as failure:
+            return started_at, None, failure.code
+
+    def _finish_warm(self, conversation: Conversation, done: WarmFinished, scope: Scope) -> Outcome:
+        """Record the warm and book its successor. A failure that certainly did not write (a
+        throttled write, a failed send of the next tick) is tried again at once from a fresh
+        read: the invocation is the only one that knows the warm was sent."""
+        current: Conversation | None = conversation
+        for attempt in range(FINISH_ATTEMPTS):
+            try:
+                return self.transition(conversation.id, done, current=current, scope=scope)
+            except WriteOutcomeUnknown as failure:
+                raise WarmUnfinished(done.seq, done.started_at, done.usage, done.cost_usd) from (
+                    failure
+                )
+            except Exception as failure:
+                if attempt + 1 == FINISH_ATTEMPTS:
+                    raise WarmUnfinished(
+                        done.seq, done.started_at, done.usage, done.cost_usd
+                    ) from failure
+                log.warning("recording warm %s failed; trying again", done.seq, exc_info=True)
+                self.ports.clock.sleep(FINISH_RETRY_S * (attempt + 1))
+                current = None
+        raise AssertionError("unreachable")

@@ -25,6 +25,10 @@ FAILURE_MESSAGES = {
     "context_window_exceeded": (
         "The conversation no longer fits the model's context window; start a new conversation."
     ),
+    "budget_exhausted": (
+        "Today's spend budget is reserved by replies still streaming; nothing was sent. It "
+        "renews at 00:00 UTC."
+    ),
 }
 
 

@@ -64,7 +64,7 @@ def decode_body(raw: bytes | str | None) -> dict[str, Any]:
     """An empty body is an empty object; anything else must be a JSON object."""
     if not raw:
         return {}
-    return decode_object(raw, limit_bytes=MAX_BODY_BYTES, what="body")
+    return decode_object(raw, limit_bytes=MAX_BODY_BYTES, what="body", too_large="body_too_large")
 
 
 def create_conversation(body: Mapping[str, Any]) -> CreateConversation:

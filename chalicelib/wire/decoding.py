@@ -8,18 +8,24 @@ encoded bytes, so nothing large is parsed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from chalicelib.domain.errors import Refused
 
 
-def decode_object(raw: str | bytes, *, limit_bytes: int, what: str) -> dict[str, Any]:
-    """A JSON object of at most `limit_bytes`; Refused('frame_too_large' | 'bad_json') otherwise."""
+def decode_object(
+    raw: str | bytes,
+    *,
+    limit_bytes: int,
+    what: str,
+    too_large: Literal["frame_too_large", "body_too_large"],
+) -> dict[str, Any]:
+    """A JSON object of at most `limit_bytes`; Refused(`too_large` | 'bad_json') otherwise."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     if len(data) > limit_bytes:
-        raise Refused("frame_too_large", f"{what}s are limited to {limit_bytes} bytes")
+        raise Refused(too_large, f"a {what} is limited to {limit_bytes} bytes")
     try:
         value = msgspec.json.decode(data)
     except (msgspec.DecodeError, UnicodeError, RecursionError) as error:

@@ -19,6 +19,7 @@ STATUS: dict[Code, int] = {
     "invalid_payload": 400,
     "invalid_text": 400,
     "frame_too_large": 413,
+    "body_too_large": 413,
     "unauthorized": 401,
     "not_found": 404,
     "turn_in_progress": 409,

@@ -196,7 +196,9 @@ PARSERS: dict[str, Callable[[_Fields], Frame]] = {
 def parse_frame(raw: str | bytes) -> Frame:
     """Validate one client frame; raises FrameRefused with the first problem found."""
     try:
-        obj = decode_object(raw, limit_bytes=MAX_FRAME_BYTES, what="frame")
+        obj = decode_object(
+            raw, limit_bytes=MAX_FRAME_BYTES, what="frame", too_large="frame_too_large"
+        )
     except Refused as refused:
         raise FrameRefused(refused.code, refused.message) from None
     fields = _Fields(obj, _request_id(obj))

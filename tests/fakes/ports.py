@@ -85,6 +85,7 @@ class FakeTimer:
         self.live: dict[str, Tick] = {}
         self.armed: list[Tick] = []
         self.cancelled: list[str] = []
+        self.requeued: list[tuple[Tick, int]] = []  # (tick, when it comes back)
         self.fail_next_arm: Exception | None = None
         self.clock: Any = None  # set by `world`
         self._ids = itertools.count(1)
@@ -98,6 +99,15 @@ class FakeTimer:
         self.live[ref] = tick
         self.armed.append(tick)
         return ref
+
+    def requeue(
+        self, conversation_id: str, seq: int, target_ms: int, at_ms: int, now_ms: int
+    ) -> None:
+        """The same tick again, due at `at_ms`: live (not cancellable), popped like any other."""
+        ref = f"requeued-{next(self._ids)}"
+        tick = Tick(conversation_id, seq, target_ms, ref)
+        self.live[ref] = tick
+        self.requeued.append((tick, at_ms))
 
     def cancel(self, ref: str) -> None:
         self.cancelled.append(ref)

@@ -12,6 +12,7 @@ from chalicelib.domain.history import MAX_ENTRIES, HistoryEntry
 from chalicelib.domain.warming import Tally
 from chalicelib.ports import (
     AlreadyExists,
+    BudgetExhausted,
     CapReached,
     Channel,
     Connection,
@@ -41,6 +42,7 @@ class InMemoryStore:
         # owner -> how many of their conversations are open (the conversation cap)
         self._open: dict[str, int] = {}
         self._spend: dict[tuple[str, str], int] = {}
+        self._committed: dict[tuple[str, str], int] = {}
         # owner -> the savings counter
         self._savings: dict[str, Tally] = {}
         # conversation id -> seq -> history entry
@@ -74,7 +76,30 @@ class InMemoryStore:
     def _add_spend(self, owner: str, spend: DaySpend) -> int:
         total = self._spend.get((owner, spend.day), 0) + spend.micro_usd
         self._spend[(owner, spend.day)] = total
+        key = (owner, spend.day)
+        self._committed[key] = self._committed.get(key, 0) + spend.micro_usd
         return total
+
+    def committed(self, owner: str, day: str) -> int:
+        with self._lock:
+            return max(self._committed.get((owner, day), 0), self._spend.get((owner, day), 0))
+
+    def reserve_spend(
+        self, owner: str, day: str, micro_usd: int, budget_micro: int, expires_at: int
+    ) -> None:
+        with self._lock:
+            key = (owner, day)
+            if max(self._committed.get(key, 0), self._spend.get(key, 0)) >= budget_micro:
+                raise BudgetExhausted(owner)
+            self._committed[key] = self._committed.get(key, 0) + micro_usd
+
+    def settle_spend(
+        self, owner: str, day: str, reserved_micro: int, actual_micro: int, expires_at: int
+    ) -> None:
+        with self._lock:
+            key = (owner, day)
+            self._spend[key] = self._spend.get(key, 0) + actual_micro
+            self._committed[key] = self._committed.get(key, 0) + actual_micro - reserved_micro
 
     def spent(self, owner: str, day: str) -> int:
         with self._lock:

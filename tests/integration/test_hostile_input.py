@@ -181,7 +181,7 @@ def http_corpus(cid: str, foreign: str) -> list[tuple[str, str, Any, int, str]]:
         ("post", "/conversations", '{"maxTokens": Infinity}', 400, "bad_json"),
         ("post", "/conversations", '{"title": "\\ud800"}', 400, "bad_json"),
         ("post", "/conversations", '{"a": ' + deep + "}", 400, "bad_json"),
-        ("post", "/conversations", json.dumps({"x": "y" * (1024 * 1024)}), 413, "frame_too_large"),
+        ("post", "/conversations", json.dumps({"x": "y" * (1024 * 1024)}), 413, "body_too_large"),
         ("post", "/conversations", '{"cacheRetention": "10m"}', 400, "invalid_field"),
         ("post", f"/conversations/{cid}/turns", "{}", 400, "invalid_text"),
         ("post", f"/conversations/{cid}/turns", '{"text": ""}', 400, "invalid_text"),

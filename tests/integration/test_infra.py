@@ -32,6 +32,7 @@ import yaml
 from chalicelib.adapters import store
 from chalicelib.adapters.timer import PreciseTimer
 from chalicelib.config import ENVIRONMENT_VARIABLES, settings_from
+from chalicelib.domain.timing import TIMINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -513,7 +514,7 @@ def test_the_tick_queue_feeds_the_warm_function(
     assert not properties.get("FifoQueue")
     # Six times the function timeout (Lambda's recommendation for an SQS event source).
     warm_timeout = resources["Warm"]["Properties"]["Timeout"]
-    assert properties["VisibilityTimeout"] >= 6 * warm_timeout
+    assert properties["VisibilityTimeout"] == 6 * warm_timeout == TIMINGS.warm_visibility_s
     assert properties["RedrivePolicy"] == {
         "deadLetterTargetArn": resolver.getatt("WarmDLQ", "Arn"),
         "maxReceiveCount": 5,
@@ -719,6 +720,9 @@ def test_the_timers_ticks_resolve_to_template_resources(resolver: Resolver, func
         def send(self, payload: dict[str, Any], delay_s: int) -> None:
             sent.append((payload, delay_s))
 
+        def send_with_backup(self, payload: dict[str, Any], delay_s: int, backup: int) -> None:
+            sent.append((payload, delay_s))
+
         def retry_later(self, receipt: str, delay_s: int) -> None:
             raise AssertionError("not used by the timer")
 
@@ -854,7 +858,9 @@ def _log_group_id(template: Mapping[str, Any], function: str) -> str:
 # --- configuration ---------------------------------------------------------------------------
 
 
-EXPECTED_TIMEOUTS = {"Warm": (300, 300), "Generate": (900, 900)}
+# The warm function's timeout is the one domain/timing.py sizes its claims and the queue's
+# visibility on.
+EXPECTED_TIMEOUTS = {"Warm": (TIMINGS.warm_timeout_s,) * 2, "Generate": (900, 900)}
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -984,6 +990,8 @@ case "$1 $2" in
   "configure get") echo us-east-1 ;;
   "sts get-caller-identity") echo 123456789012 ;;
   "s3api head-bucket") exit 0 ;;
+  "lambda get-account-settings") printf '%s\t%s\n' "${QUOTA:-1000}" "${UNRESERVED:-1000}" ;;
+  "lambda get-function-concurrency") echo "Function not found" >&2; exit 254 ;;
   "cloudformation describe-stacks")
     case "$*" in
       *WebsocketConnectEndpointURL*) echo "wss://ws.example/api/" ;;
@@ -1044,6 +1052,8 @@ def test_deploy_script_packages_deploys_and_prints_urls(fake_aws: dict[str, str]
     assert "--s3-bucket cache-warming-artifacts-123456789012-eu-west-1" in package
     deploy = next(call for call in calls if call.startswith("cloudformation deploy"))
     assert "--stack-name cache-warming-dev" in deploy
+    # The template is over CloudFormation's 51,200-byte inline limit: it goes through S3.
+    assert "--s3-bucket cache-warming-artifacts-123456789012-eu-west-1" in deploy
     assert "CAPABILITY_IAM" in deploy
     assert f"AnthropicApiKeySecretArn={SECRET_ARN}" in deploy
     assert "wss://ws.example/api/" in run.stdout
@@ -1063,7 +1073,24 @@ def test_first_deploy_requires_the_secret_arn(fake_aws: dict[str, str]) -> None:
     run = _deploy({**fake_aws, "STACK_EXISTS": "1"})
     assert run.returncode == 0, run.stdout + run.stderr
     deploy = [c for c in Path(fake_aws["AWS_LOG"]).read_text().splitlines() if "deploy" in c]
-    assert deploy and "--parameter-overrides" not in deploy[-1]
+    assert deploy and "AnthropicApiKeySecretArn" not in deploy[-1]
+
+
+def test_deploy_refuses_a_reservation_the_account_cannot_hold(fake_aws: dict[str, str]) -> None:
+    # 300 (Warm) + 100 (Generate) reserved must leave 100 unreserved: 500 is the least that fits.
+    env = {**fake_aws, "ANTHROPIC_API_KEY_SECRET_ARN": SECRET_ARN}
+    run = _deploy({**env, "QUOTA": "499", "UNRESERVED": "499"})
+    assert run.returncode != 0
+    assert "Lambda keeps 100 unreserved" in run.stderr
+    assert "WARM_RESERVED_CONCURRENCY" in run.stderr
+    assert "cloudformation" not in Path(fake_aws["AWS_LOG"]).read_text()
+    run = _deploy({**env, "QUOTA": "500", "UNRESERVED": "500"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    run = _deploy({**env, "QUOTA": "499", "UNRESERVED": "499", "WARM_RESERVED_CONCURRENCY": "299"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    deploy = [c for c in Path(fake_aws["AWS_LOG"]).read_text().splitlines() if "deploy" in c]
+    assert "WarmReservedConcurrency=299" in deploy[-1]
+    assert "GenerateReservedConcurrency=100" in deploy[-1]
 
 
 # --- limits: throttling, access logs, concurrency, the generate function's async config -------
@@ -1163,8 +1190,12 @@ def test_warm_has_a_concurrency_ceiling_that_leaves_the_handlers_room(
     resources = template["Resources"]
     warm = int(resolver.resolve(resources["Warm"]["Properties"])["ReservedConcurrentExecutions"])
     assert 0 < warm <= ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM - 500
+    generate = int(
+        resolver.resolve(resources["Generate"]["Properties"])["ReservedConcurrentExecutions"]
+    )
+    assert generate > 0 and warm + generate <= ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM - 500
     for function in FUNCTIONS:
-        if function != "Warm":
+        if function not in ("Warm", "Generate"):
             # Reserving for a handler would cap it too; they share the unreserved pool.
             assert "ReservedConcurrentExecutions" not in resources[function]["Properties"]
 

@@ -85,7 +85,12 @@ def test_short_intervals_go_by_the_tick_queue_with_one_pending_tick(stack: MotoS
         assert pending.payload["target"] == announced
         # DelaySeconds rounded down: visible less than a second before the target.
         assert 0 <= announced - pending.due_ms < 1000
-        assert stack.queued_bodies() == [pending.body]
+        # With its backup, 4 s later (domain/timing.py, `backup_after_s`); older backups are
+        # still queued and will be no-ops.
+        backup = stack.queue.backups[-1]
+        assert backup.payload == {**pending.payload, "backup": True}
+        assert backup.delay_s == pending.delay_s + 4
+        assert stack.queued_bodies()[-2:] == [pending.body, backup.body]
         assert stack.fire_due() == {"action": "warmed"}
         timer = field_value(stack.frames("ws-1", "update")[-1], "timer")
         assert timer["lastWarmAt"] == announced and timer["nextWarmAt"] == announced + 20_000
@@ -102,7 +107,8 @@ def test_the_default_interval_goes_by_the_queue_at_sqs_s_900_s_limit(stack: Moto
         assert stack.live_schedules() == []
         (pending,) = stack.queue.sent
         assert 280 <= pending.delay_s <= 290
-        message = stack.moto_queue("cache-warming-ticks")._messages[-1]
+        messages = stack.moto_queue("cache-warming-ticks")._messages
+        (message,) = [m for m in messages if m.body == pending.body]
         # moto hides it for DelaySeconds on the wall clock (moto/sqs/models.py, Message.delay).
         assert abs(message.delayed_until - message.sent_timestamp - pending.delay_s * 1000) < 50
         announced = field_value(stack.frames("ws-1", "update")[-1], "timer")["nextWarmAt"]
@@ -162,6 +168,12 @@ def test_a_duplicate_delivery_warms_once(stack: MotoStack) -> None:
     assert len(stack.model.warms) == 1 and len(stack.live_schedules(conversation_id)) == 1
 
 
+def stored_state(stack: MotoStack, conversation_id: str) -> Any:
+    conversation = stack.services.store.get_conversation(conversation_id)
+    assert conversation is not None
+    return conversation.warming
+
+
 def test_duplicates_in_one_batch_warm_once_and_both_are_deleted(stack: MotoStack) -> None:
     """SQS may deliver a message more than once, even in the same batch: one warm, no retry."""
     conversation_id = create(stack)
@@ -171,9 +183,23 @@ def test_duplicates_in_one_batch_warm_once_and_both_are_deleted(stack: MotoStack
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     (pending,) = stack.queue.sent
     stack.clock.now = pending.due_ms
-    assert stack.deliver(pending.body, copies=3) == {"action": "noop"}  # the last line logged
+    # Side by side: one copy claims and warms; a copy that reads during the warm is put back
+    # until the claim ends, one that reads after it sees a newer seq. None is retried as failed.
+    result = stack.deliver(pending.body, copies=3)
+    assert result["action"] in ("noop", "requeued") and "batchItemFailures" not in result
     assert len(stack.model.warms) == 1
-    assert stack.queued_bodies() == [s.body for s in stack.queue.sent]  # only the next tick
+    state = stored_state(stack, conversation_id)
+    requeued = [s for s in stack.queue.sent if s.payload["seq"] == pending.payload["seq"]]
+    (booked,) = [s for s in stack.queue.sent if s.payload["seq"] == state.seq]
+    for again in requeued:  # they come back stale: no-ops
+        stack.clock.now = max(stack.clock.now, again.due_ms)
+        assert stack.deliver(again.body) == {"action": "noop"}
+    assert len(stack.model.warms) == 1
+    # Only the next tick, and the backups of both (each a no-op unless its tick was lost).
+    assert stack.queued_bodies() == [b.body for b in stack.queue.backups[:1]] + [
+        booked.body,
+        stack.queue.backups[-1].body,
+    ]
     assert field_value(stack.frames("ws-1", "update")[-1], "warm-cost")["warms"] == 1
 
 

@@ -17,7 +17,14 @@ from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.history import MAX_ENTRIES, RETENTION_DAYS, HistoryEntry
 from chalicelib.domain.pricing import Usage
 from chalicelib.domain.warming import Tally, WarmingState, WarmStats
-from chalicelib.ports import AlreadyExists, Channel, Connection, Store, VersionConflict
+from chalicelib.ports import (
+    AlreadyExists,
+    BudgetExhausted,
+    Channel,
+    Connection,
+    Store,
+    VersionConflict,
+)
 from tests.conftest import SESSION, TABLE_NAME
 from tests.fakes.store import InMemoryStore
 
@@ -649,6 +656,37 @@ def test_spend_adds_up_per_owner_and_day(store: Store) -> None:
     store.add_spend("bob", "2026-12-01", 9, NOW_S + 86_400)
     assert store.spent("alice", "2026-12-01") == 1_750
     assert store.spent("alice", "2026-12-02") == 7
+
+
+def test_a_reservation_counts_against_the_budget_until_it_is_settled(store: Store) -> None:
+    day, expires = "2026-12-01", NOW_S + 86_400
+    store.add_spend("alice", day, 1_000, expires)
+    store.reserve_spend("alice", day, 3_000, 5_000, expires)
+    assert (store.spent("alice", day), store.committed("alice", day)) == (1_000, 4_000)
+    store.reserve_spend("alice", day, 3_000, 5_000, expires)  # 4,000 < 5,000: admitted
+    with pytest.raises(BudgetExhausted):  # 7,000 committed: nothing more
+        store.reserve_spend("alice", day, 1, 5_000, expires)
+    assert store.committed("alice", day) == 7_000
+    store.settle_spend("alice", day, 3_000, 1_200, expires)  # billed less than its worst case
+    assert (store.spent("alice", day), store.committed("alice", day)) == (2_200, 5_200)
+    store.settle_spend("alice", day, 3_000, 0, expires)  # never reached the model
+    assert (store.spent("alice", day), store.committed("alice", day)) == (2_200, 2_200)
+    store.reserve_spend("alice", day, 10_000, 5_000, expires)  # under the budget again
+    assert store.committed("bob", day) == 0
+
+
+def test_a_day_spent_before_reservations_existed_is_committed_by_its_spend(store: Store) -> None:
+    day, expires = "2026-12-01", NOW_S + 86_400
+    # The day's item as the code before reservations wrote it: `microUsd` alone.
+    if isinstance(store, DynamoStore):
+        key = {"pk": {"S": "USER#alice"}, "sk": {"S": f"SPEND#{day}"}}
+        item = {**key, "microUsd": {"N": "6000"}}
+        SESSION.client("dynamodb").put_item(TableName=TABLE_NAME, Item=item)
+    else:
+        store._spend["alice", day] = 6_000  # type: ignore[attr-defined]
+    assert (store.spent("alice", day), store.committed("alice", day)) == (6_000, 6_000)
+    with pytest.raises(BudgetExhausted):
+        store.reserve_spend("alice", day, 1, 5_000, expires)
 
 
 def test_concurrent_spend_is_never_lost(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -115,3 +115,18 @@ def test_seen_frames_keep_recent_windows_and_forget_old_ones() -> None:
     # Pruned: second 100 is long gone, so its window starts again; 200's are kept.
     assert not seen.over_limit("a", 100, 1)
     assert seen.over_limit("c0", 200, 1)
+
+
+def test_an_oversized_body_and_frame_each_have_their_own_code_and_say_what_they_are() -> None:
+    from chalicelib.domain.errors import Refused
+    from chalicelib.wire import commands, frames
+    from chalicelib.wire.errors import STATUS
+
+    with pytest.raises(Refused) as body:
+        commands.decode_body(b"{}" + b" " * commands.MAX_BODY_BYTES)
+    assert body.value.code == "body_too_large" and STATUS["body_too_large"] == 413
+    assert str(body.value.message) == f"a body is limited to {commands.MAX_BODY_BYTES} bytes"
+    with pytest.raises(Refused) as frame:
+        frames.parse_frame("{}" + " " * frames.MAX_FRAME_BYTES)
+    assert frame.value.code == "frame_too_large"
+    assert str(frame.value.message) == f"a frame is limited to {frames.MAX_FRAME_BYTES} bytes"

@@ -80,7 +80,9 @@ def test_a_conversation_with_a_fixed_cache_asks_no_prices_to_start_generating(
     asked: list[int] = []
     w.model.on_chunk = lambda number: asked.append(flat.asked)
     assert w.services.generate(conversation.id, 0) == "sealed"
-    assert asked[0] == 0  # the claim asked nothing; the seal prices the reply
+    # The claim asked nothing; the reservation priced the turn's worst case before its request
+    # (a budget that holds), and the seal prices the reply.
+    assert asked[0] == 1
 
 
 def test_warms_and_rescues_reach_the_panel_and_the_owners_totals() -> None:

@@ -43,6 +43,10 @@ class FakeQueue:
     def send(self, payload: dict[str, Any], delay_s: int) -> None:
         self.sent.append((payload, delay_s))
 
+    def send_with_backup(self, payload: dict[str, Any], delay_s: int, backup_delay_s: int) -> None:
+        self.sent.append((payload, delay_s))
+        self.sent.append(({**payload, "backup": True}, backup_delay_s))
+
     def retry_later(self, receipt: str, delay_s: int) -> None:
         if self.fail_retry:
             raise RuntimeError("SQS unreachable")
@@ -285,13 +289,18 @@ def timer(queue: FakeQueue, scheduler: RecordingScheduler, **options: Any) -> Pr
     )
 
 
-def test_targets_within_900_s_are_a_delayed_message_rounded_down() -> None:
+def test_targets_within_896_s_are_a_delayed_message_and_its_backup() -> None:
+    # SQS delays at most 900 s, and the backup goes 4 s after the tick: a target farther than
+    # 896 s is booked on Scheduler instead.
     queue, scheduler = FakeQueue(), RecordingScheduler()
     now = 1_800_000_000_000
-    assert timer(queue, scheduler).arm("c", 1, now + 900_000, now) is None
+    assert timer(queue, scheduler).arm("c", 1, now + 896_000, now) is None
     assert timer(queue, scheduler).arm("c", 2, now + 20_999, now) is None
-    assert [delay for _, delay in queue.sent] == [900, 20]
+    assert [delay for _, delay in queue.sent] == [896, 900, 20, 24]
+    assert [body.get("backup", False) for body, _ in queue.sent] == [False, True, False, True]
     assert scheduler.created == []
+    assert timer(queue, scheduler).arm("c", 3, now + 896_001, now) is not None
+    assert len(scheduler.created) == 1
     assert delay_seconds(now + 500, now) == 0 and delay_seconds(now - 5000, now) == 0
 
 

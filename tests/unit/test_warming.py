@@ -195,9 +195,11 @@ def test_a_lost_tick_or_a_dead_claim_is_re_armed(event: object) -> None:
     # A tick merely on its way is left alone.
     if not isinstance(event, SetInterval):
         assert decide(state, event, target + 10 * S) == (state, [])  # type: ignore[arg-type]
-    # So is a claim still held.
+    # So is a claim still held: a keep-alive warm's claim ends in time for a takeover before
+    # the late guard (the cache expires 10 s after the target).
     claimed, _ = decide(state, TickDue(state.seq, target, TERMS, target + 300 * S), target)
-    assert decide(claimed, Revive(), target + 100 * S) == (claimed, [])
+    assert claimed.warm_lease_until == target + 6_500
+    assert decide(claimed, Revive(), target + 6 * S) == (claimed, [])
 
 
 @pytest.mark.parametrize("delta_seq,delta_target", [(-1, 0), (1, 0), (0, 1000)])
@@ -284,7 +286,7 @@ def test_warm_errors_retry_then_stop_in_error_and_a_turn_recovers() -> None:
         )
         if attempt < 3:
             assert state.status == "scheduled"
-            assert arms(effects)[0].target == target + S + 20 * S * attempt
+            assert arms(effects)[0].target == target + S + S * (1 << (attempt - 1))
     assert state.status == "error" and state.last_error == "overloaded"
     state, _ = decide(state, TurnStarted(T0 + 200 * S), T0 + 200 * S)
     state, _ = decide(state, TurnSealed(T0 + 200 * S, T0 + 201 * S, Usage(), TERMS), T0 + 201 * S)
@@ -365,6 +367,25 @@ def test_a_turn_whose_prefix_is_below_the_minimum_cacheable_length_books_no_warm
     longer = Usage(input_tokens=900, output_tokens=200)
     state, effects = decide(state, TurnSealed(T0, T0 + 9 * S, longer, terms), T0 + 9 * S)
     assert state.status == "scheduled" and arms(effects)  # a long enough prefix warms again
+
+
+def test_enabling_after_a_turn_too_short_to_cache_shows_not_cacheable_and_books_nothing() -> None:
+    # The client README's path: a first turn too short to be cached, warming still off, then the
+    # toggle. The sealed turn's usage already says a warm would read nothing.
+    off = WarmingState()
+    short = Usage(input_tokens=700, output_tokens=200)
+    terms = ModelTerms(idle_budget=11, min_cacheable_tokens=1024)
+    sealed, _ = decide(off, TurnSealed(T0, T0 + 3 * S, short, terms), T0 + 3 * S)
+    assert sealed.status == "off" and sealed.below_min_cacheable
+    enabled, effects = decide(sealed, Toggle(True), T0 + 10 * S)
+    assert (enabled.enabled, enabled.status) == (True, "not-cacheable")
+    assert arms(effects) == [] and PushUpdate() in effects
+    # A turn long enough to cache arms warming again.
+    longer = Usage(input_tokens=1500, output_tokens=200)
+    state, effects = decide(
+        enabled, TurnSealed(T0 + 20 * S, T0 + 22 * S, longer, terms), T0 + 22 * S
+    )
+    assert state.status == "scheduled" and not state.below_min_cacheable and arms(effects)
 
 
 def test_a_new_interval_during_a_warm_is_pushed_by_the_warms_completion_not_before() -> None:

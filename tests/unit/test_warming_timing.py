@@ -82,12 +82,12 @@ def test_set_interval_is_bounded_by_the_cache_in_use() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds_before_expiry", "warms"), [(10, True), (6, True), (5, False), (1, False), (0, False)]
+    ("seconds_before_expiry", "warms"), [(10, True), (3, True), (2, False), (1, False), (0, False)]
 )
-def test_the_late_tick_guard_sends_no_warm_within_5_s_of_the_expiry(
+def test_the_late_tick_guard_sends_no_warm_within_2_s_of_the_expiry(
     seconds_before_expiry: int, warms: bool
 ) -> None:
-    assert TIMINGS.late_guard_s == 5
+    assert TIMINGS.late_guard_s == 2
     state = enabled()
     target = state.next_warm_at or 0
     at = T0 + (300 - seconds_before_expiry) * S  # a tick that arrived late
@@ -111,9 +111,24 @@ def test_a_retry_that_would_land_inside_the_guard_stops_as_cache_expired() -> No
     target = state.next_warm_at or 0  # T0 + 290 s
     state, _ = decide(state, TickDue(state.seq, target, TERMS, LEASE), target)
     failed = WarmFinished(state.seq, target, TERMS, None, error="overloaded")
-    # The retry would come 20 s later, past the expiry at T0 + 300 s.
-    stopped, effects = decide(state, failed, target + S)
+    # A first failure 7.5 s late: its retry 1 s later would start inside the guard (T0 + 298 s).
+    stopped, effects = decide(state, failed, target + 7_500)
     assert stopped.status == "cache-expired" and arms(effects) == []
+
+
+def test_a_failed_warm_at_the_default_interval_is_retried_before_the_expiry() -> None:
+    # The default interval leaves 8 s before the guard: two quick retries fit (1 s, then 2 s).
+    state = enabled()
+    target = state.next_warm_at or 0  # T0 + 290 s, the cache expires at T0 + 300 s
+    state, _ = decide(state, TickDue(state.seq, target, TERMS, LEASE), target)
+    failed = WarmFinished(state.seq, target, TERMS, None, error="overloaded")
+    retried, effects = decide(state, failed, target + 500)
+    assert retried.status == "scheduled" and arms(effects) == [ArmTimer(retried.seq, target + 1500)]
+    claimed, _ = decide(retried, TickDue(retried.seq, target + 1500, TERMS, LEASE), target + 1500)
+    again = WarmFinished(claimed.seq, target + 1500, TERMS, None, error="rate_limited")
+    second, effects = decide(claimed, again, target + 2000)
+    assert arms(effects) == [ArmTimer(second.seq, target + 4000)]
+    assert second.consecutive_errors == 2
 
 
 def test_a_retry_with_room_before_the_guard_is_booked() -> None:
@@ -123,12 +138,12 @@ def test_a_retry_with_room_before_the_guard_is_booked() -> None:
     failed = WarmFinished(state.seq, target, TERMS, None, error="overloaded")
     retried, effects = decide(state, failed, target + S)
     assert retried.status == "scheduled"
-    assert arms(effects) == [ArmTimer(retried.seq, target + 21 * S)]
+    assert arms(effects) == [ArmTimer(retried.seq, target + 2 * S)]
 
 
 def test_enabling_inside_the_guard_rebuilds_at_once_and_just_outside_it_reads() -> None:
     sealed = replace(enabled(), enabled=False, status="off", next_warm_at=None, timer_ref=None)
-    inside, effects = decide(sealed, Toggle(True), T0 + 296 * S)
-    assert inside.rebuild and arms(effects) == [ArmTimer(inside.seq, T0 + 296 * S)]
-    outside, effects = decide(sealed, Toggle(True), T0 + 294 * S)
-    assert not outside.rebuild and arms(effects) == [ArmTimer(outside.seq, T0 + 294 * S)]
+    inside, effects = decide(sealed, Toggle(True), T0 + 298 * S)
+    assert inside.rebuild and arms(effects) == [ArmTimer(inside.seq, T0 + 298 * S)]
+    outside, effects = decide(sealed, Toggle(True), T0 + 297 * S)
+    assert not outside.rebuild and arms(effects) == [ArmTimer(outside.seq, T0 + 297 * S)]

@@ -25,6 +25,7 @@ from chalicelib.domain.warming.events import (
 )
 from chalicelib.domain.warming.policy import decide
 from chalicelib.domain.warming.state import (
+    LATE,
     MAX_CONSECUTIVE_ERRORS,
     InvalidInterval,
     ModelTerms,
@@ -36,8 +37,10 @@ from chalicelib.domain.warming.state import (
     default_interval,
     interval_bounds,
 )
+from chalicelib.domain.warming.steps import claim_held, too_late
 
 __all__ = [
+    "LATE",
     "MAX_CONSECUTIVE_ERRORS",
     "ArmTimer",
     "CancelTimer",
@@ -66,7 +69,9 @@ __all__ = [
     "WarmFinished",
     "WarmStats",
     "WarmingState",
+    "claim_held",
     "decide",
     "default_interval",
     "interval_bounds",
+    "too_late",
 ]

@@ -39,6 +39,7 @@ from chalicelib.domain.warming.events import (
     WarmFinished,
 )
 from chalicelib.domain.warming.state import (
+    LATE,
     MAX_CONSECUTIVE_ERRORS,
     REASON_MEASURING,
     InvalidInterval,
@@ -51,6 +52,7 @@ from chalicelib.domain.warming.steps import (
     alive,
     arm,
     claim_held,
+    lease_until,
     record_warm,
     resume,
     stop,
@@ -158,7 +160,8 @@ def _tick_due(state: WarmingState, tick: TickDue, now: int) -> Decision:
     if not tick.budget_left:
         # The owner's spend budget for the day is used up: the warm is not sent.
         return stop(state, "budget-exhausted")
-    claimed = replace(state, status="warming", warm_lease_until=tick.deadline)
+    lease = lease_until(state, now, tick.deadline)
+    claimed = replace(state, status="warming", warm_lease_until=lease)
     return claimed, [Warm(state.seq)]
 
 
@@ -206,16 +209,20 @@ def _warm_finished(state: WarmingState, done: WarmFinished, now: int) -> Decisio
 
 
 def _warm_failed(state: WarmingState, done: WarmFinished, now: int) -> Decision:
-    """Upstream refused or failed the warm: retry after 20 s x n while the cache lives, stop at
-    the third failure in a row."""
+    """Upstream refused or failed the warm: retry after 1 s, then 2 s, while the cache lives;
+    stop at the third failure in a row. The retries are quick because at the default interval
+    the cache has 8 s left when its warm is due (domain/timing.py, "The retry room")."""
     if done.error == "context_window_exceeded":
         # The prefix itself no longer fits: retrying cannot help.
         return stop(state, "context-full", context_full=True)
+    if done.error == LATE:
+        # Not sent: by the time the request could go out, the cache was about to expire.
+        return stop(state, "cache-expired")
     errors = state.consecutive_errors + 1
     state = replace(state, consecutive_errors=errors, last_error=done.error or "upstream_error")
     if errors >= MAX_CONSECUTIVE_ERRORS:
         return stop(state, "error")
-    retry_at = now + TIMINGS.min_interval_s * 1000 * errors
+    retry_at = now + TIMINGS.warm_retry_s * 1000 * (1 << (errors - 1))
     if not state.rebuild and too_late(state, retry_at):
         return stop(state, "cache-expired")
     return arm(state, retry_at, rebuild=state.rebuild)

@@ -28,6 +28,8 @@ Retention = Literal["5m", "1h"]
 RetentionSetting = Literal["auto", "5m", "1h"]
 
 MAX_CONSECUTIVE_ERRORS = 3
+# A warm's error when it was not sent because its cache would have expired before it arrived.
+LATE = "too_late"
 
 # Why the cache in use is the one it is (the panel's `cache-retention.reason`).
 REASON_SET = "set when the conversation was created"
@@ -126,8 +128,8 @@ class WarmingState:
     idle_warms: int = 0
     consecutive_errors: int = 0
     last_error: str | None = None
-    # A claimed warm is held until its invocation's deadline (when Lambda kills it at the
-    # latest), or released at once when the invocation fails: then a redelivery takes it over.
+    # A claimed warm is held until `steps.lease_until` (never past its invocation's deadline),
+    # or released at once when the invocation fails: then a redelivery takes it over.
     warm_lease_until: int | None = None
     # The live tick may rebuild an expired cache: the user enabled warming and asked for it.
     rebuild: bool = False
@@ -141,6 +143,10 @@ class WarmingState:
     # The history no longer leaves room for another turn in the model's context window: warming
     # would keep alive a prefix no turn can use. It only grows, so this never clears.
     context_full: bool = False
+    # The last sealed turn measured a prefix below the model's minimum cacheable length: a warm
+    # would be billed and cache nothing, so enabling warming shows `not-cacheable` at once. The
+    # next sealed turn measures again.
+    below_min_cacheable: bool = False
     stats: WarmStats = field(default_factory=WarmStats)
     # From the model's terms at the last seal, for the panel: how many idle warms one rescue pays
     # for on the cache in use, and that cache's read price (USD per million tokens). None before.

@@ -21,6 +21,8 @@ from chalicelib.domain.warming.state import Status, WarmingState
 
 MARGIN_MS = TIMINGS.ttl_margin_s * 1000
 GUARD_MS = TIMINGS.late_guard_s * 1000
+TAKEOVER_MS = int(TIMINGS.claim_takeover_s * 1000)
+MIN_LEASE_MS = TIMINGS.min_lease_s * 1000
 ACTIVE: frozenset[str] = frozenset({"scheduled", "warming", "waiting-for-first-turn"})
 
 
@@ -76,11 +78,27 @@ def resume(state: WarmingState, now: int) -> Decision:
         return stop(state, "context-full")
     if not state.has_prefix:
         return stop(state, "waiting-for-first-turn")
+    if state.below_min_cacheable:
+        # The last sealed turn said so: a warm would be billed and read nothing.
+        return stop(state, "not-cacheable")
     if too_late(state, now):
         # The cache is gone (or about to be): the user asked for warming, so rebuild it now.
         return arm(state, now, rebuild=True)
     assert state.last_refresh_at is not None
     return arm(state, max(now, state.last_refresh_at + state.interval_seconds * 1000))
+
+
+def lease_until(state: WarmingState, now: int, deadline: int) -> int:
+    """How long a claimed warm is held: a keep-alive warm's claim ends early enough that a tick
+    finding it held by a dead invocation still takes it over before the late guard; a rebuild's
+    runs to the invocation's deadline. Never past the deadline, never shorter than the minimum
+    lease (a claimant whose lease ran out may be overtaken: both warms are then recorded, and
+    only the first books the next tick)."""
+    expires_at = state.cache_expires_at
+    if state.rebuild or expires_at is None:
+        return deadline
+    takeover_by = expires_at - GUARD_MS - TAKEOVER_MS
+    return min(deadline, max(now + MIN_LEASE_MS, takeover_by))
 
 
 def claim_held(state: WarmingState, now: int) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chalicelib.domain.context import room_for_another_turn
 from chalicelib.domain.pricing import CacheRates, Usage
 from chalicelib.domain.warming.choice import choose_cache
 from chalicelib.domain.warming.events import (
@@ -17,6 +16,7 @@ from chalicelib.domain.warming.events import (
 )
 from chalicelib.domain.warming.state import REASON_MEASURING, WarmingState
 from chalicelib.domain.warming.steps import MARGIN_MS, alive, arm, resume, stop
+from chalicelib.domain.warming.stop_rules import room_for_another_turn
 
 
 def turn_started(state: WarmingState, at: int) -> Decision:
@@ -76,6 +76,8 @@ def turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
     )
     if usage is not None:
         state = _measured(state, usage)
+        below = (state.prefix_tokens or 0) < sealed.terms.min_cacheable_tokens
+        state = replace(state, below_min_cacheable=below)
         if not room_for_another_turn(state.prefix_tokens or 0, sealed.terms.context_limit):
             state = replace(state, context_full=True)
     tallied: list[Effect] = [tally] if tally is not None else []
@@ -84,8 +86,7 @@ def turn_sealed(state: WarmingState, sealed: TurnSealed, now: int) -> Decision:
     if state.context_full:
         state, effects = stop(state, "context-full")
         return state, [*tallied, *effects]
-    prefix = state.prefix_tokens if usage is not None else None
-    if prefix is not None and prefix < sealed.terms.min_cacheable_tokens:
+    if usage is not None and state.below_min_cacheable:
         # Below the model's minimum cacheable length: a warm would be billed and cache nothing.
         state, effects = stop(state, "not-cacheable")
         return state, [*tallied, *effects]

@@ -27,7 +27,7 @@ export const TIMER_COMPONENT = "cache-warming-timer";
 export type TimerComponent = typeof TIMER_COMPONENT;
 
 /** Stable snake_case error codes; x-errorHttpStatus gives each one's HTTP status. */
-export const ERROR_CODES = ["bad_json", "unknown_type", "unknown_surface", "unknown_action", "missing_field", "invalid_field", "invalid_interval", "invalid_payload", "invalid_text", "frame_too_large", "unauthorized", "not_found", "turn_in_progress", "conflict", "rate_limited", "limit_reached", "budget_exhausted", "context_full", "upstream_error", "internal_error"] as const;
+export const ERROR_CODES = ["bad_json", "unknown_type", "unknown_surface", "unknown_action", "missing_field", "invalid_field", "invalid_interval", "invalid_payload", "invalid_text", "frame_too_large", "body_too_large", "unauthorized", "not_found", "turn_in_progress", "conflict", "rate_limited", "limit_reached", "budget_exhausted", "context_full", "upstream_error", "internal_error"] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** The `status` field's value (and `warming.status` over HTTP). */
@@ -52,7 +52,7 @@ export const ABORT_REASONS = ["cancelled", "closed"] as const;
 export type AbortReason = (typeof ABORT_REASONS)[number];
 
 /** `turn-failed` codes (and a failed turn's errorCode over HTTP). */
-export const TURN_FAILURE_CODES = ["rate_limited", "overloaded", "timeout", "model_rejected", "model_unavailable", "upstream_error", "empty_reply", "internal_error", "context_window_exceeded"] as const;
+export const TURN_FAILURE_CODES = ["rate_limited", "overloaded", "timeout", "model_rejected", "model_unavailable", "upstream_error", "empty_reply", "internal_error", "context_window_exceeded", "budget_exhausted"] as const;
 export type TurnFailureCode = (typeof TURN_FAILURE_CODES)[number];
 
 /** The surface's field ids, in the order the server always sends them. */
@@ -610,6 +610,7 @@ export const ERROR_HTTP_STATUS: { readonly [code in ErrorCode]: number } = {
   invalid_payload: 400,
   invalid_text: 400,
   frame_too_large: 413,
+  body_too_large: 413,
   unauthorized: 401,
   not_found: 404,
   turn_in_progress: 409,
@@ -641,7 +642,7 @@ export const LIMITS = {
     "5m": 290,
     "1h": 3590
   },
-  "lateTickGuardSeconds": 5,
+  "lateTickGuardSeconds": 2,
   "framesPerSecondPerConnection": 20,
   "turnsPerMinutePerUser": 10,
   "warmingConversationsPerUser": 10,
