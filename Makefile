@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 up: $(STAMP) client
-	$(BIN)/python -m devstack
+	$(BIN)/python -m devstack $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

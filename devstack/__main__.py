@@ -1,7 +1,7 @@
 """``python -m devstack`` (``make up``): run the whole product locally until Ctrl-C.
 
 No AWS account and no API key needed; see ``devstack/stack.py`` for what runs and why. Prints the
-URLs and a dev token, writes them to ``.devstack/endpoints.json`` (for the probe and tests), prints
+URLs and dev tokens (a second user's; ``--expired-token``: one already expired), writes them to ``.devstack/endpoints.json`` (for the probe and tests), prints
 the start-up time and then ``ready`` as the last start-up line. Afterwards stdout carries one JSON
 line per warm tick (the app's ``cache_warming.ticks`` log); everything else goes to stderr.
 SIGINT/SIGTERM stop everything and exit 0.
@@ -104,6 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="BYTES",
         help="gateway: largest message in either direction (AWS: 131072)",
     )
+    parser.add_argument("--expired-token", action="store_true", help="also mint an expired token")
     parser.add_argument("--stage", default="dev", help="Chalice stage whose config is used")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -189,7 +190,10 @@ def banner(endpoints: dict[str, Any], args: argparse.Namespace, real_anthropic: 
             f"message {args.ws_max_message_bytes} bytes",
         ),
         ("dev token", endpoints["token"]),
+        ("second token", f"{endpoints['secondToken']} (user {endpoints['secondUser']})"),
     ]
+    if "expiredToken" in endpoints:
+        rows.append(("expired token", endpoints["expiredToken"]))
     if args.endpoints_file is not None:
         rows.append(("endpoints", str(args.endpoints_file)))
     lines = ["devstack: the local stack (Ctrl-C stops it)"]
@@ -231,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             ws_idle_timeout_s=args.ws_idle_timeout,
             ws_max_connection_s=args.ws_max_connection,
             ws_max_message_bytes=args.ws_max_message_bytes,
+            expired_token=args.expired_token,
         )
     )
     try:

@@ -60,6 +60,7 @@ from devstack.stack_parts import (
     bounded,
     check_ports,
     local_env_for,
+    more_tokens,
     prime_app_clients,
     quiet_third_party_logs,
 )
@@ -132,6 +133,7 @@ class Stack:
             "lambdaUrl": lambdas.url,
             "awsUrl": aws_url,
             **self._backend_endpoints(app_settings, queues),
+            **more_tokens(auth.mint, self.options, secret),
             "wsLimits": gateway.limits.as_dict(),
         }
         self._write_endpoints()

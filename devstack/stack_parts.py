@@ -19,6 +19,10 @@ ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 API_ID = "local"
 DEV_USER = "dev-user"
+# A second user, so tenancy can be tried from outside: each gets `not_found` for the other's.
+SECOND_USER = "dev-user-2"
+# An expired token's `exp`, well past the verifier's 30 s leeway (chalicelib/auth.py, LEEWAY_S).
+EXPIRED_AGO_S = 3600
 START_TIMEOUT_S = 15.0
 
 # Variables that would send the app elsewhere (a real account, a JWKS, Secrets Manager).
@@ -69,6 +73,8 @@ class StackOptions:
     ws_max_message_bytes: int = 128 * 1024
     project_dir: Path = PROJECT_DIR
     user: str = DEV_USER
+    # Also mint a token that expired EXPIRED_AGO_S ago (endpoints' `expiredToken`).
+    expired_token: bool = False
 
 
 PORT_FLAGS = {
@@ -184,3 +190,11 @@ def local_env_for(
         env["ANTHROPIC_BASE_URL"] = anthropic_url
         env["ANTHROPIC_API_KEY"] = "devstack-emulator-key"
     return env
+
+
+def more_tokens(mint: Callable[..., str], options: StackOptions, secret: str) -> dict[str, str]:
+    """A second user's token, and (asked for) the first user's, already expired."""
+    tokens = {"secondUser": SECOND_USER, "secondToken": mint(SECOND_USER, secret)}
+    if options.expired_token:
+        tokens["expiredToken"] = mint(options.user, secret, lifetime_s=-EXPIRED_AGO_S)
+    return tokens

@@ -145,9 +145,10 @@ class ChatStream:
     def _flush_locked(self, now: int) -> None:
         if self._pending:
             if self._checkpoint is not None and now - self._last_checkpoint >= CHECKPOINT_MS:
-                # Before the push: a subscriber that reads GET after this delta sees at least
-                # the text before it.
-                self._checkpoint(self.text[: len(self.text) - len(self._pending)])
+                # Before the push, and with this batch: GET shows the reply from its first
+                # batch on (never an empty reply a second in), and a subscriber that reads GET
+                # after this delta already sees it (deltas re-applied by offset change nothing).
+                self._checkpoint(self.text)
                 self._last_checkpoint = now
             subscribers = self.fanout.subscribers(self.conversation_id, "chat")
             self._catch_up([c for c in subscribers if c not in self._served])

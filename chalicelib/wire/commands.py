@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from chalicelib.domain.conversation import (
     MAX_TITLE_CHARS,
     PageKey,
     encoded_bytes,
+    is_blank,
 )
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.warming import RetentionSetting
@@ -29,6 +31,7 @@ MAX_BODY_BYTES = 1024 * 1024
 # `GET /conversations?limit=`: one query of the summary index per page.
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
+MAX_MODEL_CHARS = 128
 _CURSOR = re.compile(r"([0-9]{13})#([A-Za-z0-9_-]{1,64})")
 _HISTORY_CURSOR = re.compile(r"h([1-9][0-9]{0,9})")
 
@@ -67,25 +70,40 @@ def decode_body(raw: bytes | str | None) -> dict[str, Any]:
     return decode_object(raw, limit_bytes=MAX_BODY_BYTES, what="body", too_large="body_too_large")
 
 
+# The keys each body may carry (contract/schema.json: its body definitions allow no others).
+CREATE_KEYS = ("title", "system", "model", "maxTokens", "cacheRetention")
+TURN_KEYS = ("text",)
+
+
+def _only(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    """A key the body does not take is a client bug (a typo like `max_tokens` would otherwise
+    be silently ignored): refused, as `additionalProperties: false` in the schema refuses it."""
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise Refused(
+            "invalid_field",
+            f"unknown field {unknown[0][:64]!r}; this body takes {', '.join(allowed)}",
+        )
+
+
 def create_conversation(body: Mapping[str, Any]) -> CreateConversation:
-    max_tokens = body.get("maxTokens")
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
-    ):
-        raise Refused("invalid_field", "'maxTokens' must be an integer from 1 to the model's limit")
-    retention = body.get("cacheRetention", "auto")
+    """Every key optional; `null` is the same as leaving it out."""
+    _only(body, CREATE_KEYS)
+    given = body.get("cacheRetention")
+    retention: Any = "auto" if given is None else given
     if retention not in ("auto", "5m", "1h"):
         raise Refused("invalid_field", "'cacheRetention' must be 'auto', '5m' or '1h'")
     return CreateConversation(
         title=_optional_text(body, "title", MAX_TITLE_CHARS),
         system=_system(body),
-        model=_optional_text(body, "model", 128),
-        max_tokens=max_tokens,
+        model=_model(body),
+        max_tokens=_max_tokens(body.get("maxTokens")),
         retention=retention,
     )
 
 
 def start_turn(body: Mapping[str, Any]) -> StartTurn:
+    _only(body, TURN_KEYS)
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         raise Refused("invalid_text", "'text' must be a non-empty string")
@@ -103,6 +121,30 @@ def _optional_text(body: Mapping[str, Any], key: str, limit: int) -> str | None:
     return value or None
 
 
+def _max_tokens(value: Any) -> int | None:
+    # JSON Schema's "integer" is any number without a fractional part (8192.0 included), as in
+    # JavaScript; bool is an int in Python, never a count.
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise Refused("invalid_field", "'maxTokens' must be an integer from 1 to the model's limit")
+    return value
+
+
+def _model(body: Mapping[str, Any]) -> str | None:
+    # "" names no catalog model: refused, not read as "the default" (leave it out for that).
+    model = body.get("model")
+    if model is None:
+        return None
+    if not isinstance(model, str) or not 0 < len(model) <= MAX_MODEL_CHARS:
+        raise Refused(
+            "invalid_field", f"'model' must be a catalog id (1-{MAX_MODEL_CHARS} characters)"
+        )
+    return model
+
+
 def _system(body: Mapping[str, Any]) -> str | None:
     system = body.get("system")
     if system is None:
@@ -112,6 +154,9 @@ def _system(body: Mapping[str, Any]) -> str | None:
             "invalid_field",
             f"'system' must be a string of at most {MAX_SYSTEM_BYTES} bytes as UTF-8 JSON",
         )
+    if system and is_blank(system):
+        # The API refuses whitespace-only text blocks: every request would fail.
+        raise Refused("invalid_field", "'system' must contain non-whitespace text")
     return system or None
 
 

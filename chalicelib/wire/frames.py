@@ -203,7 +203,8 @@ def parse_frame(raw: str | bytes) -> Frame:
         raise FrameRefused(refused.code, refused.message) from None
     fields = _Fields(obj, _request_id(obj))
     frame_type = obj.get("type")
-    if frame_type is None:
+    if frame_type is None or frame_type == "":
+        # Absent, null or "" is missing, as for every other field (docs/contract.md).
         raise fields.refuse("missing_field", "the frame has no 'type'")
     if not isinstance(frame_type, str):
         raise fields.refuse("invalid_field", "'type' must be a string")

@@ -20,8 +20,9 @@ const [lib, markdown] = await Promise.all([
     "The page could not load the client package (clients/js/dist): run `make client`, or start the stack with `make up`.";
   throw error;
 });
-const { CacheWarmingClient, ClientError, HttpApi, SURFACE_ID, TIMER_COMPONENT, countdown, formatAgo } = lib;
+const { CacheWarmingClient, ClientError, HttpApi, SURFACE_ID, TIMER_COMPONENT, countdown, formatAgo, formatDuration } = lib;
 const { renderMarkdown } = markdown;
+const { HistoryChart } = await import("/web/chart.js");
 
 // -----------------------------------------------------------------------------------------------
 // Constants
@@ -64,7 +65,27 @@ const STATUS_LABELS = {
   "not-cacheable": "not cacheable",
   "error": "error",
   "closed": "closed",
+  "context-full": "context full",
+  "budget-exhausted": "budget used up",
 };
+
+// Stops that `toggle true` resumes (docs/contract.md, statuses): the panel offers one click.
+const RESUMABLE = new Set(["paused-idle", "cache-expired", "error", "budget-exhausted"]);
+
+// Each status that is not plain progress, said in place (docs/contract.md, "Statuses").
+const STATUS_WHY = {
+  "waiting-for-first-turn": "Nothing is cached yet: the first reply starts warming.",
+  "paused-idle": "Paused: no message for as many warms as one rescue saves, so more warms would only cost. Resume, or send a message.",
+  "cache-expired": "A warm would have come too late to find the cache alive, so none was sent. Resume, or send a message.",
+  "error": "Three warms in a row failed upstream. Resume to try again.",
+  "budget-exhausted": "Today's spend budget is used up; nothing was sent. Resume to try again (it renews at 00:00 UTC).",
+  "not-cacheable": "The conversation is shorter than the model's minimum cacheable prompt: warming would only cost. A longer conversation starts it.",
+  "context-full": "The conversation fills the model's context window: no further turn could use the cache. Start a new conversation.",
+};
+
+// An interval this many times shorter than the cache allows gets a warning: it keeps the same
+// cache alive and only costs more (the interval field's costPerHourUsd says how much).
+const SHORT_INTERVAL_RATIO = 1.5;
 
 // data-testid of the control each known field id renders.
 const FIELD_TESTIDS = {
@@ -162,7 +183,7 @@ function fmtDate(ms) {
 }
 
 function toast(message, kind = "error") {
-  const node = el("div", { class: `toast ${kind}`, role: "alert", text: message });
+  const node = el("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status", testid: "toast", "data-kind": kind, text: message });
   $(".toasts").append(node);
   setTimeout(() => node.classList.add("leaving"), 5500);
   setTimeout(() => node.remove(), 6000);
@@ -214,7 +235,10 @@ function createClients() {
   });
   client.on("state", onConnectionState);
   client.on("surface", (frame) => applySurface(frame.conversationId, frame.spec));
-  client.on("update", (frame) => applyFields(frame.conversationId, frame.fields));
+  client.on("update", (frame) => {
+    applyFields(frame.conversationId, frame.fields);
+    if (state.chart) state.chart.onUpdate(frame.conversationId, frame.cause);
+  });
   client.on("chat", applyChat);
   client.on("error", (frame) => toast(`${frame.message} (${frame.code})`));
   client.on("unknown", (frame) => console.warn("a frame outside the contract", frame));
@@ -385,10 +409,45 @@ function dropTab(id) {
   updateComposer();
 }
 
-/** The tab's ×: closes the conversation (warming off, in-flight turn aborted), then drops it. */
+function fieldOf(conv, id) {
+  return conv && conv.fields ? conv.fields.find((f) => f.id === id) : undefined;
+}
+
+/** What closing the conversation would stop, in words (empty: nothing is running). */
+function whatClosingStops(conv) {
+  const stops = [];
+  if (isGenerating(conv)) stops.push("stops the reply being written (what has arrived is kept)");
+  const enabled = fieldOf(conv, "enabled");
+  if (enabled && enabled.value) {
+    const timer = fieldOf(conv, "timer");
+    const next = timer && timer.value ? countdown(timer.value.nextWarmAt) : null;
+    const when = next && next.state === "future" ? ` (next warm ${next.text})` : "";
+    stops.push(`turns cache warming off${when}`);
+  }
+  return stops;
+}
+
+/** Asks before closing a conversation that is doing something; resolves true to go on. */
+function confirmClose(conv, stops) {
+  const dialog = $("[data-testid=close-dialog]");
+  $("[data-testid=close-dialog-title]").textContent = `Close “${conversationTitle(conv.id)}”?`;
+  $("[data-testid=close-dialog-text]").textContent =
+    `Closing ${stops.join(" and ")}. The conversation stays in the list; a new message reopens it.`;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "close"), { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+}
+
+/** The tab's ×: closes the conversation (warming off, in-flight turn aborted), then drops it,
+ * asking first when a reply is streaming or warming is on, and saying afterwards what stopped. */
 async function closeTab(id) {
   const conv = convState(id);
   if (conv.closing) return;
+  const stops = whatClosingStops(conv);
+  if (stops.length > 0 && !(await confirmClose(conv, stops))) return;
+  const title = conversationTitle(id);
   conv.closing = true;
   renderTabs();
   try {
@@ -415,6 +474,8 @@ async function closeTab(id) {
   unwatch(id);
   dropTab(id);
   refreshConversationsSoon();
+  const done = stops.map((stop) => stop.replace(/^stops/, "stopped").replace(/^turns/, "turned").replace(/ \(next warm [^)]*\)/, ""));
+  toast(done.length ? `Closed “${title}”: ${done.join("; ")}.` : `Closed “${title}”.`, "info");
 }
 
 function persistTabs() {
@@ -944,6 +1005,7 @@ function signatureOf(fields) {
 function renderPanel(rebuild = true) {
   const body = $("[data-testid=panel-body]");
   const conv = state.active ? state.convs.get(state.active) : null;
+  if (state.chart) state.chart.show(state.active);
   $("[data-testid=panel-conversation]").textContent = conv ? conversationTitle(conv.id) : "";
   body.dataset.conversationId = conv && conv.fields ? conv.id : "";
   if (!conv || !conv.fields) {
@@ -1048,6 +1110,8 @@ function buildNumber(conversationId, field) {
   const apply = el("button", { type: "submit", class: "btn small", testid: `${field.id}-apply`, text: "Apply" });
   const unit = el("span", { class: "unit" });
   const hint = el("div", { class: "field-hint" });
+  const perHour = el("div", { class: "field-hint", testid: `${field.id}-cost-per-hour` });
+  const warning = el("div", { class: "field-warn", testid: `${field.id}-warning` });
   const error = el("div", { class: "field-error", testid: `${field.id}-error`, role: "alert" });
   let dirty = false;
   let current = null;
@@ -1084,10 +1148,16 @@ function buildNumber(conversationId, field) {
     unit,
     apply,
   );
-  const row = fieldRow(field, form, hint, error);
+  const row = fieldRow(field, form, hint, perHour, warning, error);
   panel.controls.set(field.id, {
     update(f) {
       current = f.value;
+      const cost = f.costPerHourUsd;
+      perHour.textContent = cost === null || cost === undefined ? "" : `≈ ${fmtUsd(cost)} per hour of warming at this interval`;
+      const ratio = f.max && f.value ? f.max / f.value : 1;
+      warning.textContent = ratio >= SHORT_INTERVAL_RATIO
+        ? `Shorter than ${f.max} s only costs more: any interval up to ${f.max} s keeps the same cache alive; ${f.value} s warms ${ratio.toFixed(1)}× as often.`
+        : "";
       if (f.min !== undefined) input.min = f.min;
       if (f.max !== undefined) input.max = f.max;
       unit.textContent = f.unit || "";
@@ -1103,26 +1173,46 @@ function buildTimer(field) {
   const countdownNode = el("span", { class: "countdown", testid: "countdown", text: "—" });
   const at = el("span", { class: "countdown-at muted" });
   const bar = el("div", { class: "progress", "aria-hidden": "true" }, el("div", { class: "progress-fill" }));
+  const expiry = el("span", { class: "cache-expiry", testid: "cache-expiry" });
+  const left = el("span", { class: "warms-left", testid: "warms-left" });
   const last = el("span", { class: "last-warm", testid: "last-warm", text: "never" });
+  const lastCost = el("span", { class: "last-warm-cost", testid: "last-warm-cost" });
   const row = el(
     "div",
     { class: "field kind-custom timer", "data-field-id": field.id, "data-kind": field.kind },
     el("div", { class: "field-label", text: field.label || "Next warm" }),
-    el("div", { class: "field-value" }, el("div", { class: "countdown-line" }, countdownNode, at), bar),
+    el(
+      "div",
+      { class: "field-value" },
+      el("div", { class: "countdown-line" }, countdownNode, at),
+      bar,
+      el("div", { class: "timer-facts muted" }, expiry, left),
+    ),
     el("div", { class: "field-label", text: "Last warm" }),
-    el("div", { class: "field-value" }, last),
+    el("div", { class: "field-value" }, last, " ", lastCost),
   );
-  let value = { nextWarmAt: null, lastWarmAt: null };
+  let value = { nextWarmAt: null, lastWarmAt: null, cacheExpiresAt: null, warmsLeft: null };
   let intervalSeconds = null;
   const control = {
     update(f) {
-      value = f.value || { nextWarmAt: null, lastWarmAt: null };
+      value = f.value || { nextWarmAt: null, lastWarmAt: null, cacheExpiresAt: null, warmsLeft: null };
       countdownNode.dataset.nextWarmAt = value.nextWarmAt ?? "";
       last.dataset.lastWarmAt = value.lastWarmAt ?? "";
+      expiry.dataset.cacheExpiresAt = value.cacheExpiresAt ?? "";
       at.textContent = value.nextWarmAt ? `at ${fmtClock(value.nextWarmAt)}` : "";
       const conv = state.convs.get(panel.conversationId);
-      const interval = conv && conv.fields ? conv.fields.find((x) => x.id === "interval") : null;
+      const interval = fieldOf(conv, "interval");
       intervalSeconds = interval ? interval.value : null;
+      const n = value.warmsLeft;
+      left.textContent = value.nextWarmAt && n !== null && n !== undefined
+        ? `${fmtInt(n)} warm${n === 1 ? "" : "s"} left before the idle pause`
+        : "";
+      left.dataset.value = n ?? "";
+      // One "Last warm": when, and what it cost.
+      const cost = fieldOf(conv, "warm-cost");
+      const lastUsd = cost && cost.value ? cost.value.lastUsd : null;
+      lastCost.textContent = value.lastWarmAt && lastUsd !== null && lastUsd !== undefined ? `· ${fmtUsd(lastUsd)}` : "";
+      lastCost.title = cost && cost.value && cost.value.lastTokens ? `${fmtInt(cost.value.lastTokens)} tokens` : "";
     },
     tick() {
       const now = Date.now();
@@ -1137,6 +1227,11 @@ function buildTimer(field) {
       } else {
         bar.firstChild.style.width = view.state === "due" ? "100%" : "0%";
       }
+      const expires = value.cacheExpiresAt;
+      expiry.textContent = !expires ? ""
+        : expires > now ? `cache expires in ${formatDuration(Math.ceil((expires - now) / 1000))}`
+        : "cache expired";
+      expiry.title = expires ? `at ${fmtClock(expires)}` : "";
       last.textContent = formatAgo(value.lastWarmAt, now);
       last.title = value.lastWarmAt ? new Date(value.lastWarmAt).toLocaleString() : "";
     },
@@ -1147,12 +1242,32 @@ function buildTimer(field) {
 
 function buildStatus(field) {
   const badge = el("span", { class: "badge", testid: fieldTestid(field) });
-  const row = fieldRow(field, badge);
+  const resume = el("button", { type: "button", class: "btn primary resume", testid: "resume", text: "Resume", hidden: true });
+  const why = el("div", { class: "status-why", testid: "status-why" });
+  const error = el("div", { class: "field-error", testid: "resume-error", role: "alert" });
+  resume.addEventListener("click", async () => {
+    const conv = state.convs.get(panel.conversationId);
+    const enabled = fieldOf(conv, "enabled");
+    if (!conv || !enabled) return;
+    resume.disabled = true;
+    error.textContent = "";
+    try {
+      await invoke(conv.id, enabled.action, true);  // toggle true resumes a resumable stop
+    } catch (err) {
+      error.textContent = describeError(err);
+    } finally {
+      resume.disabled = false;
+    }
+  });
+  const row = fieldRow(field, el("div", { class: "status-line" }, badge, resume), why, error);
   panel.controls.set(field.id, {
     update(f) {
       badge.textContent = STATUS_LABELS[f.value] || String(f.value);
       badge.dataset.value = f.value;
       badge.className = `badge status-${f.value}`;
+      const enabled = fieldOf(state.convs.get(panel.conversationId), "enabled");
+      resume.hidden = !(enabled && enabled.value && RESUMABLE.has(f.value));
+      why.textContent = (enabled && enabled.value) || f.value === "context-full" ? STATUS_WHY[f.value] || "" : "";
     },
   });
   return row;
@@ -1202,7 +1317,13 @@ function buildSavings(field) {
   const saved = tile("Saved", "savings-saved");
   const net = tile("Net", "savings-net");
   const node = el("div", { class: "cost savings", testid: fieldTestid(field) }, spent.node, saved.node, net.node);
-  const row = fieldRow(field, node);
+  const note = el("div", {
+    class: "field-note",
+    testid: "rescue-note",
+    text: "A rescue is a message that found the cache still alive only because warming refreshed it: "
+      + "it read the conversation at the cache-read price instead of writing it again. Saved is that difference.",
+  });
+  const row = fieldRow(field, node, note);
   panel.controls.set(field.id, {
     update(f) {
       const v = f.value || {};
@@ -1212,9 +1333,15 @@ function buildSavings(field) {
       saved.main.textContent = fmtUsd(v.savedUsd ?? 0);
       saved.sub.textContent = `${fmtInt(rescues)} rescue${rescues === 1 ? "" : "s"}`;
       const value = v.netUsd ?? 0;
+      const spentUsd = v.spentUsd ?? 0;
+      const savedUsd = v.savedUsd ?? 0;
       net.main.textContent = `${value < 0 ? "−" : ""}${fmtUsd(Math.abs(value))}`;
-      net.node.dataset.sign = value < 0 ? "negative" : "positive";
-      net.sub.textContent = value < 0 ? "warming cost more" : "warming paid off";
+      net.node.dataset.sign = value < 0 ? "negative" : value > 0 ? "positive" : "zero";
+      // Nothing "paid off" until a rescue saved something.
+      if (spentUsd === 0 && savedUsd === 0) net.sub.textContent = "nothing spent yet";
+      else if (savedUsd === 0) net.sub.textContent = "nothing paid off yet";
+      else net.sub.textContent = value >= 0 ? "warming paid off" : "saved less than it cost so far";
+      net.sub.dataset.testid = "savings-verdict";
       node.dataset.rescues = rescues;
       node.title = "Spent: every warm, including those after which nobody came back. Saved: per rescue (a turn that read the cache only because warming kept it alive), the re-write it avoided minus its read.";
     },
@@ -1230,21 +1357,24 @@ function buildCost(field) {
     return { node, main, sub };
   };
   const warms = tile("Warms");
-  const last = tile("Last warm");
   const total = tile("Total");
-  const node = el("div", { class: "cost", testid: fieldTestid(field) }, warms.node, last.node, total.node);
-  const row = fieldRow(field, node);
+  const node = el("div", { class: "cost two", testid: fieldTestid(field) }, warms.node, total.node);
+  const note = el("div", {
+    class: "field-note",
+    testid: "first-warm-note",
+    text: "The first warm after each reply costs more than the next ones: it writes that exchange "
+      + "to the cache at the write price; the warms after it only read.",
+  });
+  const row = fieldRow(field, node, note);
   panel.controls.set(field.id, {
     update(f) {
       const v = f.value || {};
       warms.main.textContent = fmtInt(v.warms ?? 0);
-      warms.sub.textContent = "";
-      const noLast = v.lastTokens === null || v.lastTokens === undefined;
-      last.main.textContent = noLast ? "—" : fmtUsd(v.lastUsd);
-      last.sub.textContent = noLast ? "" : `${fmtInt(v.lastTokens)} tok`;
+      warms.sub.textContent = v.warms ? "sent" : "none yet";
       total.main.textContent = fmtUsd(v.totalUsd ?? 0);
       total.sub.textContent = `${fmtInt(v.totalTokens ?? 0)} tok`;
       node.dataset.warms = v.warms ?? 0;
+      const noLast = v.lastTokens === null || v.lastTokens === undefined;
       node.title = `${v.warms ?? 0} warms; last ${noLast ? "none" : `${v.lastTokens} tokens, ${fmtUsd(v.lastUsd)}`}; total ${v.totalTokens ?? 0} tokens, ${fmtUsd(v.totalUsd ?? 0)}`;
     },
   });
@@ -1300,6 +1430,7 @@ async function start() {
     $(".brand-sub").textContent = "server-side prompt-cache warming · local stack · Anthropic emulator";
   }
   createClients();
+  state.chart = new HistoryChart($("[data-testid=history-chart]"), state.http);
   restoreTabs();
   renderTabs();
   renderChat();

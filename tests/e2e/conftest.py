@@ -33,6 +33,7 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     ``stdoutLog``/``stderrLog``: paths of the stack's output (stdout has the warm tick lines)."""
     stack = StackProcess(
         tmp_path_factory.mktemp("devstack"),
+        args=["--expired-token"],
         ready_timeout_s=READY_TIMEOUT_S,
         stop_timeout_s=STOP_TIMEOUT_S,
     )

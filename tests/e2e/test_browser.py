@@ -17,6 +17,7 @@ Playwright cannot download its browsers here (the machine is offline): the test 
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -126,6 +127,44 @@ def _ws_request(endpoints: dict[str, Any], frame: dict[str, Any]) -> dict[str, A
                 return reply
 
 
+def assert_one_line(page: Page, *testids: str) -> None:
+    """Each element's text sits on one line: "in 4 m 39 s" never leaves its "s" on the next."""
+    for testid in testids:
+        node = page.get_by_test_id(testid)
+        if not node.inner_text().strip():
+            continue
+        lines = node.evaluate("n => n.getClientRects().length")
+        assert lines == 1, f"{testid} wraps over {lines} lines: {node.inner_text()!r}"
+
+
+def record_chart_cost(page: Page) -> dict[str, Any]:
+    """What the chart costs the page, measured in this browser: the vendored library's bytes
+    (as served, and gzipped), how long the history took to read, and the first draw (to the
+    next frame). Written next to the screenshots, for the issue's closing note."""
+    chart = page.get_by_test_id("history-chart")
+    expect(chart).to_have_attribute("data-render-ms", re.compile(r"^\d"))
+    timing = page.evaluate(
+        """() => performance.getEntriesByType('resource')
+            .filter((e) => e.name.includes('/web/vendor/uplot/') || e.name.endsWith('/web/chart.js'))
+            .map((e) => ({name: e.name.split('/').pop(), bytes: e.decodedBodySize,
+                          ms: Math.round(e.duration * 10) / 10}))"""
+    )
+    vendor = ROOT / "devstack" / "web" / "vendor" / "uplot" / "uPlot.iife.min.js"
+    cost = {
+        "libraryBytes": vendor.stat().st_size,
+        "libraryGzipBytes": len(gzip.compress(vendor.read_bytes(), 9)),
+        "chartJsBytes": (ROOT / "devstack" / "web" / "chart.js").stat().st_size,
+        "cssBytes": (vendor.parent / "uPlot.min.css").stat().st_size,
+        "historyLoadMs": float(chart.get_attribute("data-load-ms") or 0),
+        "firstRenderMs": float(chart.get_attribute("data-render-ms") or 0),
+        "entries": int(chart.get_attribute("data-entries") or 0),
+        "resources": timing,
+    }
+    (SCREENSHOTS / "chart-cost.json").write_text(json.dumps(cost, indent=2) + "\n")
+    assert cost["libraryGzipBytes"] < 30_000, cost  # "small on the page"
+    return cost
+
+
 def _int_attr(page: Page, testid: str, name: str) -> int | None:
     value = page.get_by_test_id(testid).get_attribute(name)
     return int(value) if value else None
@@ -192,6 +231,12 @@ def test_page_chats_warms_and_closes(devstack: dict[str, Any], browser: Browser)
     assert conversation_id
     expect(page.get_by_test_id("status")).to_have_text("off")
     expect(page.get_by_test_id("countdown")).to_have_text("—")
+    # Fresh: nothing spent, nothing paid off, and the chart says it starts with the first reply.
+    expect(page.get_by_test_id("savings-verdict")).to_have_text("nothing spent yet")
+    expect(page.get_by_test_id("history-summary")).to_have_text(re.compile("^Nothing yet"))
+    expect(page.get_by_test_id("rescue-note")).to_contain_text("A rescue is a message")
+    expect(page.get_by_test_id("first-warm-note")).to_contain_text("first warm after each reply")
+    page.screenshot(path=str(SCREENSHOTS / "fresh.png"))
 
     # A message streams a reply that ends sealed, with its usage; the emulator's reply says so.
     page.get_by_test_id("composer").fill("Hello! What can prompt caching do for me?")
@@ -202,12 +247,25 @@ def test_page_chats_warms_and_closes(devstack: dict[str, Any], browser: Browser)
     expect(reply.get_by_test_id("turn-usage")).to_contain_text("cache")
     expect(reply.get_by_test_id("emulated")).to_have_text("emulated")
     expect(page.get_by_test_id("cancel")).to_be_hidden()
+    # The chart has the sealed turn, from the history (kept live from the `turn-sealed` update).
+    chart = page.get_by_test_id("history-chart")
+    expect(chart).to_have_attribute("data-entries", "1")
+    expect(chart.locator("canvas")).to_have_count(1)
+    expect(page.get_by_test_id("interval-warning")).to_have_text("")
+    expect(page.get_by_test_id("interval-cost-per-hour")).to_have_text(
+        re.compile(r"^≈ \$0\.\d+ per hour of warming at this interval$")
+    )
+    per_hour_default = page.get_by_test_id("interval-cost-per-hour").inner_text()
 
-    # Interval 20 s, then warming on: a countdown to a future warm.
+    # Interval 20 s, then warming on: a countdown to a future warm. The short interval warns
+    # that it only costs more (the hour's cost goes up 14.5x).
     page.get_by_test_id("interval-input").fill(str(INTERVAL_SECONDS))
     page.get_by_test_id("interval-apply").click()
     expect(page.get_by_test_id("interval-input")).to_have_value(str(INTERVAL_SECONDS))
     expect(page.get_by_test_id("interval-error")).to_have_text("")
+    expect(page.get_by_test_id("interval-warning")).to_contain_text("only costs more")
+    expect(page.get_by_test_id("interval-warning")).to_contain_text("14.5\u00d7 as often")
+    assert page.get_by_test_id("interval-cost-per-hour").inner_text() != per_hour_default
     page.get_by_test_id("warming-toggle").check()
     expect(page.get_by_test_id("warming-toggle")).to_be_checked()
     expect(page.get_by_test_id("status")).to_have_text("scheduled")
@@ -216,6 +274,12 @@ def test_page_chats_warms_and_closes(devstack: dict[str, Any], browser: Browser)
     first_next = _int_attr(page, "countdown", "data-next-warm-at")
     assert first_next is not None
     assert page.get_by_test_id("last-warm").inner_text() == "never"
+    expect(page.get_by_test_id("cache-expiry")).to_have_text(
+        re.compile(r"^cache expires in (\d+ s|\d+ m \d+ s)$")
+    )
+    expect(page.get_by_test_id("warms-left")).to_have_text(
+        re.compile(r"^\d+ warms? left before the idle pause$")
+    )
 
     # Record every text the countdown shows until the warm: never a stuck "in 0 s".
     page.evaluate(
@@ -270,6 +334,14 @@ def test_page_chats_warms_and_closes(devstack: dict[str, Any], browser: Browser)
     texts: list[str] = page.evaluate("window.__countdownTexts")
     assert "in 0 s" not in texts, texts
     assert waited < INTERVAL_SECONDS + 10, f"the warm came {waited:.1f} s after enabling"
+    # One "Last warm": when, and what it cost; nothing has paid off, since nobody came back.
+    expect(page.get_by_test_id("last-warm-cost")).to_have_text(re.compile(r"^· \$0\.\d+$"))
+    expect(page.get_by_test_id("savings-verdict")).to_have_text("nothing paid off yet")
+    # The warm reached the chart live (its `warm` update), and survives a reload.
+    expect(chart).to_have_attribute("data-warms", re.compile(r"^[1-9]"))
+    entries = int(chart.get_attribute("data-entries") or 0)
+    assert entries >= 2
+    assert_one_line(page, "countdown", "cache-expiry", "last-warm")
 
     # Screenshots: the panel and the whole page; the page one is the README's picture.
     page.wait_for_timeout(1500)  # "last warm" reads "1 s ago", the countdown has moved
@@ -279,9 +351,32 @@ def test_page_chats_warms_and_closes(devstack: dict[str, Any], browser: Browser)
         # Opt-in, so a test run never leaves a tracked file modified.
         shutil.copyfile(SCREENSHOTS / "page.png", README_SCREENSHOT)
 
-    # The tab's x closes the conversation: warming off, status closed, the tab gone.
+    page.reload()
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "open")
+    chart = page.get_by_test_id("history-chart")
+    expect(chart).to_have_attribute("data-conversation-id", conversation_id)
+    expect(chart).to_have_attribute("data-entries", re.compile(r"^\d+$"))
+    assert int(chart.get_attribute("data-entries") or 0) >= entries
+    record_chart_cost(page)
+    page.screenshot(path=str(SCREENSHOTS / "warming.png"))
+
+    # The tab's x asks first (warming is on) and says what closing stops; keeping it open
+    # changes nothing.
     page.get_by_test_id("tab-close").click()
+    dialog = page.get_by_test_id("close-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.get_by_test_id("close-dialog-text")).to_contain_text("turns cache warming off")
+    page.get_by_test_id("close-keep").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_test_id("tab")).to_have_count(1)
+    expect(page.get_by_test_id("warming-toggle")).to_be_checked()
+    # Closing for real: warming off, status closed, the tab gone, and a note of what stopped.
+    page.get_by_test_id("tab-close").click()
+    page.get_by_test_id("close-confirm").click()
     expect(page.get_by_test_id("tab")).to_have_count(0)
+    expect(page.get_by_test_id("toast").last).to_have_text(
+        re.compile("^Closed “.*”: turned cache warming off\\.$")
+    )
     item = page.locator(
         f"[data-testid=conversation-item][data-conversation-id='{conversation_id}']"
     )
@@ -456,6 +551,7 @@ def test_coming_back_after_the_browser_was_closed(
     page.screenshot(path=str(SCREENSHOTS / "come-back.png"), full_page=True)
 
     page.get_by_test_id("tab-close").click()
+    page.get_by_test_id("close-confirm").click()
     expect(page.get_by_test_id("tab")).to_have_count(0)
     back.close()
     conversation = _api(devstack, "GET", f"/conversations/{conversation_id}")

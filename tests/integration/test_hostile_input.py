@@ -72,7 +72,7 @@ def conversation_frames(cid: str, foreign: str) -> list[tuple[Any, str]]:
         ({"type": "close", "conversationId": ["a"]}, "invalid_field"),
         ({"type": "close", "conversationId": {"S": "a"}}, "invalid_field"),
         ({"type": "CLOSE", "conversationId": cid}, "unknown_type"),
-        ({"type": "", "conversationId": cid}, "unknown_type"),
+        ({"type": "", "conversationId": cid}, "missing_field"),
         (
             {"type": "subscribe", "surfaceId": "CACHE-WARMING", "conversationId": cid},
             "unknown_surface",

@@ -427,19 +427,44 @@ def test_history_entries_and_pages_match_the_schema() -> None:
     assert_valid("HistoryPage", views.history_view(ports.HistoryPage([], None)))
 
 
-def test_the_prose_contract_names_everything_in_the_schema() -> None:
-    prose = (ROOT / "docs" / "contract.md").read_text()
-    names = (
-        enum("ErrorCode")
-        + enum("WarmingStatus")
-        + enum("FieldId")
-        + enum("ChatEvent")
-        + enum("TurnStatus")
-        + enum("TurnFailureCode")
-        + enum("ClientFrameType")
-        + enum("ServerFrameType")
-        + enum("UpdateCause")
-        + enum("WarmOutcome")
-    )
-    missing = [name for name in names if f"`{name}`" not in prose]
-    assert missing == []
+# Each enum of the schema is one table of docs/contract.md, named by its first column's header:
+# every value must be a row of that table (not merely a word somewhere on the page), and every
+# row a value.
+PROSE_TABLES = {
+    "ErrorCode": "code",
+    "WarmingStatus": "status",
+    "FieldId": "id",
+    "ChatEvent": "event",
+    "TurnStatus": "turn status",
+    "TurnFailureCode": "`turn-failed` code",
+    "ClientFrameType": "type",
+    "ServerFrameType": "server type",
+    "UpdateCause": "`cause`",
+    "WarmOutcome": "outcome",
+}
+
+
+def prose_tables(text: str) -> dict[str, list[str]]:
+    """The first cells of every markdown table's rows, by the table's first header."""
+    tables: dict[str, list[str]] = {}
+    lines = text.splitlines()
+    for number, line in enumerate(lines[:-1]):
+        if line.startswith("| ") and lines[number + 1].startswith("|---"):
+            rows = tables.setdefault(line.split("|")[1].strip(), [])
+            for row in lines[number + 2 :]:
+                if not row.startswith("|"):
+                    break
+                rows.append(row.split("|")[1].strip())
+    return tables
+
+
+def test_the_prose_contract_has_a_table_row_for_every_enum_value() -> None:
+    tables = prose_tables((ROOT / "docs" / "contract.md").read_text())
+    for name, header in PROSE_TABLES.items():
+        assert header in tables, f"docs/contract.md has no table headed {header!r} for {name}"
+        assert tables[header] == [f"`{value}`" for value in enum(name)], name
+
+
+def test_the_table_reader_finds_rows_not_words() -> None:
+    text = "`missing` in prose\n\n| code | HTTP |\n|---|---|\n| `a` | 400 |\n| `b` | 401 |\nafter\n"
+    assert prose_tables(text) == {"code": ["`a`", "`b`"]}

@@ -33,7 +33,11 @@ LATE = "too_late"
 
 # Why the cache in use is the one it is (the panel's `cache-retention.reason`).
 REASON_SET = "set when the conversation was created"
-REASON_MEASURING = "auto: 5m until two sealed turns show this conversation's sizes"
+# True until the third turn's request picks a cache (after two sealed turns too, issue 21).
+REASON_MEASURING = (
+    "auto: 5m for the first two turns, which measure this conversation's sizes; "
+    "from the third on, each turn's request takes the cheaper cache"
+)
 
 
 class InvalidInterval(Refused):

@@ -423,18 +423,21 @@ export interface HttpError {
   };
 }
 
+/** Every key optional; null is the same as leaving it out. No other key is accepted (invalid_field). */
 export interface CreateConversationBody {
-  readonly title?: string;
-  /** At most maxSystemBytes bytes JSON-encoded as UTF-8; not only whitespace. */
-  readonly system?: string;
-  /** A model id of the catalog (docs/models.md). */
-  readonly model?: string;
-  /** Up to the model's output limit. */
-  readonly maxTokens?: number;
-  /** Default "auto". */
-  readonly cacheRetention?: CacheRetentionSetting;
+  /** Omitted, null or "": "New conversation". */
+  readonly title?: string | null;
+  /** At most maxSystemBytes bytes JSON-encoded as UTF-8; not only whitespace. Omitted, null or "": the operator's default system prompt. */
+  readonly system?: string | null;
+  /** A model id of the catalog (docs/models.md); omitted or null: the default model. */
+  readonly model?: string | null;
+  /** Up to the model's output limit; omitted or null: 8192 or the model's limit if lower. */
+  readonly maxTokens?: number | null;
+  /** Omitted or null: "auto". */
+  readonly cacheRetention?: unknown;
 }
 
+/** No other key is accepted (invalid_field). */
 export interface StartTurnBody {
   /** At most maxTextBytes bytes JSON-encoded as UTF-8; not only whitespace. */
   readonly text: string;

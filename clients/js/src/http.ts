@@ -5,6 +5,7 @@ import type {
   ConversationList,
   CreateConversationBody,
   Health,
+  HistoryPage,
   StartTurnReply,
   UserSavings,
 } from "./contract.gen.js";
@@ -52,9 +53,19 @@ export class HttpApi {
     return this.call<Conversation>("POST", "/conversations", body);
   }
 
-  /** Newest first. */
+  /** The newest page (up to 50) of the caller's conversations; `listConversationsPage` pages on. */
   async listConversations(): Promise<readonly Conversation[]> {
     return (await this.call<ConversationList>("GET", "/conversations")).conversations;
+  }
+
+  /** One page, newest first: pass the previous page's `nextCursor` as `cursor` (null on the last). */
+  listConversationsPage(page: PageQuery = {}): Promise<ConversationList> {
+    return this.call<ConversationList>("GET", `/conversations${pageQuery(page)}`);
+  }
+
+  /** One page of the conversation's warms and ended turns, newest first (docs/contract.md, "History"). */
+  history(conversationId: string, page: PageQuery = {}): Promise<HistoryPage> {
+    return this.call<HistoryPage>("GET", `${conversationPath(conversationId)}/history${pageQuery(page)}`);
   }
 
   /** What warming spent and saved over all of the caller's conversations. */
@@ -133,6 +144,20 @@ export class HttpApi {
     }
     return data as T;
   }
+}
+
+/** `limit`: 1-100 (the server's default 50); `cursor`: a `nextCursor` the API returned. */
+export interface PageQuery {
+  readonly limit?: number;
+  readonly cursor?: string | null;
+}
+
+function pageQuery(page: PageQuery): string {
+  const params = new URLSearchParams();
+  if (page.limit !== undefined) params.set("limit", String(page.limit));
+  if (page.cursor) params.set("cursor", page.cursor);
+  const query = params.toString();
+  return query ? `?${query}` : "";
 }
 
 function conversationPath(conversationId: string): string {

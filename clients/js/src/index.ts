@@ -13,7 +13,7 @@ export type {
   WebSocketLike,
 } from "./client.js";
 export { HttpApi } from "./http.js";
-export type { HttpApiOptions, TokenSource } from "./http.js";
+export type { HttpApiOptions, PageQuery, TokenSource } from "./http.js";
 export { backoffDelay } from "./backoff.js";
 export type { BackoffOptions } from "./backoff.js";
 export { countdown, formatAgo, formatDuration } from "./countdown.js";

@@ -71,6 +71,16 @@ test("HTTP helpers: health, list, get, close, and the contract's error bodies", 
   const list = await http.listConversations();
   assert.ok(list.some((c) => c.conversationId === id));
   for (const c of list) assertContract("Conversation", c);
+  const first = await http.listConversationsPage({ limit: 1 });
+  assertContract("ConversationList", first);
+  assert.equal(first.conversations.length, 1);
+  if (first.nextCursor) {
+    const next = await http.listConversationsPage({ limit: 1, cursor: first.nextCursor });
+    assert.notEqual(next.conversations[0]?.conversationId, first.conversations[0].conversationId);
+  }
+  const history = await http.history(id, { limit: 5 });
+  assertContract("HistoryPage", history);
+  assert.equal(history.nextCursor, null);
 
   const empty = await http.startTurn(id, "   ").catch((e) => e);
   assert.equal(empty.code, "invalid_text");

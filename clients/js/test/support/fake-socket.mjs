@@ -13,7 +13,7 @@ export const sampleFields = (overrides = {}) => [
   { id: "timer", kind: "custom", component: "cache-warming-timer", label: "Next warm", value: { nextWarmAt: null, lastWarmAt: null, cacheExpiresAt: null, warmsLeft: null } },
   { id: "status", kind: "status", label: "Status", value: overrides.status ?? "off" },
   { id: "last-cache-pct", kind: "percent", label: "Last Cache %", value: null },
-  { id: "cache-retention", kind: "text", label: "Cache retention", value: "5m", setting: "auto", reason: "auto: 5m until two sealed turns show this conversation's sizes" },
+  { id: "cache-retention", kind: "text", label: "Cache retention", value: "5m", setting: "auto", reason: "auto: 5m for the first two turns, which measure this conversation's sizes; from the third on, each turn's request takes the cheaper cache" },
   { id: "warm-cost", kind: "cost", label: "Warm cost", value: { warms: 0, lastTokens: null, lastUsd: null, totalTokens: 0, totalUsd: 0 } },
   { id: "savings", kind: "cost", label: "Savings", value: { spentUsd: 0, savedUsd: 0, netUsd: 0, rescues: 0 } },
 ];
