@@ -253,9 +253,7 @@ class UnitOfWork:
             updated = replace(updated, history_count=entry.seq)
         store = self.ports.store
         try:
-            return store.save_conversation(
-                updated, change.turn, slot, tally, spend, place, entry
-            )
+            return store.save_conversation(updated, change.turn, slot, tally, spend, place, entry)
         except ConversationCapReached as error:
             raise turns.too_many_open(self.ports.limits.conversations) from error
         except CapReached as error:

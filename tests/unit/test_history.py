@@ -43,10 +43,17 @@ def test_warms_and_turns_are_recorded_newest_first_with_a_rescue_and_running_tot
     rescue, second, first, opening = entries
     assert first.target == booked and first.at >= booked and first.usage == w.model.warm_usage
     turns = w.store.get_turns(conversation.id)
-    assert (opening.turn_id, opening.cost_usd, opening.rescue) == ("t000000", turns[0].cost_usd, False)
+    assert (opening.turn_id, opening.cost_usd, opening.rescue) == (
+        "t000000",
+        turns[0].cost_usd,
+        False,
+    )
     assert rescue.rescue and rescue.saved_usd > 0 and rescue.cost_usd == turns[1].cost_usd
     panel = field_value(w.sockets.of("ws1", "update")[-1], "savings")
-    assert (rescue.spent_total_usd, rescue.saved_total_usd) == (panel["spentUsd"], panel["savedUsd"])
+    assert (rescue.spent_total_usd, rescue.saved_total_usd) == (
+        panel["spentUsd"],
+        panel["savedUsd"],
+    )
     assert second.spent_total_usd == pytest.approx(first.cost_usd + second.cost_usd)
     assert opening.spent_total_usd == 0.0
 
@@ -69,7 +76,11 @@ def test_a_failed_warm_and_a_skipped_one_are_recorded_with_their_reason() -> Non
         0.0,
         None,
     )
-    assert (skipped.outcome, skipped.reason, skipped.target) == ("skipped", "cache-expired", tick.target)
+    assert (skipped.outcome, skipped.reason, skipped.target) == (
+        "skipped",
+        "cache-expired",
+        tick.target,
+    )
     assert skipped.at == w.clock.now_ms()
     view = views.history_entry_view(skipped)
     assert view["delayMs"] == skipped.at - tick.target and view["costUsd"] == 0.0

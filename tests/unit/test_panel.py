@@ -86,7 +86,9 @@ def test_cost_per_hour_follows_the_interval_from_the_measured_prefix_and_read_pr
     assert short == round(per_warm * 3600 / 20, 6)
     fields = {f["id"]: f for f in invoke(w, "ws0", conversation.id, "set-interval", 290)["fields"]}
     assert fields["interval"]["costPerHourUsd"] == round(per_warm * 3600 / 290, 6)
-    assert 14 < short / fields["interval"]["costPerHourUsd"] < 15  # 20 s costs 14.5x what 290 s does
+    assert (
+        14 < short / fields["interval"]["costPerHourUsd"] < 15
+    )  # 20 s costs 14.5x what 290 s does
 
 
 def test_before_any_sealed_turn_nothing_is_estimated() -> None:
