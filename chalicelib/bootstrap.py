@@ -52,7 +52,13 @@ def _verifier() -> TokenVerifier:
     config = settings()
     if config.jwt_jwks_url:
         return JwksVerifier(config.jwt_jwks_url, config.jwt_issuer, audiences(config.jwt_audience))
-    return SharedSecretVerifier(config.jwt_secret)
+    if config.jwt_secret or not config.jwt_secret_id:
+        return SharedSecretVerifier(config.jwt_secret)
+    # Deployed: the secret is read here, once per container (the verifier is built once). A
+    # failed read raises, so nothing is cached and the next request tries again.
+    return SharedSecretVerifier(
+        SecretString(lambda: _client("secretsmanager"), config.jwt_secret_id).read()
+    )
 
 
 def _client(service: str, **options: Any) -> Any:

@@ -23,6 +23,7 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "WEBSOCKET_STAGE",
     "WEBSOCKET_ENDPOINT",
     "JWT_SECRET",
+    "JWT_SECRET_ID",
     "JWT_JWKS_URL",
     "JWT_ISSUER",
     "JWT_AUDIENCE",
@@ -62,7 +63,10 @@ class Settings:
     websocket_stage: str
     # Full management-API URL; overrides api id + stage (the local stack's gateway, custom domains).
     websocket_endpoint: str
+    # HS256 signing secret: its value (the local stack and tests) or, deployed, the Secrets
+    # Manager secret holding it, read once per container (never a value in the environment).
     jwt_secret: str
+    jwt_secret_id: str
     # Production identity: RS256 tokens from this JWKS (e.g. a Cognito user pool); wins over the secret.
     jwt_jwks_url: str
     jwt_issuer: str
@@ -109,6 +113,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         websocket_stage=env.get("WEBSOCKET_STAGE", "api"),
         websocket_endpoint=env.get("WEBSOCKET_ENDPOINT", ""),
         jwt_secret=env.get("JWT_SECRET", ""),
+        jwt_secret_id=env.get("JWT_SECRET_ID", ""),
         jwt_jwks_url=env.get("JWT_JWKS_URL", ""),
         jwt_issuer=env.get("JWT_ISSUER", ""),
         jwt_audience=env.get("JWT_AUDIENCE", ""),

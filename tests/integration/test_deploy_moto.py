@@ -399,6 +399,17 @@ def _created_after(resources: dict[str, Any], logical: str) -> set[str]:
     return seen
 
 
+def _documents_granting(resources: dict[str, Any], name: str, role: str) -> list[dict[str, Any]]:
+    """The policy documents resource `name` gives `role`: its inline policies if it is the role,
+    the document of a managed or attached policy naming it."""
+    resource = resources[name]
+    if name == role and resource["Type"] == "AWS::IAM::Role":
+        return [policy["PolicyDocument"] for policy in resource["Properties"].get("Policies", [])]
+    if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role} in resource["Properties"]["Roles"]:
+        return [resource["Properties"]["PolicyDocument"]]
+    return []
+
+
 def test_on_failure_destinations_are_created_after_the_permission_to_send_to_them(
     moto_stack: tuple[dict[str, Any], list[dict[str, Any]], dict[str, str]],
 ) -> None:
@@ -413,11 +424,10 @@ def test_on_failure_destinations_are_created_after_the_permission_to_send_to_the
         granting = [
             name
             for name in _created_after(resources, logical)
-            if resources[name]["Type"] == "AWS::IAM::Policy"
-            and {"Ref": role} in resources[name]["Properties"]["Roles"]
-            and any(
+            for document in _documents_granting(resources, name, role)
+            if any(
                 statement["Action"] == "sqs:SendMessage" and statement["Resource"] == destination
-                for statement in resources[name]["Properties"]["PolicyDocument"]["Statement"]
+                for statement in document["Statement"]
             )
         ]
         assert granting, f"{logical}: no policy granting sqs:SendMessage is created before it"

@@ -56,9 +56,34 @@ CONFIG_NAMES = {
 # Read by the code but never set by the template: AWS_REGION is set by the Lambda runtime (and is a
 # reserved name Lambda refuses); ANTHROPIC_API_KEY (the key is read from Secrets Manager),
 # ANTHROPIC_BASE_URL and WEBSOCKET_ENDPOINT are for the local stack only.
+# JWT_SECRET (a value) is for the local stack only: deployed, JWT_SECRET_ID names the secret.
 NOT_DEPLOYED = frozenset(
-    {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "WEBSOCKET_ENDPOINT", "AWS_REGION"}
+    {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "WEBSOCKET_ENDPOINT", "AWS_REGION", "JWT_SECRET"}
 )
+
+# One role per function, each with only what that function's code paths call.
+FUNCTION_ROLES = {
+    "APIHandler": "ApiRole",
+    "WebsocketConnect": "WsConnectRole",
+    "WebsocketMessage": "WsMessageRole",
+    "WebsocketDisconnect": "WsDisconnectRole",
+    "Warm": "WarmRole",
+    "Generate": "GenerateRole",
+}
+# What each function calls beyond its log group and the table (chalicelib/services): `timer` arms
+# and cancels warm timers (Scheduler, PassRole, the tick queue), `push` posts to sockets, `invoke`
+# starts a turn (only POST .../turns), `jwt` verifies bearer tokens (REST and $connect), `consume`
+# is the tick queue's event source mapping and TickBatch, `anthropic` the model (warms, turns),
+# and the on-failure destinations (`warm-dlq`, `generate-dlq`).
+NEEDS: dict[str, frozenset[str]] = {
+    "APIHandler": frozenset({"timer", "push", "invoke", "jwt"}),
+    "WebsocketConnect": frozenset({"jwt"}),
+    "WebsocketMessage": frozenset({"timer", "push"}),
+    "WebsocketDisconnect": frozenset(),
+    "Warm": frozenset({"timer", "push", "consume", "anthropic", "warm-dlq"}),
+    "Generate": frozenset({"timer", "push", "anthropic", "generate-dlq"}),
+}
+XRAY_WRITES = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -524,7 +549,11 @@ def test_the_tick_queue_feeds_the_warm_function(
 
     mapping = resources["TickEventSourceMapping"]
     assert mapping["Type"] == "AWS::Lambda::EventSourceMapping"
-    assert mapping["DependsOn"] == "FunctionPolicy"  # the role can poll before Lambda checks
+    # The role may poll before Lambda checks: the grant is inline in WarmRole, which the
+    # function (FunctionName: !Ref Warm) is created after.
+    assert "DependsOn" not in mapping
+    assert mapping["Properties"]["FunctionName"] == {"Ref": "Warm"}
+    assert resources["Warm"]["Properties"]["Role"] == {"Fn::GetAtt": ["WarmRole", "Arn"]}
     esm = resolver.resolve(mapping["Properties"])
     assert esm["EventSourceArn"] == resolver.getatt("TickQueue", "Arn")
     assert esm["FunctionName"] == resolver.ref("Warm")
@@ -611,6 +640,11 @@ def test_the_anthropic_key_is_a_secrets_manager_reference(
     assert secret["Type"] == "AWS::SecretsManager::Secret"
     assert "SecretString" not in secret["Properties"]
     assert "GenerateSecretString" in secret["Properties"]
+    # No secret VALUE in any environment: no dynamic reference, nothing but ARNs and settings.
+    for function in FUNCTIONS:
+        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert "{{resolve:" not in json.dumps(variables), function
+        assert "JWT_SECRET" not in variables
 
 
 # --- environment -----------------------------------------------------------------------------
@@ -641,9 +675,7 @@ def test_variables_point_at_this_stacks_resources(
     stage = template["Resources"]["WebsocketAPIStage"]["Properties"]["StageName"]
     assert env["WEBSOCKET_STAGE"] == stage
     assert {s["websocket_api_stage"] for s in config["stages"].values()} == {stage}
-    assert env["JWT_SECRET"] == (
-        "{{resolve:secretsmanager:" + resolver.ref("JwtSigningSecret") + ":SecretString}}"
-    )
+    assert env["JWT_SECRET_ID"] == resolver.ref("JwtSigningSecret")
     for name in ("DEFAULT_MODEL", "DEFAULT_MAX_TOKENS", "DEFAULT_SYSTEM_PROMPT"):
         assert env[name] == config["environment_variables"][name]
     settings = settings_from({**env, "AWS_REGION": REGION})
@@ -671,34 +703,49 @@ def test_outputs_name_the_same_resources(resolver: Resolver) -> None:
 
 def test_no_statement_grants_every_resource(template: dict[str, Any], resolver: Resolver) -> None:
     documents = list(all_policy_documents(template))
-    assert {logical for logical, _ in documents} >= {
-        "DefaultRole",
-        "FunctionPolicy",
-        "SchedulerRole",
-    }
+    assert {logical for logical, _ in documents} >= {*FUNCTION_ROLES.values(), "SchedulerRole"}
     for logical, document in documents:
         for statement in resolver.resolve(document)["Statement"]:
             for action in _as_list(statement["Action"]):
                 assert action != "*" and not str(action).endswith(":*"), (logical, action)
             resource = statement.get("Resource")
             assert resource is not None, (logical, statement)
+            if set(_as_list(statement["Action"])) <= XRAY_WRITES:
+                assert resource == "*"  # X-Ray grants these on "*" only
+                continue
             for arn in _as_list(resource):
                 assert arn != "*", (logical, statement)
                 parts = str(arn).split(":")
                 assert parts[0] == "arn" and "*" not in parts[1:5], (logical, arn)
-    # Chalice's autogen grants (arn:*:logs:*:*:*, */@connections/*) were replaced, not added to.
-    (policy,) = template["Resources"]["DefaultRole"]["Properties"]["Policies"]
-    assert policy["PolicyName"] == "function-logs"
+    # Chalice generates no role of its own (manage_iam_role: false), so no autogen grants.
+    assert "DefaultRole" not in template["Resources"]
 
 
-def test_every_function_role_carries_the_app_policy(template: dict[str, Any]) -> None:
-    roles = {role_of(template, function) for function in FUNCTIONS}
-    policy = template["Resources"]["FunctionPolicy"]
-    assert policy["Type"] == "AWS::IAM::Policy"
-    assert {ref["Ref"] for ref in policy["Properties"]["Roles"]} == roles
+def test_each_function_has_its_own_role_trusted_by_lambda_only(template: dict[str, Any]) -> None:
+    assert {f: role_of(template, f) for f in FUNCTIONS} == FUNCTION_ROLES
+    for role in FUNCTION_ROLES.values():
+        properties = template["Resources"][role]["Properties"]
+        (trust,) = properties["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+        assert "ManagedPolicyArns" not in properties
+    # Nothing else grants the function roles anything.
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy":
+            refs = {ref["Ref"] for ref in resource["Properties"]["Roles"]}
+            assert not refs & set(FUNCTION_ROLES.values())
 
 
-@pytest.mark.parametrize("function", ["Warm", "WebsocketMessage", "APIHandler", "Generate"])
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_is_traced(template: dict[str, Any], function: str) -> None:
+    assert template["Resources"][function]["Properties"]["Tracing"] == "Active"
+    mine = role_statements(
+        Resolver(template, {"AnthropicApiKeySecretArn": SECRET_ARN}), role_of(template, function)
+    )
+    assert allowed(mine, "xray:PutTraceSegments", "*")
+    assert template["Resources"]["RestAPI"]["Properties"]["TracingEnabled"] is True
+
+
+@pytest.mark.parametrize("function", sorted(f for f, needs in NEEDS.items() if "timer" in needs))
 def test_the_timers_ticks_resolve_to_template_resources(resolver: Resolver, function: str) -> None:
     """Build the timer the way bootstrap does, from the function's resolved environment, and check
     every ARN it hands SQS and Scheduler against the template and the IAM that must allow it."""
@@ -780,6 +827,7 @@ def test_the_function_role_allows_what_the_adapters_call(
 ) -> None:
     settings = settings_from({**resolver.env(function), "AWS_REGION": REGION})
     mine = function_statements(resolver, function)
+    needs = NEEDS[function]
 
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{settings.table_name}"
     for action in (
@@ -808,36 +856,44 @@ def test_the_function_role_allows_what_the_adapters_call(
         connection = (
             f"arn:aws:execute-api:{region}:{ACCOUNT}:{api}/{stage}/{method}/@connections/Abc="
         )
-        assert allowed(mine, "execute-api:ManageConnections", connection)
+        assert allowed(mine, "execute-api:ManageConnections", connection) == ("push" in needs)
     other_api = f"arn:aws:execute-api:{region}:{ACCOUNT}:otherapi/{stage}/POST/@connections/Abc="
     assert not allowed(mine, "execute-api:ManageConnections", other_api)
 
-    assert allowed(mine, "lambda:InvokeFunction", settings.generate_function_arn)
+    invoke = allowed(mine, "lambda:InvokeFunction", settings.generate_function_arn)
+    assert invoke == ("invoke" in needs)
     # Ticks go through the queue: no function invokes the warm function any more.
     for other in FUNCTIONS:
         if other != "Generate":
             assert not allowed(mine, "lambda:InvokeFunction", resolver.getatt(other, "Arn"))
-    # The event source mapping polls with this role; the timer sends; a failed tick comes back.
+    assert allowed(mine, "sqs:SendMessage", settings.tick_queue_arn) == ("timer" in needs)
+    schedules = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{settings.schedule_group}/x"
+    assert allowed(mine, "scheduler:CreateSchedule", schedules) == ("timer" in needs)
     for action in (
-        "SendMessage",
         "ReceiveMessage",
         "DeleteMessage",
         "GetQueueAttributes",
         "ChangeMessageVisibility",
     ):
-        assert allowed(mine, f"sqs:{action}", settings.tick_queue_arn), action
+        assert allowed(mine, f"sqs:{action}", settings.tick_queue_arn) == ("consume" in needs)
+    for action in ("SendMessage", "ReceiveMessage"):
         assert not allowed(mine, f"sqs:{action}", f"arn:aws:sqs:{REGION}:{ACCOUNT}:other")
     assert not allowed(mine, "sqs:ReceiveMessage", settings.warm_dlq_arn)
+    assert allowed(mine, "sqs:SendMessage", settings.warm_dlq_arn) == ("warm-dlq" in needs)
+    generate_dlq = resolver.getatt("GenerateDLQ", "Arn")
+    assert allowed(mine, "sqs:SendMessage", generate_dlq) == ("generate-dlq" in needs)
 
-    assert allowed(mine, "secretsmanager:GetSecretValue", settings.anthropic_api_key_secret_id)
-    assert not allowed(mine, "secretsmanager:GetSecretValue", resolver.ref("JwtSigningSecret"))
-    assert allowed(mine, "sqs:SendMessage", settings.warm_dlq_arn)
+    anthropic = allowed(mine, "secretsmanager:GetSecretValue", settings.anthropic_api_key_secret_id)
+    assert anthropic == ("anthropic" in needs)
+    jwt = allowed(mine, "secretsmanager:GetSecretValue", settings.jwt_secret_id)
+    assert jwt == ("jwt" in needs)
+    assert settings.jwt_secret_id == resolver.ref("JwtSigningSecret")
 
     for logical in FUNCTIONS:
         log_group = resolver.name(f"{_log_group_id(template, logical)}")
         stream = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{log_group}:log-stream:2026/01/01/x"
-        assert allowed(mine, "logs:CreateLogStream", stream), log_group
-        assert allowed(mine, "logs:PutLogEvents", stream), log_group
+        assert allowed(mine, "logs:PutLogEvents", stream) == (logical == function), log_group
+        assert allowed(mine, "logs:CreateLogStream", stream) == (logical == function), log_group
     foreign = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/other:log-stream:x"
     assert not allowed(mine, "logs:PutLogEvents", foreign)
 
