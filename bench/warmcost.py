@@ -23,6 +23,7 @@ from typing import Any
 from bench.common import Report
 from chalicelib.adapters.prices import GenaiPriceBook
 from chalicelib.domain.pricing import Usage
+from tests import parsed
 from tests.fakes.ports import WarpClock
 
 NAME = "cost"
@@ -96,14 +97,19 @@ def _one_size(tokens: int) -> dict[str, Any]:
         w.services.ports.limits = Limits(turns_per_minute=1000)
         system_chars, turns = _layout(tokens)
         conversation = w.services.create_conversation(
-            OWNER, {"system": _filler(f"size {tokens}", system_chars), "model": MODEL}
+            OWNER,
+            parsed.conversation(
+                {"system": _filler(f"size {tokens}", system_chars), "model": MODEL}
+            ),
         )
         cid = conversation.id
         for n, chars in enumerate(turns):
-            started = w.services.start_turn(OWNER, cid, {"text": _filler(f"turn {n}", chars)})
+            started = w.services.start_turn(
+                OWNER, cid, parsed.turn({"text": _filler(f"turn {n}", chars)})
+            )
             assert w.services.generate(cid, started.index) == "sealed"
         turns_seen = len(emulator.stats.requests)
-        w.services.transition(cid, Toggle(True))
+        w.services.uow.transition(cid, Toggle(True))
         statuses = []
         while w.timer.live_for(cid):
             tick = w.timer.pop_due(cid)
@@ -119,7 +125,7 @@ def _one_size(tokens: int) -> dict[str, Any]:
         return {
             "warms": warms,
             "status": final.warming.status,
-            "budget": w.services.terms(final, PRICED_AT).idle_budget,
+            "budget": w.services.uow.costs.terms(final, PRICED_AT).idle_budget,
             "turns": len(turns),
         }
 

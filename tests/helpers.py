@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from chalicelib.domain.conversation import Conversation
+from tests import parsed
 from tests.fakes.ports import World
 
 OWNER = "alice"
@@ -52,8 +53,8 @@ def subscribe(
 
 def conversation_with_turn(w: World, **body: Any) -> Conversation:
     """A conversation whose first turn has been generated and sealed."""
-    conversation = w.services.create_conversation(OWNER, body)
-    w.services.start_turn(OWNER, conversation.id, {"text": "hello"})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation(body))
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "hello"}))
     assert w.services.generate(conversation.id, 0) == "sealed"
     stored = w.store.get_conversation(conversation.id)
     assert stored is not None

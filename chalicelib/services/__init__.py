@@ -9,16 +9,14 @@
     costs.py          the model's terms (catalog + prices) and costs
 
 `Services` is the application's entry point: one method per command, each a one-line delegation,
-so `app.py` and the tests see one object.
+so `app.py` and the tests see one object. Every command arrives typed: the edge (`wire/`) parses
+bodies and frames, and the tests parse theirs through the same parser (`tests/parsed.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from chalicelib.domain.conversation import Conversation, PageKey, Turn
-from chalicelib.domain.warming import Event, ModelTerms, Tally
+from chalicelib.domain.warming import Tally
 from chalicelib.ports import Clock, HistoryPage, Sockets, Store, SummaryPage, Timer
 from chalicelib.services.conversations import Conversations
 from chalicelib.services.costs import Costs
@@ -28,7 +26,7 @@ from chalicelib.services.ports import Limits, Ports
 from chalicelib.services.tick_batch import BatchOutcome, TickBatch
 from chalicelib.services.ticks import TickReport, Ticks
 from chalicelib.services.turns import Turns
-from chalicelib.services.unit_of_work import Outcome, Planner, Scope, UnitOfWork
+from chalicelib.services.unit_of_work import Outcome, UnitOfWork
 from chalicelib.wire import commands
 from chalicelib.wire.ticks import TickRecord
 
@@ -61,20 +59,6 @@ class Services:
     def clock(self) -> Clock:
         return self.ports.clock
 
-    def transition(
-        self,
-        conversation_id: str,
-        plan: Event | Planner | None,
-        *,
-        owner: str | None = None,
-        current: Conversation | None = None,
-        scope: Scope | None = None,
-    ) -> Outcome:
-        return self.uow.transition(conversation_id, plan, owner=owner, current=current, scope=scope)
-
-    def terms(self, conversation: Conversation, now: int) -> ModelTerms:
-        return self.uow.costs.terms(conversation, now)
-
     # --- WebSocket -----------------------------------------------------------------------------
 
     def connect(self, connection_id: str, owner: str) -> None:
@@ -90,9 +74,7 @@ class Services:
 
     # --- HTTP -------------------------------------------------------------------------------
 
-    def create_conversation(
-        self, owner: str, body: commands.CreateConversation | Mapping[str, Any]
-    ) -> Conversation:
+    def create_conversation(self, owner: str, body: commands.CreateConversation) -> Conversation:
         return self.conversations.create(owner, body)
 
     def get_conversation(self, owner: str, conversation_id: str) -> tuple[Conversation, list[Turn]]:
@@ -111,9 +93,7 @@ class Services:
     ) -> HistoryPage:
         return self.conversations.history(owner, conversation_id, limit, before)
 
-    def start_turn(
-        self, owner: str, conversation_id: str, body: commands.StartTurn | Mapping[str, Any]
-    ) -> Turn:
+    def start_turn(self, owner: str, conversation_id: str, body: commands.StartTurn) -> Turn:
         return self.turns.start(owner, conversation_id, body)
 
     def cancel(self, owner: str, conversation_id: str) -> bool:

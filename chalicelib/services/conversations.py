@@ -3,9 +3,6 @@ owner's warming savings."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from chalicelib.domain import catalog, turns
 from chalicelib.domain.conversation import Conversation, PageKey, Turn, is_blank
 from chalicelib.domain.errors import Refused
@@ -20,14 +17,7 @@ class Conversations:
         self.uow = uow
         self.ports = uow.ports
 
-    def create(
-        self, owner: str, body: commands.CreateConversation | Mapping[str, Any]
-    ) -> Conversation:
-        command = (
-            body
-            if isinstance(body, commands.CreateConversation)
-            else commands.create_conversation(body)
-        )
+    def create(self, owner: str, command: commands.CreateConversation) -> Conversation:
         if command.system is not None and is_blank(command.system):
             # The API refuses whitespace-only text blocks: every request would fail.
             raise Refused("invalid_field", "'system' must contain non-whitespace text")

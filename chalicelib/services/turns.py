@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
 from chalicelib.domain import budget, turns
 from chalicelib.domain.context import context_limit
@@ -35,10 +33,7 @@ class Turns:
         self.uow = uow
         self.ports = uow.ports
 
-    def start(
-        self, owner: str, conversation_id: str, body: commands.StartTurn | Mapping[str, Any]
-    ) -> Turn:
-        command = body if isinstance(body, commands.StartTurn) else commands.start_turn(body)
+    def start(self, owner: str, conversation_id: str, command: commands.StartTurn) -> Turn:
         existing = self.uow.read_owned(conversation_id, owner)
         now = self.ports.clock.now_ms()
         abandoned = turns.abandoned_turn(existing, now)

@@ -20,6 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from chalicelib.adapters.store import DynamoStore, create_table
 from chalicelib.domain.warming import SetInterval, Toggle
 from chalicelib.ports import Delivery, ModelError
+from tests import parsed
 from tests.conftest import SESSION, TABLE_NAME
 from tests.fakes.ports import Tick, field_value, world
 from tests.fakes.store import InMemoryStore
@@ -56,7 +57,7 @@ class WarmingMachine(RuleBasedStateMachine):
             return original_post(connection_id, frame)
 
         self.w.sockets.post = checked_post  # type: ignore[method-assign]
-        self.conversation = self.services.create_conversation(OWNER, {})
+        self.conversation = self.services.create_conversation(OWNER, parsed.conversation())
         self.cid = self.conversation.id
         self.services.connect("ws", OWNER)
         self.services.store.subscribe("ws", self.cid, "surface", 10**12)
@@ -71,7 +72,7 @@ class WarmingMachine(RuleBasedStateMachine):
         if state is not None and state.generating:
             return
         try:
-            turn = self.services.start_turn(OWNER, self.cid, {"text": "q"})
+            turn = self.services.start_turn(OWNER, self.cid, parsed.turn({"text": "q"}))
         except Exception as error:  # noqa: BLE001 - rate limits are fine here
             assert getattr(error, "code", None) == "rate_limited", error
             return
@@ -79,19 +80,19 @@ class WarmingMachine(RuleBasedStateMachine):
 
     def _racer(self, action: str) -> Any:
         return {
-            "toggle_on": lambda: self.services.transition(self.cid, Toggle(True)),
-            "toggle_off": lambda: self.services.transition(self.cid, Toggle(False)),
-            "interval": lambda: self.services.transition(self.cid, SetInterval(45)),
+            "toggle_on": lambda: self.services.uow.transition(self.cid, Toggle(True)),
+            "toggle_off": lambda: self.services.uow.transition(self.cid, Toggle(False)),
+            "interval": lambda: self.services.uow.transition(self.cid, SetInterval(45)),
             "close": lambda: self.services.close(OWNER, self.cid),
         }[action]
 
     @rule(payload=st.sampled_from([True, False, None]))
     def toggle(self, payload: bool | None) -> None:
-        self.services.transition(self.cid, Toggle(payload))
+        self.services.uow.transition(self.cid, Toggle(payload))
 
     @rule(seconds=st.integers(20, 290))
     def set_interval(self, seconds: int) -> None:
-        self.services.transition(self.cid, SetInterval(seconds))
+        self.services.uow.transition(self.cid, SetInterval(seconds))
 
     @rule(seconds=st.integers(0, 400))
     def advance(self, seconds: int) -> None:
@@ -132,7 +133,7 @@ class WarmingMachine(RuleBasedStateMachine):
     @rule(action=st.sampled_from(["toggle_on", "toggle_off", "interval", "close"]))
     def race_inside_the_next_write(self, action: str) -> None:
         self.store.before_next_save = self._racer(action)
-        self.services.transition(self.cid, Toggle(True))
+        self.services.uow.transition(self.cid, Toggle(True))
         self.store.before_next_save = None
 
     @rule(action=st.sampled_from(["toggle_off", "interval", "close"]))

@@ -23,6 +23,7 @@ from chalicelib.domain.pricing import Usage
 from chalicelib.domain.prompts import WARM_PLACEHOLDER
 from chalicelib.domain.warming import Toggle
 from devstack.anthropic import AnthropicEmulator, EmulatorConfig, estimate_tokens
+from tests import parsed
 from tests.fakes.ports import WarpClock, World, field_value, world
 from tests.helpers import chat_subscribe, events, invoke, subscribe
 
@@ -61,11 +62,11 @@ def rig() -> Iterator[Rig]:
 def new_conversation(rig: Rig, tag: str = "") -> str:
     # A distinct system prompt per conversation: identical prefixes share cache entries.
     system = f"{tag} {SYSTEM}" if tag else SYSTEM
-    return rig.w.services.create_conversation(OWNER, {"system": system}).id
+    return rig.w.services.create_conversation(OWNER, parsed.conversation({"system": system})).id
 
 
 def turn(rig: Rig, conversation_id: str, text: str) -> str:
-    started = rig.w.services.start_turn(OWNER, conversation_id, {"text": text})
+    started = rig.w.services.start_turn(OWNER, conversation_id, parsed.turn({"text": text}))
     return rig.w.services.generate(conversation_id, started.index)
 
 
@@ -129,7 +130,7 @@ def test_without_warming_a_turn_after_the_ttl_pays_a_full_write_and_with_it_does
 
 
 def stream_in_thread(rig: Rig, cid: str, text: str) -> tuple[threading.Thread, dict[str, str]]:
-    started = rig.w.services.start_turn(OWNER, cid, {"text": text})
+    started = rig.w.services.start_turn(OWNER, cid, parsed.turn({"text": text}))
     result: dict[str, str] = {}
 
     def run() -> None:
@@ -277,7 +278,7 @@ def test_warm_failures_back_off_then_stop_in_error_and_a_turn_recovers(
 def test_the_warm_request_is_the_next_turns_prefix_with_max_tokens_zero(rig: Rig) -> None:
     cid = new_conversation(rig)
     assert turn(rig, cid, "hello") == "sealed"
-    rig.w.services.transition(cid, Toggle(True))
+    rig.w.services.uow.transition(cid, Toggle(True))
     assert fire(rig, cid).action == "warmed"
     warm = rig.emulator.stats.requests[-1]
     assert warm["max_tokens"] == 0 and warm["stream"] is False

@@ -11,6 +11,7 @@ from chalicelib.domain.errors import Refused
 from chalicelib.domain.pricing import Usage
 from chalicelib.domain.turns import begin_turn
 from chalicelib.ports import ModelError
+from tests import parsed
 from tests.fakes.ports import world
 from tests.helpers import OWNER, conversation_with_turn, invoke, subscribe
 
@@ -29,13 +30,13 @@ def test_a_turn_that_would_not_fit_is_refused_before_the_model_is_called() -> No
     conversation = conversation_with_turn(w, model=MODEL, maxTokens=8192)
     # The last turn's prompt and reply left this much of the window in use.
     w.model.turn_usage = Usage(input_tokens=_window() - 8192 - 2000, output_tokens=1000)
-    w.services.start_turn(OWNER, conversation.id, {"text": "one more"})
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "one more"}))
     assert w.services.generate(conversation.id, 1) == "sealed"
     before = w.store.get_conversation(conversation.id)
     streams = len(w.model.streams)
 
     with pytest.raises(Refused) as refused:
-        w.services.start_turn(OWNER, conversation.id, {"text": "x" * 4000})
+        w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "x" * 4000}))
     assert refused.value.code == "context_full"
     assert "context window" in refused.value.message
     assert len(w.model.streams) == streams and len(w.invoker.calls) == 2
@@ -50,9 +51,9 @@ def test_a_short_message_that_fits_is_still_sent() -> None:
     w = world()
     conversation = conversation_with_turn(w, model=MODEL, maxTokens=8192)
     w.model.turn_usage = Usage(input_tokens=_window() - 8192 - 2000, output_tokens=1000)
-    w.services.start_turn(OWNER, conversation.id, {"text": "one more"})
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "one more"}))
     w.services.generate(conversation.id, 1)
-    turn = w.services.start_turn(OWNER, conversation.id, {"text": "short"})
+    turn = w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "short"}))
     assert turn.index == 2
 
 
@@ -78,7 +79,7 @@ def test_a_sealed_turn_that_leaves_no_room_stops_warming_as_context_full() -> No
     subscribe(w, "ws1", conversation.id)
     invoke(w, "ws1", conversation.id, "toggle", True)
     w.model.turn_usage = Usage(input_tokens=_window() - 8192, output_tokens=500)
-    w.services.start_turn(OWNER, conversation.id, {"text": "long"})
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "long"}))
     w.services.generate(conversation.id, 1)
     stored = w.store.get_conversation(conversation.id)
     assert stored is not None
@@ -101,7 +102,7 @@ def test_the_apis_own_refusal_fails_the_turn_and_stops_warming() -> None:
         "context_window_exceeded", "prompt is too long: 208656 tokens > 200000 maximum"
     )
     w.model.reply = "ab"  # the fake raises it at its second chunk
-    w.services.start_turn(OWNER, conversation.id, {"text": "again"})
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "again"}))
     assert w.services.generate(conversation.id, 1) == "failed"
     _, turns = w.services.get_conversation(OWNER, conversation.id)
     assert turns[-1].error_code == "context_window_exceeded"

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from chalicelib.services import Limits
+from tests import parsed
 from tests.fakes.ports import world
 from tests.helpers import OWNER, chat_subscribe
 
@@ -38,7 +39,7 @@ C_FIELDS = {"surfaceId": "cache-warming", "requestId": "r1"}
 )  # fmt: skip
 def test_an_error_names_the_conversation_the_frame_named(frame: dict[str, Any], code: str) -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     w.services.connect("ws1", OWNER)
     w.services.handle_frame("ws1", json.dumps({**frame, "conversationId": conversation.id}))
     error = w.sockets.last("ws1")
@@ -67,7 +68,7 @@ def test_the_frame_limit_counts_frames_by_the_second_they_arrived() -> None:
 
 def test_no_delta_reaches_a_socket_after_its_chat_unsubscribe_is_acknowledged() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     chat_subscribe(w, "ws1", conversation.id)
     w.model.chunks, w.model.chunk_seconds = 20, 0.2
 
@@ -77,7 +78,7 @@ def test_no_delta_reaches_a_socket_after_its_chat_unsubscribe_is_acknowledged() 
             w.services.handle_frame("ws1", json.dumps(frame))
 
     w.model.on_chunk = unsubscribe_at
-    turn = w.services.start_turn(OWNER, conversation.id, {"text": "hi"})
+    turn = w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "hi"}))
     w.services.generate(conversation.id, turn.index)
     frames = w.sockets.of("ws1")
     acked = next(i for i, f in enumerate(frames) if f.get("of") == "chat.unsubscribe")
@@ -86,7 +87,7 @@ def test_no_delta_reaches_a_socket_after_its_chat_unsubscribe_is_acknowledged() 
 
 def test_a_late_chat_subscriber_rebuilds_the_streaming_reply_from_get_and_offsets() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     chat_subscribe(w, "ws1", conversation.id)
     w.model.reply = "".join(f"word{number} " for number in range(200))
     w.model.chunks, w.model.chunk_seconds = 40, 0.2
@@ -99,7 +100,7 @@ def test_a_late_chat_subscriber_rebuilds_the_streaming_reply_from_get_and_offset
             snapshot["text"] = turns[-1].assistant_text
 
     w.model.on_chunk = join_late
-    turn = w.services.start_turn(OWNER, conversation.id, {"text": "a long one"})
+    turn = w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "a long one"}))
     assert w.services.generate(conversation.id, turn.index) == "sealed"
     # The late socket: what GET showed, then every delta at or past its length, by offset.
     rebuilt = snapshot["text"]
@@ -119,10 +120,10 @@ def test_a_late_chat_subscriber_rebuilds_the_streaming_reply_from_get_and_offset
 
 def test_delta_offsets_count_utf16_code_units_as_javascript_strings_do() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     chat_subscribe(w, "ws1", conversation.id)
     w.model.reply, w.model.chunks, w.model.chunk_seconds = "😀ab😀cd", 3, 0.2
-    turn = w.services.start_turn(OWNER, conversation.id, {"text": "emoji"})
+    turn = w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "emoji"}))
     w.services.generate(conversation.id, turn.index)
     deltas = [f for f in w.sockets.of("ws1", "chat") if f["event"] == "delta"]
     units = [len(f["text"].encode("utf-16-le")) // 2 for f in deltas]

@@ -9,6 +9,7 @@ from chalicelib.domain.errors import Refused
 from chalicelib.domain.history import HistoryEntry
 from chalicelib.ports import ModelError
 from chalicelib.wire import commands, views
+from tests import parsed
 from tests.fakes.ports import World, field_value, world
 from tests.helpers import OWNER, conversation_with_turn, invoke, subscribe
 
@@ -31,7 +32,7 @@ def test_warms_and_turns_are_recorded_newest_first_with_a_rescue_and_running_tot
     assert _fire(w, conversation.id) == "warmed"
     assert _fire(w, conversation.id) == "warmed"
     w.clock.advance(100)  # past the first turn's own cache: the next turn is a rescue
-    w.services.start_turn(OWNER, conversation.id, {"text": "still there?"})
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "still there?"}))
     assert w.services.generate(conversation.id, 1) == "sealed"
     entries = _entries(w, conversation.id)
     assert [(e.seq, e.kind, e.outcome) for e in entries] == [
@@ -88,10 +89,10 @@ def test_a_failed_warm_and_a_skipped_one_are_recorded_with_their_reason() -> Non
 
 def test_an_aborted_turn_is_recorded_with_its_reason_and_cost() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     w.model.chunks = 10
     w.model.on_chunk = lambda n: n == 3 and w.services.cancel(OWNER, conversation.id)
-    w.services.start_turn(OWNER, conversation.id, {"text": "one"})
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "one"}))
     assert w.services.generate(conversation.id, 0) == "aborted"
     (entry,) = _entries(w, conversation.id)
     assert (entry.kind, entry.outcome, entry.reason) == ("turn", "aborted", "cancelled")
@@ -102,7 +103,7 @@ def test_pages_follow_the_cursor_to_the_oldest_entry() -> None:
     w = world()
     conversation = conversation_with_turn(w)
     for number in range(4):
-        w.services.start_turn(OWNER, conversation.id, {"text": f"q{number}"})
+        w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": f"q{number}"}))
         w.services.generate(conversation.id, number + 1)
     seen: list[int] = []
     query: dict[str, str] = {"limit": "2"}

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from chalicelib.services import Limits
+from tests import parsed
 from tests.fakes.ports import world
 from tests.helpers import OWNER, conversation_with_turn, invoke, subscribe
 
@@ -72,11 +73,13 @@ def test_other_containers_frames_still_count_through_the_store() -> None:
 def test_turns_beyond_the_per_minute_cap_are_refused_and_store_nothing() -> None:
     w = world()
     w.services.ports.limits = Limits(turns_per_minute=2)
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     codes = []
     for number in range(3):
         try:
-            turn = w.services.start_turn(OWNER, conversation.id, {"text": f"q{number}"})
+            turn = w.services.start_turn(
+                OWNER, conversation.id, parsed.turn({"text": f"q{number}"})
+            )
             w.services.generate(conversation.id, turn.index)
             codes.append("ok")
         except Exception as error:  # noqa: BLE001
@@ -84,7 +87,7 @@ def test_turns_beyond_the_per_minute_cap_are_refused_and_store_nothing() -> None
     assert codes == ["ok", "ok", "rate_limited"]
     assert len(w.store.get_turns(conversation.id)) == 2
     w.clock.advance(60)
-    w.services.start_turn(OWNER, conversation.id, {"text": "next minute"})
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "next minute"}))
 
 
 def test_a_user_cannot_warm_more_conversations_than_the_cap() -> None:

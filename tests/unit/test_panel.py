@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests import parsed
 from tests.fakes.ports import PRICES, World, field_value, world
 from tests.helpers import OWNER, conversation_with_turn, invoke, subscribe
 
@@ -28,7 +29,7 @@ def test_every_update_says_what_caused_it() -> None:
     assert invoke(w, "ws1", conversation.id, "toggle", True)["cause"] == "toggle"
     assert invoke(w, "ws1", conversation.id, "set-interval", 200)["cause"] == "interval"
     _warm_once(w, conversation.id)
-    w.services.start_turn(OWNER, conversation.id, {"text": "again"})
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "again"}))
     assert w.services.generate(conversation.id, 1) == "sealed"
     w.services.close(OWNER, conversation.id)
     # The other subscriber hears each change without a requestId, with the same cause.
@@ -93,7 +94,7 @@ def test_cost_per_hour_follows_the_interval_from_the_measured_prefix_and_read_pr
 
 def test_before_any_sealed_turn_nothing_is_estimated() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     surface = subscribe(w, "ws1", conversation.id)
     assert _timer(surface)["cacheExpiresAt"] is None and _timer(surface)["warmsLeft"] is None
     interval = next(f for f in surface["spec"]["fields"] if f["id"] == "interval")

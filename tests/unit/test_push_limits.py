@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from tests import parsed
 from tests.fakes.ports import MAX_PUSH_BYTES, World, world
 from tests.helpers import OWNER, chat_subscribe, invoke, subscribe
 
@@ -17,11 +18,11 @@ def sizes(w: World, connection_id: str) -> list[int]:
 
 def test_a_long_reply_ends_with_a_turn_sealed_that_fits_and_says_the_text_is_cut() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     chat_subscribe(w, "ws1", conversation.id)
     w.model.reply = "é" * 150_000  # 300 KB of UTF-8 in one reply
     w.model.chunks = 3
-    turn = w.services.start_turn(OWNER, conversation.id, {"text": "write a lot"})
+    turn = w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "write a lot"}))
     assert w.services.generate(conversation.id, turn.index) == "sealed"
     assert max(sizes(w, "ws1")) <= MAX_PUSH_BYTES
     sealed = w.sockets.of("ws1", "chat")[-1]
@@ -35,7 +36,7 @@ def test_a_long_reply_ends_with_a_turn_sealed_that_fits_and_says_the_text_is_cut
 
 def test_a_refused_push_is_not_delivered_and_the_other_sockets_still_get_theirs() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     for connection_id in ("ws1", "ws2", "ws3"):
         subscribe(w, connection_id, conversation.id)
     original = w.sockets.post

@@ -6,6 +6,7 @@ import pytest
 
 from chalicelib.domain.pricing import CacheRates, Usage
 from chalicelib.domain.warming import Tally
+from tests import parsed
 from tests.fakes import ports as fake_ports
 from tests.fakes.ports import World, field_value, world
 from tests.helpers import OWNER, fire, invoke, subscribe
@@ -39,7 +40,7 @@ def flat(monkeypatch: pytest.MonkeyPatch) -> FlatPrices:
 
 def turn(w: World, conversation_id: str, usage: Usage, text: str = "hello") -> None:
     w.model.turn_usage = usage
-    started = w.services.start_turn(OWNER, conversation_id, {"text": text})
+    started = w.services.start_turn(OWNER, conversation_id, parsed.turn({"text": text}))
     assert w.services.generate(conversation_id, started.index) == "sealed"
 
 
@@ -47,7 +48,7 @@ def test_an_auto_conversation_moves_to_the_hour_cache_when_that_is_cheaper(
     flat: FlatPrices,
 ) -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     subscribe(w, "ws1", conversation.id)
     turn(w, conversation.id, Usage(input_tokens=50_000, output_tokens=300))
     turn(
@@ -74,8 +75,10 @@ def test_a_conversation_with_a_fixed_cache_asks_no_prices_to_start_generating(
     flat: FlatPrices,
 ) -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {"cacheRetention": "5m"})
-    w.services.start_turn(OWNER, conversation.id, {"text": "hi"})
+    conversation = w.services.create_conversation(
+        OWNER, parsed.conversation({"cacheRetention": "5m"})
+    )
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "hi"}))
     assert flat.asked == 0
     asked: list[int] = []
     w.model.on_chunk = lambda number: asked.append(flat.asked)
@@ -87,7 +90,7 @@ def test_a_conversation_with_a_fixed_cache_asks_no_prices_to_start_generating(
 
 def test_warms_and_rescues_reach_the_panel_and_the_owners_totals() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     turn(w, conversation.id, Usage(input_tokens=5_000, output_tokens=40))
     subscribe(w, "ws1", conversation.id)
     invoke(w, "ws1", conversation.id, "toggle", True)

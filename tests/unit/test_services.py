@@ -11,13 +11,14 @@ from chalicelib.domain.conversation import Conversation
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.warming import Toggle
 from chalicelib.ports import ModelError, VersionConflict
+from tests import parsed
 from tests.fakes.ports import field_value, world
 from tests.helpers import OWNER, conversation_with_turn, fire, invoke, send, subscribe
 
 
 def test_cr4a_a_new_conversation_is_off_with_no_schedule() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     frame = subscribe(w, "ws1", conversation.id)
     assert frame["type"] == "surface"
     assert field_value(frame, "enabled") is False
@@ -52,7 +53,7 @@ def test_cr4b_every_warm_pushes_its_time_and_a_future_next_warm_with_one_live_ti
 
 def test_cr4d_frames_echo_conversation_id_and_request_id() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     w.services.connect("ws1", OWNER)
     surface = send(
         w,
@@ -83,7 +84,7 @@ def test_cr4d_frames_echo_conversation_id_and_request_id() -> None:
 
 def test_the_requester_gets_one_update_and_other_subscribers_get_the_broadcast() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     subscribe(w, "ws1", conversation.id)
     subscribe(w, "ws2", conversation.id)
     invoke(w, "ws1", conversation.id, "toggle", True, requestId="q")
@@ -197,7 +198,7 @@ def test_enabling_after_expiry_rebuilds_at_once_and_then_warms_normally() -> Non
 
 def test_a_gone_connection_is_forgotten_and_the_others_still_get_the_push() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     for connection_id in ("ws1", "ws2", "ws3"):
         subscribe(w, connection_id, conversation.id)
     w.sockets.gone.add("ws2")
@@ -234,7 +235,7 @@ def test_unsubscribe_stops_pushes_but_not_warming() -> None:
 
 def test_another_owners_conversation_is_not_found_everywhere() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     w.services.connect("mallory-ws", "mallory")
     for frame in (
         {"type": "subscribe", "surfaceId": "cache-warming"},
@@ -263,7 +264,7 @@ def test_a_failed_arm_writes_no_state_that_claims_a_tick() -> None:
     version = w.store.get_conversation(conversation.id).version  # type: ignore[union-attr]
     w.timer.fail_next_arm = RuntimeError("scheduler down")
     with pytest.raises(RuntimeError):
-        w.services.transition(conversation.id, Toggle(True))
+        w.services.uow.transition(conversation.id, Toggle(True))
     stored = w.store.get_conversation(conversation.id)
     assert stored is not None and stored.version == version and not stored.warming.enabled
 
@@ -300,7 +301,7 @@ def test_warm_errors_stop_in_error_after_three_and_a_turn_recovers() -> None:
         assert fire(w, conversation.id).action == "warm-failed"
     assert field_value(w.sockets.of("ws1", "update")[-1], "status") == "error"
     assert w.timer.live_for(conversation.id) == []
-    w.services.start_turn(OWNER, conversation.id, {"text": "again"})
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "again"}))
     w.services.generate(conversation.id, 1)
     assert field_value(w.sockets.of("ws1", "update")[-1], "status") == "scheduled"
 
@@ -317,13 +318,15 @@ def test_warm_errors_stop_in_error_after_three_and_a_turn_recovers() -> None:
 def test_creation_refuses_what_the_model_would_refuse(body: dict[str, Any], problem: str) -> None:
     w = world()
     with pytest.raises(Refused) as caught:
-        w.services.create_conversation(OWNER, body)
+        w.services.create_conversation(OWNER, parsed.conversation(body))
     assert caught.value.code == "invalid_field" and problem in caught.value.message
     assert w.store.list_conversations(OWNER) == []
 
 
 def test_a_model_alias_is_accepted_and_max_tokens_defaults_within_its_limit() -> None:
     w = world()
-    conversation = w.services.create_conversation(OWNER, {"model": "claude-haiku-4-5-20251001"})
+    conversation = w.services.create_conversation(
+        OWNER, parsed.conversation({"model": "claude-haiku-4-5-20251001"})
+    )
     assert conversation.model == "claude-haiku-4-5-20251001"
     assert conversation.max_tokens == 8192

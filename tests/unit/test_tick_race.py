@@ -42,7 +42,7 @@ def test_a_tick_that_beats_its_own_state_write_still_warms() -> None:
         return save(conversation, *rest)
 
     w.store.save_conversation = land_late  # type: ignore[method-assign,assignment]
-    w.services.transition(conversation.id, Toggle(True))
+    w.services.uow.transition(conversation.id, Toggle(True))
     timer.deliver = None
     for thread in timer.threads:
         thread.join(timeout=10)

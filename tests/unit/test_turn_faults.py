@@ -12,6 +12,7 @@ from chalicelib.domain import turns
 from chalicelib.domain.conversation import Conversation, turn_id
 from chalicelib.domain.turns import Change
 from chalicelib.ports import Delivery
+from tests import parsed
 from tests.fakes.ports import World, world
 from tests.helpers import OWNER, chat_subscribe, events
 
@@ -19,9 +20,9 @@ LAMBDA_TIMEOUT_MS = 900_000
 
 
 def started(w: World, text: str = "hello") -> tuple[str, int]:
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     chat_subscribe(w, "ws1", conversation.id)
-    turn = w.services.start_turn(OWNER, conversation.id, {"text": text})
+    turn = w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": text}))
     return conversation.id, turn.index
 
 
@@ -48,7 +49,7 @@ def test_a_crash_after_the_claim_ends_the_turn_with_its_partial_text() -> None:
     assert events(w, "ws1")[-1] == "turn-failed"
     # The conversation is usable at once: no turn_in_progress for 16 minutes.
     w.model.on_chunk = None
-    again = w.services.start_turn(OWNER, cid, {"text": "again"})
+    again = w.services.start_turn(OWNER, cid, parsed.turn({"text": "again"}))
     assert w.services.generate(cid, again.index) == "sealed"
 
 
@@ -74,7 +75,7 @@ def hold_claim(w: World, conversation_id: str, index: int, until: int) -> None:
     def claim(conversation: Conversation, now: int) -> Change | None:
         return turns.claim_stream(conversation, turn_id(index), "dead-invocation", until, now)
 
-    assert w.services.transition(conversation_id, claim).changed
+    assert w.services.uow.transition(conversation_id, claim).changed
 
 
 def test_a_retry_before_the_dead_invocations_deadline_backs_off_and_one_after_it_finishes() -> None:
@@ -101,7 +102,7 @@ def test_a_turn_whose_claim_expired_is_failed_by_the_next_turn() -> None:
     cid, index = started(w)
     hold_claim(w, cid, index, w.clock.now + LAMBDA_TIMEOUT_MS)
     w.clock.advance(LAMBDA_TIMEOUT_MS / 1000 + 1)
-    again = w.services.start_turn(OWNER, cid, {"text": "anyone there?"})
+    again = w.services.start_turn(OWNER, cid, parsed.turn({"text": "anyone there?"}))
     previous = w.store.get_turns(cid)[index]
     assert (previous.status, previous.error_code) == ("failed", "timeout")
     assert w.services.generate(cid, again.index) == "sealed"
@@ -133,7 +134,7 @@ def test_a_late_generate_cannot_rewrite_a_turn_that_is_no_longer_active() -> Non
     w = world()
     cid, first = started(w)
     assert w.services.generate(cid, first) == "sealed"
-    second = w.services.start_turn(OWNER, cid, {"text": "next"})
+    second = w.services.start_turn(OWNER, cid, parsed.turn({"text": "next"}))
     before = stored(w, cid)
     turns_before = w.store.get_turns(cid)
     # A duplicate delivery of the first turn's invoke, long after it sealed.

@@ -14,6 +14,7 @@ from chalicelib.ports import ModelError
 from chalicelib.services.ports import Limits
 from chalicelib.services.unit_of_work import WarmUnfinished
 from chalicelib.wire import commands
+from tests import parsed
 from tests.fakes.ports import World, world
 from tests.helpers import OWNER, conversation_with_turn, fire, invoke, subscribe
 
@@ -21,13 +22,13 @@ from tests.helpers import OWNER, conversation_with_turn, fire, invoke, subscribe
 def test_creating_past_the_conversation_cap_is_limit_reached() -> None:
     w = world()
     w.services.ports.limits = replace(Limits(), conversations=2)
-    w.services.create_conversation(OWNER, {})
-    w.services.create_conversation(OWNER, {})
+    w.services.create_conversation(OWNER, parsed.conversation())
+    w.services.create_conversation(OWNER, parsed.conversation())
     with pytest.raises(Refused) as refused:
-        w.services.create_conversation(OWNER, {})
+        w.services.create_conversation(OWNER, parsed.conversation())
     assert refused.value.code == "limit_reached"
     assert "2 open conversations" in refused.value.message
-    w.services.create_conversation("bob", {})  # another user's own cap
+    w.services.create_conversation("bob", parsed.conversation())  # another user's own cap
 
 
 def test_closing_a_conversation_frees_its_place_under_the_cap() -> None:
@@ -35,24 +36,24 @@ def test_closing_a_conversation_frees_its_place_under_the_cap() -> None:
     # creating for ever (there is no delete route).
     w = world()
     w.services.ports.limits = replace(Limits(), conversations=2)
-    first = w.services.create_conversation(OWNER, {})
-    w.services.create_conversation(OWNER, {})
+    first = w.services.create_conversation(OWNER, parsed.conversation())
+    w.services.create_conversation(OWNER, parsed.conversation())
     w.services.close(OWNER, first.id)
     w.services.close(OWNER, first.id)  # closing twice frees one place, not two
-    w.services.create_conversation(OWNER, {})
+    w.services.create_conversation(OWNER, parsed.conversation())
     with pytest.raises(Refused) as refused:
-        w.services.create_conversation(OWNER, {})
+        w.services.create_conversation(OWNER, parsed.conversation())
     assert refused.value.code == "limit_reached"
 
 
 def test_reopening_past_the_cap_is_refused_and_changes_nothing() -> None:
     w = world()
     w.services.ports.limits = replace(Limits(), conversations=1)
-    closed = w.services.create_conversation(OWNER, {})
+    closed = w.services.create_conversation(OWNER, parsed.conversation())
     w.services.close(OWNER, closed.id)
-    w.services.create_conversation(OWNER, {})
+    w.services.create_conversation(OWNER, parsed.conversation())
     with pytest.raises(Refused) as refused:
-        w.services.start_turn(OWNER, closed.id, {"text": "back again"})
+        w.services.start_turn(OWNER, closed.id, parsed.turn({"text": "back again"}))
     assert refused.value.code == "limit_reached" and "close one" in refused.value.message
     subscribe(w, "ws1", closed.id)
     reply = invoke(w, "ws1", closed.id, "toggle", True)
@@ -65,12 +66,12 @@ def test_reopening_past_the_cap_is_refused_and_changes_nothing() -> None:
 def test_reopening_under_the_cap_takes_a_place_back() -> None:
     w = world()
     w.services.ports.limits = replace(Limits(), conversations=2)
-    closed = w.services.create_conversation(OWNER, {})
+    closed = w.services.create_conversation(OWNER, parsed.conversation())
     w.services.close(OWNER, closed.id)
-    w.services.create_conversation(OWNER, {})
-    w.services.start_turn(OWNER, closed.id, {"text": "back again"})
+    w.services.create_conversation(OWNER, parsed.conversation())
+    w.services.start_turn(OWNER, closed.id, parsed.turn({"text": "back again"}))
     with pytest.raises(Refused) as refused:
-        w.services.create_conversation(OWNER, {})
+        w.services.create_conversation(OWNER, parsed.conversation())
     assert refused.value.code == "limit_reached"
 
 
@@ -95,15 +96,15 @@ def test_a_turn_over_the_budget_is_refused_before_anything_is_sent() -> None:
     streams, invokes = len(w.model.streams), len(w.invoker.calls)
     w.store.add_spend(OWNER, spend_day(w.clock.now_ms()), 100, 0)  # $0.0001 spent
     with pytest.raises(Refused) as refused:
-        w.services.start_turn(OWNER, conversation.id, {"text": "more"})
+        w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "more"}))
     assert refused.value.code == "budget_exhausted"
     assert "00:00 UTC" in refused.value.message
     assert (len(w.model.streams), len(w.invoker.calls)) == (streams, invokes)
     # Another user is not affected; the next UTC day starts afresh.
-    other = w.services.create_conversation("bob", {})
-    w.services.start_turn("bob", other.id, {"text": "hi"})
+    other = w.services.create_conversation("bob", parsed.conversation())
+    w.services.start_turn("bob", other.id, parsed.turn({"text": "hi"}))
     w.clock.advance(86_400)
-    w.services.start_turn(OWNER, conversation.id, {"text": "a new day"})
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "a new day"}))
 
 
 def test_a_warm_over_the_budget_is_not_sent_and_warming_says_why() -> None:
@@ -129,7 +130,7 @@ def test_a_warm_over_the_budget_is_not_sent_and_warming_says_why() -> None:
 def test_the_list_pages_with_an_opaque_cursor() -> None:
     w = world()
     for _ in range(5):
-        w.services.create_conversation(OWNER, {})
+        w.services.create_conversation(OWNER, parsed.conversation())
         w.clock.advance(1)
     first = w.services.list_conversations(OWNER, 2)
     assert first.next_after is not None
@@ -205,7 +206,7 @@ def test_an_unreadable_spend_counter_refuses_the_turn_and_writes_nothing(
     before = w.store.get_conversation(conversation.id)
     monkeypatch.setattr(w.store, "committed", _throttled)
     with pytest.raises(ClientError) as failed:
-        w.services.start_turn(OWNER, conversation.id, {"text": "more"})
+        w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "more"}))
     assert refusal_of(failed.value).code == "upstream_error"  # what the HTTP edge answers
     assert w.store.get_conversation(conversation.id) == before
     assert len(w.invoker.calls) == 1
@@ -295,7 +296,7 @@ def test_a_warm_whose_next_booking_kept_failing_still_counts_once_against_the_da
 def _spent_on_second_turn(w: World, conversation_id: str) -> tuple[int, str]:
     day = spend_day(w.clock.now_ms())
     before = w.store.spent(OWNER, day)
-    turn = w.services.start_turn(OWNER, conversation_id, {"text": "and then?"})
+    turn = w.services.start_turn(OWNER, conversation_id, parsed.turn({"text": "and then?"}))
     status = w.services.generate(conversation_id, turn.index)
     return w.store.spent(OWNER, day) - before, status
 
@@ -318,7 +319,7 @@ def test_a_cancelled_turn_counts_what_it_was_billed_against_the_day() -> None:
 def test_a_reply_stopped_at_the_deadline_counts_against_the_day() -> None:
     w = world()
     conversation = conversation_with_turn(w)
-    turn = w.services.start_turn(OWNER, conversation.id, {"text": "a long one"})
+    turn = w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "a long one"}))
     day = spend_day(w.clock.now_ms())
     before = w.store.spent(OWNER, day)
     # The invocation's deadline is close: the stream stops 30 s before it and seals what it has.
@@ -361,8 +362,12 @@ def test_turns_in_flight_cannot_overshoot_the_budget_by_more_than_one_worst_case
     started = []
     for _minute in range(3):
         for _ in range(10):
-            conversation = w.services.create_conversation(OWNER, {"system": system})
-            started.append(w.services.start_turn(OWNER, conversation.id, {"text": "go"}))
+            conversation = w.services.create_conversation(
+                OWNER, parsed.conversation({"system": system})
+            )
+            started.append(
+                w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "go"}))
+            )
         w.clock.advance(60)
     assert len(started) == 30  # nothing was spent yet: every start passed the HTTP check
     statuses: dict[int, str] = {}
