@@ -1,5 +1,10 @@
 """Anthropic's Messages API through the official SDK: the warm call and the streamed turn.
 
+The request body is built here from the domain's provider-neutral prompt (`anthropic_body`), with
+the model id this provider is sent (`wire_id`: the catalog id itself on Anthropic's API). The
+Bedrock adapter (`adapters/bedrock.py`) reuses the calls and overrides the body, the error mapping
+and the counting of a cut reply.
+
 `anthropic` takes ~0.8 s to import, so this module imports it only inside `AnthropicModel`
 construction: the WebSocket and HTTP handlers never pay for it.
 """
@@ -30,6 +35,20 @@ STALL_CLOSE_S = 0.3
 WARM_TIMEOUT_S = 30.0
 # Counting a stopped reply's tokens delays its turn-aborted frame: at most this long.
 COUNT_TIMEOUT_S = 2.0
+
+
+def anthropic_body(prompt: Prompt, model_id: str, max_tokens: int | None = None) -> dict[str, Any]:
+    """The Messages API request for `prompt` (`messages.create` keyword arguments)."""
+    return {
+        "model": model_id,
+        "max_tokens": prompt.max_tokens if max_tokens is None else max_tokens,
+        "system": prompt.system,
+        "messages": prompt.messages,
+    }
+
+
+def _same_id(model: str) -> str:
+    return model
 
 
 def usage_from(raw: Any) -> Usage:
@@ -102,8 +121,15 @@ def _interrupt(response: Any) -> None:
 
 
 class AnthropicModel:
-    def __init__(self, client: anthropic.Anthropic, warm_timeout_s: float = WARM_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        client: anthropic.Anthropic,
+        warm_timeout_s: float = WARM_TIMEOUT_S,
+        wire_id: Callable[[str], str] = _same_id,
+    ) -> None:
         self.client = client
+        # The catalog id -> the id this provider is sent (the same id keys the price book).
+        self.wire_id = wire_id
         # A warm that takes longer than this is late for its timer anyway.
         self.warm_timeout_s = warm_timeout_s
         # Models that refused `max_tokens: 0`. Whether models that always think accept it is not
@@ -117,12 +143,19 @@ class AnthropicModel:
 
         return cls(anthropic.Anthropic(api_key=api_key or "unset", base_url=base_url or None))
 
+    def body(self, prompt: Prompt, max_tokens: int | None = None) -> dict[str, Any]:
+        """The keyword arguments of `messages.create` for `prompt` on this provider."""
+        return anthropic_body(prompt, self.wire_id(prompt.model), max_tokens)
+
+    def error_code(self, error: Exception) -> str:
+        return error_code(error)
+
     def warm(self, prompt: Prompt) -> Usage:
         """One pre-warm request (not streamed: `max_tokens: 0` is refused with `stream`)."""
         import anthropic
 
         max_tokens = 1 if prompt.model in self._no_zero_max_tokens else 0
-        request = {**prompt.request(), "max_tokens": max_tokens}
+        request = self.body(prompt, max_tokens)
         # No SDK retries: each retry of a warm is the policy's, checked against the cache's
         # expiry like the first (domain/timing.py, `late_guard_s`); the SDK would retry a 429 or
         # 529 after 0.375-0.5 s and 0.75-1 s, or after whatever `retry-after` the API sends, past the
@@ -133,12 +166,12 @@ class AnthropicModel:
             message = client.messages.create(**request)
         except anthropic.BadRequestError as error:
             if max_tokens != 0 or "max_tokens" not in str(error) or _over_context_window(error):
-                raise ModelError(error_code(error), str(error)) from error
+                raise ModelError(self.error_code(error), str(error)) from error
             log.warning("%s refused max_tokens=0; warming it with max_tokens=1", prompt.model)
             self._no_zero_max_tokens.add(prompt.model)
             return self.warm(prompt)
         except anthropic.AnthropicError as error:
-            raise ModelError(error_code(error), str(error)) from error
+            raise ModelError(self.error_code(error), str(error)) from error
         return usage_from(message.usage)
 
     def stream(
@@ -153,7 +186,7 @@ class AnthropicModel:
         watch = _AbortWatch(should_abort)
         opened: Any = None
         try:
-            with self.client.messages.stream(**prompt.request()) as stream, watch.over(stream):
+            with self.client.messages.stream(**self.body(prompt)) as stream, watch.over(stream):
                 opened = stream
                 for text in stream.text_stream:
                     if watch.aborted.is_set():
@@ -168,7 +201,7 @@ class AnthropicModel:
             if watch.aborted.is_set():
                 return StreamResult("".join(parts), self._billed(opened), aborted=True)
             if isinstance(error, anthropic.AnthropicError):
-                code, message = error_code(error), str(error)
+                code, message = self.error_code(error), str(error)
             else:
                 code, message = "upstream_error", f"the reply stream broke: {error}"
             raise ModelError(code, message, self._billed(opened)) from error

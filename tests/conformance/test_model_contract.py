@@ -68,7 +68,7 @@ def test_the_next_turn_reads_everything_the_warm_kept_alive(target: Target, warm
 
 def test_usage_reports_every_field_the_cost_figures_read(target: Target, warmed: Warmed) -> None:
     message = target.client.messages.create(
-        **{**scenario.warm(warmed.model, warmed.nonce).request(), "max_tokens": 0}
+        **target.adapter.body(scenario.warm(warmed.model, warmed.nonce), max_tokens=0)
     )
     usage = message.usage
     for name in (
@@ -97,7 +97,7 @@ def test_a_stream_delivers_its_events_in_the_documented_order(
     prompt = scenario.next_turn(model_id, secrets.token_hex(4))
     kinds: list[str] = []
     open_blocks: set[int] = set()
-    with target.client.messages.create(**prompt.request(), stream=True) as stream:
+    with target.client.messages.create(**target.adapter.body(prompt), stream=True) as stream:
         for event in stream:
             kinds.append(event.type)
             if event.type == "content_block_start":
