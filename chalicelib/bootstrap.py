@@ -136,7 +136,31 @@ def _anthropic() -> Provider:
     return Provider("anthropic", _same_id, model, prices)
 
 
-_PROVIDERS: dict[str, Callable[[], Provider]] = {"anthropic": _anthropic}
+def _bedrock() -> Provider:
+    """Claude on Amazon Bedrock, signed by the function's role: no Anthropic key or secret."""
+    config = settings()
+    from chalicelib.domain.catalog.bedrock import bedrock_id
+
+    def wire_id(model: str) -> str:
+        return bedrock_id(model, config.bedrock_scope)
+
+    def model() -> Model:
+        from chalicelib.adapters.bedrock import BedrockModel
+
+        return BedrockModel.for_bedrock(
+            config.region, config.bedrock_scope, config.bedrock_base_url or None
+        )
+
+    def prices() -> PriceBook:
+        from chalicelib.adapters.prices import GenaiPriceBook
+
+        # genai-prices names AWS's prices `aws`, keyed by the id Bedrock is sent.
+        return GenaiPriceBook("aws", wire_id)
+
+    return Provider("bedrock", wire_id, model, prices)
+
+
+_PROVIDERS: dict[str, Callable[[], Provider]] = {"anthropic": _anthropic, "bedrock": _bedrock}
 
 
 def _provider() -> Provider:

@@ -123,7 +123,7 @@ def _interrupt(response: Any) -> None:
 class AnthropicModel:
     def __init__(
         self,
-        client: anthropic.Anthropic,
+        client: anthropic.Anthropic | anthropic.AnthropicBedrock,
         warm_timeout_s: float = WARM_TIMEOUT_S,
         wire_id: Callable[[str], str] = _same_id,
     ) -> None:
@@ -150,6 +150,10 @@ class AnthropicModel:
     def error_code(self, error: Exception) -> str:
         return error_code(error)
 
+    def usage_of(self, raw: Any, prompt: Prompt) -> Usage:
+        """The usage a response reported, as our domain value."""
+        return usage_from(raw)
+
     def warm(self, prompt: Prompt) -> Usage:
         """One pre-warm request (not streamed: `max_tokens: 0` is refused with `stream`)."""
         import anthropic
@@ -172,7 +176,7 @@ class AnthropicModel:
             return self.warm(prompt)
         except anthropic.AnthropicError as error:
             raise ModelError(self.error_code(error), str(error)) from error
-        return usage_from(message.usage)
+        return self.usage_of(message.usage, prompt)
 
     def stream(
         self,
@@ -194,24 +198,24 @@ class AnthropicModel:
                     parts.append(text)
                     on_text(text)
                 if watch.aborted.is_set():
-                    return StreamResult("".join(parts), self._billed(opened), aborted=True)
+                    return StreamResult("".join(parts), self._billed(opened, prompt), aborted=True)
                 final = stream.get_final_message()
         except Exception as error:
             # Closing the HTTP stream from the watcher surfaces as a transport error here.
             if watch.aborted.is_set():
-                return StreamResult("".join(parts), self._billed(opened), aborted=True)
+                return StreamResult("".join(parts), self._billed(opened, prompt), aborted=True)
             if isinstance(error, anthropic.AnthropicError):
                 code, message = self.error_code(error), str(error)
             else:
                 code, message = "upstream_error", f"the reply stream broke: {error}"
-            raise ModelError(code, message, self._billed(opened)) from error
+            raise ModelError(code, message, self._billed(opened, prompt)) from error
         if final.stop_reason is None:
             # The body ended without message_delta/message_stop: the reply is not whole.
             message = "the reply stream ended before the model finished"
-            raise ModelError("upstream_error", message, self._billed(opened))
-        return StreamResult("".join(parts), usage_from(final.usage), aborted=False)
+            raise ModelError("upstream_error", message, self._billed(opened, prompt))
+        return StreamResult("".join(parts), self.usage_of(final.usage, prompt), aborted=False)
 
-    def _billed(self, stream: Any) -> Usage | None:
+    def _billed(self, stream: Any, prompt: Prompt) -> Usage | None:
         """What a stream that did not finish was billed; None if the model never answered.
 
         The prompt's usage comes with message_start, the output's only with the final
@@ -221,7 +225,7 @@ class AnthropicModel:
         snapshot = _snapshot(stream)
         if snapshot is None:
             return None
-        usage = usage_from(snapshot.usage)
+        usage = self.usage_of(snapshot.usage, prompt)
         generated = "".join(
             getattr(block, "text", None) or getattr(block, "thinking", None) or ""
             for block in snapshot.content
