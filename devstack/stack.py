@@ -167,7 +167,10 @@ class Stack:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         self.endpoints: dict[str, Any] = {}
-        self.real_anthropic = bool(os.environ.get("ANTHROPIC_API_KEY"))
+        # MODEL_PROVIDER=bedrock: every model call goes to the local Bedrock stand-in
+        # (devstack/bedrock) through the product's Bedrock adapter; never to real Bedrock.
+        self.bedrock = os.environ.get("MODEL_PROVIDER") == "bedrock"
+        self.real_anthropic = bool(os.environ.get("ANTHROPIC_API_KEY")) and not self.bedrock
         self._stoppers: list[tuple[str, Callable[[], None]]] = []
 
     # --- start ---------------------------------------------------------------------------
@@ -322,7 +325,14 @@ class Stack:
             reply_tokens=self.options.reply_tokens,
             min_cacheable_override=self.options.min_cacheable,
         )
-        emulator = AnthropicEmulator(self.options.host, self.options.anthropic_port, config)
+        if self.bedrock:
+            from devstack.bedrock import BedrockStandIn
+
+            emulator: AnthropicEmulator = BedrockStandIn(
+                self.options.host, self.options.anthropic_port, config
+            )
+        else:
+            emulator = AnthropicEmulator(self.options.host, self.options.anthropic_port, config)
         emulator.start()
         self._stoppers.append(("anthropic emulator", emulator.stop))
         return emulator.url
@@ -352,7 +362,11 @@ class Stack:
             ),
             "SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-scheduler",
         }
-        if not self.real_anthropic:
+        if self.bedrock:
+            env["MODEL_PROVIDER"] = "bedrock"
+            env["ANTHROPIC_BEDROCK_BASE_URL"] = anthropic_url
+            env["BEDROCK_SCOPE"] = os.environ.get("BEDROCK_SCOPE", "global")
+        elif not self.real_anthropic:
             env["ANTHROPIC_BASE_URL"] = anthropic_url
             env["ANTHROPIC_API_KEY"] = "devstack-emulator-key"
         return env
