@@ -44,10 +44,19 @@ up: $(STAMP) client
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-# The model adapter's contract against the real Anthropic API (the emulator run is in make test).
+# The model adapter's contract against a real provider (the emulator and Bedrock stand-in runs are
+# in make test). CONFORMANCE_TARGET=anthropic (default, needs ANTHROPIC_API_KEY) or bedrock (needs
+# AWS credentials from boto3's chain, AWS_REGION, optional BEDROCK_SCOPE=global|us|eu|...).
 # CONFORMANCE_MODELS=a,b picks the models (default: the product's default model).
+CONFORMANCE_TARGET ?= anthropic
 conformance: $(STAMP)
-	@if [ -z "$$ANTHROPIC_API_KEY" ]; then \
+	@if [ "$(CONFORMANCE_TARGET)" = bedrock ]; then \
+		if ! $(BIN)/python -c "import boto3, sys; sys.exit(boto3.Session().get_credentials() is None)"; then \
+			echo "make conformance: no AWS credentials found (boto3's default chain); nothing was sent."; \
+		else \
+			CONFORMANCE_TARGET=bedrock $(BIN)/python -m pytest -p no:cacheprovider -s tests/conformance; \
+		fi; \
+	elif [ -z "$$ANTHROPIC_API_KEY" ]; then \
 		echo "make conformance: ANTHROPIC_API_KEY is not set; nothing was sent."; \
 	else \
 		CONFORMANCE_TARGET=anthropic $(BIN)/python -m pytest -p no:cacheprovider -s tests/conformance; \

@@ -2,12 +2,18 @@
 
 Nothing here runs at import time: a handler's first call builds what it needs (`chalicelib.lazy`).
 Tests replace the whole graph with `use(services)`; `reset()` drops everything built.
+
+The model provider is chosen here and only here (`MODEL_PROVIDER=anthropic|bedrock`): one
+`Provider` holds the catalog id -> wire id mapping, the model adapter (its client and its error
+mapping) and the price book priced by that same wire id.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -39,7 +45,7 @@ def use(services: Services) -> None:
 def reset() -> None:
     global _override
     _override = None
-    for lazy in (_real, verifier, _model, _prices, _session):
+    for lazy in (_real, verifier, provider, _model, _prices, _session):
         lazy.clear()
     settings.cache_clear()
 
@@ -104,19 +110,79 @@ def _build() -> Services:
     return Services(ports)
 
 
-def _build_model() -> Model:
-    # Imported here: the anthropic SDK is only loaded by the warm and generate functions.
-    from chalicelib.adapters.model import AnthropicModel
+@dataclass(frozen=True)
+class Provider:
+    name: str  # "anthropic" | "bedrock"
+    # The catalog id -> the id sent to this provider, which also keys its prices.
+    wire_id: Callable[[str], str]
+    # Builders, called once each through `_model` / `_prices`: the SDK and the price library load
+    # only in the functions that use them.
+    model: Callable[[], Model]
+    prices: Callable[[], PriceBook]
 
+
+def _same_id(model: str) -> str:
+    return model
+
+
+def _anthropic() -> Provider:
+    def model() -> Model:
+        # Imported here: the anthropic SDK is only loaded by the warm and generate functions.
+        from chalicelib.adapters.model import AnthropicModel
+
+        config = settings()
+        return AnthropicModel.from_settings(_anthropic_key(), config.anthropic_base_url or None)
+
+    def prices() -> PriceBook:
+        # Imported here: the price library (pydantic + its data) loads only where costs are computed.
+        from chalicelib.adapters.prices import GenaiPriceBook
+
+        return GenaiPriceBook()
+
+    return Provider("anthropic", _same_id, model, prices)
+
+
+def _bedrock() -> Provider:
+    """Claude on Amazon Bedrock, signed by the function's role: no Anthropic key or secret."""
     config = settings()
-    return AnthropicModel.from_settings(_anthropic_key(), config.anthropic_base_url or None)
+    from chalicelib.domain.catalog.bedrock import bedrock_id
+
+    def wire_id(model: str) -> str:
+        return bedrock_id(model, config.bedrock_scope)
+
+    def model() -> Model:
+        from chalicelib.adapters.bedrock import BedrockModel
+
+        return BedrockModel.for_bedrock(
+            config.region, config.bedrock_scope, config.bedrock_base_url or None
+        )
+
+    def prices() -> PriceBook:
+        from chalicelib.adapters.prices import GenaiPriceBook
+
+        # genai-prices names AWS's prices `aws`, keyed by the id Bedrock is sent.
+        return GenaiPriceBook("aws", wire_id)
+
+    return Provider("bedrock", wire_id, model, prices)
+
+
+_PROVIDERS: dict[str, Callable[[], Provider]] = {"anthropic": _anthropic, "bedrock": _bedrock}
+
+
+def _provider() -> Provider:
+    name = settings().model_provider
+    build = _PROVIDERS.get(name)
+    if build is None:
+        raise ValueError(f"MODEL_PROVIDER must be one of {sorted(_PROVIDERS)}: {name!r}")
+    return build()
+
+
+def _build_model() -> Model:
+    return provider().model()
 
 
 def _build_prices() -> PriceBook:
-    # Imported here: the price library (pydantic + its data) loads only where costs are computed.
-    from chalicelib.adapters.prices import GenaiPriceBook
-
-    return GenaiPriceBook()
+    return provider().prices()
 
 
 def _anthropic_key() -> str:
@@ -132,5 +198,6 @@ def _anthropic_key() -> str:
 _session: Lazy[boto3.session.Session] = Lazy(boto3.session.Session)
 _real: Lazy[Services] = Lazy(_build)
 verifier: Lazy[TokenVerifier] = Lazy(_verifier)
+provider: Lazy[Provider] = Lazy(_provider)
 _model: Lazy[Model] = Lazy(_build_model)
 _prices: Lazy[PriceBook] = Lazy(_build_prices)

@@ -74,6 +74,12 @@ class Settings:
     anthropic_api_key: str
     anthropic_api_key_secret_id: str
     anthropic_base_url: str
+    # Who serves the model (chalicelib/bootstrap.py `provider`): "anthropic" or "bedrock".
+    model_provider: str
+    # Bedrock only: the inference profile scope ("global", "us", "eu", ...; "" for the regional
+    # model id itself) and an endpoint override (the local stand-in).
+    bedrock_scope: str
+    bedrock_base_url: str
     default_model: str
     default_max_tokens: int
     default_system_prompt: str
@@ -120,6 +126,9 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         anthropic_api_key=env.get("ANTHROPIC_API_KEY", ""),
         anthropic_api_key_secret_id=env.get("ANTHROPIC_API_KEY_SECRET_ID", ""),
         anthropic_base_url=env.get("ANTHROPIC_BASE_URL", ""),
+        model_provider=env.get("MODEL_PROVIDER", "anthropic") or "anthropic",
+        bedrock_scope=env.get("BEDROCK_SCOPE", "global"),
+        bedrock_base_url=env.get("ANTHROPIC_BEDROCK_BASE_URL", ""),
         default_model=env.get("DEFAULT_MODEL", DEFAULT_MODEL),
         default_max_tokens=int(env.get("DEFAULT_MAX_TOKENS", str(DEFAULT_MAX_TOKENS))),
         default_system_prompt=env.get("DEFAULT_SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),

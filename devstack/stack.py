@@ -59,6 +59,7 @@ from devstack.stack_parts import (
     app_name,
     bounded,
     check_ports,
+    bedrock_requested,
     local_env_for,
     more_tokens,
     prime_app_clients,
@@ -82,7 +83,8 @@ class Stack:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         self.endpoints: dict[str, Any] = {}
-        self.real_anthropic = bool(os.environ.get("ANTHROPIC_API_KEY"))
+        self.bedrock = bedrock_requested()
+        self.real_anthropic = bool(os.environ.get("ANTHROPIC_API_KEY")) and not self.bedrock
         self._stoppers: list[tuple[str, Callable[[], None]]] = []
 
     # --- start ---------------------------------------------------------------------------
@@ -260,7 +262,14 @@ class Stack:
             reply_tokens=self.options.reply_tokens,
             min_cacheable_override=self.options.min_cacheable,
         )
-        emulator = AnthropicEmulator(self.options.host, self.options.anthropic_port, config)
+        if self.bedrock:
+            from devstack.bedrock import BedrockStandIn
+
+            emulator: AnthropicEmulator = BedrockStandIn(
+                self.options.host, self.options.anthropic_port, config
+            )
+        else:
+            emulator = AnthropicEmulator(self.options.host, self.options.anthropic_port, config)
         emulator.start()
         self._stoppers.append(("anthropic emulator", emulator.stop))
         return emulator.url

@@ -155,6 +155,12 @@ def quiet_third_party_logs() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
+def bedrock_requested() -> bool:
+    """MODEL_PROVIDER=bedrock: every model call goes to the local Bedrock stand-in
+    (devstack/bedrock) through the product's Bedrock adapter; never to real Bedrock."""
+    return os.environ.get("MODEL_PROVIDER") == "bedrock"
+
+
 def local_env_for(
     options: StackOptions,
     real_anthropic: bool,
@@ -186,7 +192,11 @@ def local_env_for(
         ),
         "SCHEDULER_ROLE_ARN": f"arn:aws:iam::{ACCOUNT_ID}:role/{prefix}-scheduler",
     }
-    if not real_anthropic:
+    if bedrock_requested():
+        env["MODEL_PROVIDER"] = "bedrock"
+        env["ANTHROPIC_BEDROCK_BASE_URL"] = anthropic_url
+        env["BEDROCK_SCOPE"] = os.environ.get("BEDROCK_SCOPE", "global")
+    elif not real_anthropic:
         env["ANTHROPIC_BASE_URL"] = anthropic_url
         env["ANTHROPIC_API_KEY"] = "devstack-emulator-key"
     return env

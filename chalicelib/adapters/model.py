@@ -1,5 +1,10 @@
 """Anthropic's Messages API through the official SDK: the warm call and the streamed turn.
 
+The request body is built here from the domain's provider-neutral prompt (`anthropic_body`), with
+the model id this provider is sent (`wire_id`: the catalog id itself on Anthropic's API). The
+Bedrock adapter (`adapters/bedrock.py`) reuses the calls and overrides the body, the error mapping
+and the counting of a cut reply.
+
 `anthropic` takes ~0.8 s to import, so this module imports it only inside `AnthropicModel`
 construction: the WebSocket and HTTP handlers never pay for it.
 """
@@ -30,6 +35,20 @@ STALL_CLOSE_S = 0.3
 WARM_TIMEOUT_S = 30.0
 # Counting a stopped reply's tokens delays its turn-aborted frame: at most this long.
 COUNT_TIMEOUT_S = 2.0
+
+
+def anthropic_body(prompt: Prompt, model_id: str, max_tokens: int | None = None) -> dict[str, Any]:
+    """The Messages API request for `prompt` (`messages.create` keyword arguments)."""
+    return {
+        "model": model_id,
+        "max_tokens": prompt.max_tokens if max_tokens is None else max_tokens,
+        "system": prompt.system,
+        "messages": prompt.messages,
+    }
+
+
+def _same_id(model: str) -> str:
+    return model
 
 
 def usage_from(raw: Any) -> Usage:
@@ -102,8 +121,15 @@ def _interrupt(response: Any) -> None:
 
 
 class AnthropicModel:
-    def __init__(self, client: anthropic.Anthropic, warm_timeout_s: float = WARM_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        client: anthropic.Anthropic | anthropic.AnthropicBedrock,
+        warm_timeout_s: float = WARM_TIMEOUT_S,
+        wire_id: Callable[[str], str] = _same_id,
+    ) -> None:
         self.client = client
+        # The catalog id -> the id this provider is sent (the same id keys the price book).
+        self.wire_id = wire_id
         # A warm that takes longer than this is late for its timer anyway.
         self.warm_timeout_s = warm_timeout_s
         # Models that refused `max_tokens: 0`. Whether models that always think accept it is not
@@ -117,12 +143,23 @@ class AnthropicModel:
 
         return cls(anthropic.Anthropic(api_key=api_key or "unset", base_url=base_url or None))
 
+    def body(self, prompt: Prompt, max_tokens: int | None = None) -> dict[str, Any]:
+        """The keyword arguments of `messages.create` for `prompt` on this provider."""
+        return anthropic_body(prompt, self.wire_id(prompt.model), max_tokens)
+
+    def error_code(self, error: Exception) -> str:
+        return error_code(error)
+
+    def usage_of(self, raw: Any, prompt: Prompt) -> Usage:
+        """The usage a response reported, as our domain value."""
+        return usage_from(raw)
+
     def warm(self, prompt: Prompt) -> Usage:
         """One pre-warm request (not streamed: `max_tokens: 0` is refused with `stream`)."""
         import anthropic
 
         max_tokens = 1 if prompt.model in self._no_zero_max_tokens else 0
-        request = {**prompt.request(), "max_tokens": max_tokens}
+        request = self.body(prompt, max_tokens)
         # No SDK retries: each retry of a warm is the policy's, checked against the cache's
         # expiry like the first (domain/timing.py, `late_guard_s`); the SDK would retry a 429 or
         # 529 after 0.375-0.5 s and 0.75-1 s, or after whatever `retry-after` the API sends, past the
@@ -133,13 +170,13 @@ class AnthropicModel:
             message = client.messages.create(**request)
         except anthropic.BadRequestError as error:
             if max_tokens != 0 or "max_tokens" not in str(error) or _over_context_window(error):
-                raise ModelError(error_code(error), str(error)) from error
+                raise ModelError(self.error_code(error), str(error)) from error
             log.warning("%s refused max_tokens=0; warming it with max_tokens=1", prompt.model)
             self._no_zero_max_tokens.add(prompt.model)
             return self.warm(prompt)
         except anthropic.AnthropicError as error:
-            raise ModelError(error_code(error), str(error)) from error
-        return usage_from(message.usage)
+            raise ModelError(self.error_code(error), str(error)) from error
+        return self.usage_of(message.usage, prompt)
 
     def stream(
         self,
@@ -153,7 +190,7 @@ class AnthropicModel:
         watch = _AbortWatch(should_abort)
         opened: Any = None
         try:
-            with self.client.messages.stream(**prompt.request()) as stream, watch.over(stream):
+            with self.client.messages.stream(**self.body(prompt)) as stream, watch.over(stream):
                 opened = stream
                 for text in stream.text_stream:
                     if watch.aborted.is_set():
@@ -161,24 +198,24 @@ class AnthropicModel:
                     parts.append(text)
                     on_text(text)
                 if watch.aborted.is_set():
-                    return StreamResult("".join(parts), self._billed(opened), aborted=True)
+                    return StreamResult("".join(parts), self._billed(opened, prompt), aborted=True)
                 final = stream.get_final_message()
         except Exception as error:
             # Closing the HTTP stream from the watcher surfaces as a transport error here.
             if watch.aborted.is_set():
-                return StreamResult("".join(parts), self._billed(opened), aborted=True)
+                return StreamResult("".join(parts), self._billed(opened, prompt), aborted=True)
             if isinstance(error, anthropic.AnthropicError):
-                code, message = error_code(error), str(error)
+                code, message = self.error_code(error), str(error)
             else:
                 code, message = "upstream_error", f"the reply stream broke: {error}"
-            raise ModelError(code, message, self._billed(opened)) from error
+            raise ModelError(code, message, self._billed(opened, prompt)) from error
         if final.stop_reason is None:
             # The body ended without message_delta/message_stop: the reply is not whole.
             message = "the reply stream ended before the model finished"
-            raise ModelError("upstream_error", message, self._billed(opened))
-        return StreamResult("".join(parts), usage_from(final.usage), aborted=False)
+            raise ModelError("upstream_error", message, self._billed(opened, prompt))
+        return StreamResult("".join(parts), self.usage_of(final.usage, prompt), aborted=False)
 
-    def _billed(self, stream: Any) -> Usage | None:
+    def _billed(self, stream: Any, prompt: Prompt) -> Usage | None:
         """What a stream that did not finish was billed; None if the model never answered.
 
         The prompt's usage comes with message_start, the output's only with the final
@@ -188,7 +225,7 @@ class AnthropicModel:
         snapshot = _snapshot(stream)
         if snapshot is None:
             return None
-        usage = usage_from(snapshot.usage)
+        usage = self.usage_of(snapshot.usage, prompt)
         generated = "".join(
             getattr(block, "text", None) or getattr(block, "thinking", None) or ""
             for block in snapshot.content

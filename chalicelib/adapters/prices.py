@@ -1,4 +1,8 @@
-"""Anthropic prices from pydantic's `genai-prices` library (its data snapshot, never fetched live).
+"""Model prices from pydantic's `genai-prices` library (its data snapshot, never fetched live).
+
+One book per provider: `anthropic` (Anthropic's API) or `aws` (Amazon Bedrock), each priced by
+the model id that provider is actually sent (`wire_id`), since Bedrock prices a regional or
+`us.`/`eu.` profile 10 % above its `global.` one (genai-prices 0.2.3 data, provider `aws`).
 
 The library carries every Claude model's input, output, 5-minute and 1-hour cache write and cache
 read prices, size tiers (Haiku 5.5 above 100k prompt tokens) and dated price changes, so no price
@@ -12,6 +16,7 @@ cache_write_1h the 1-hour part.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -21,6 +26,10 @@ if TYPE_CHECKING:
     import genai_prices
 
 PROVIDER = "anthropic"
+
+
+def _same_id(model: str) -> str:
+    return model
 
 
 class UnknownPrice(LookupError):
@@ -44,8 +53,12 @@ def _library_usage(usage: Usage) -> genai_prices.Usage:
 
 
 class GenaiPriceBook:
+    def __init__(self, provider: str = PROVIDER, wire_id: Callable[[str], str] = _same_id) -> None:
+        self.provider = provider
+        self.wire_id = wire_id
+
     def cost_usd(self, model: str, usage: Usage, at_ms: int) -> float:
-        """What Anthropic bills for `usage` on `model` at the time of the request."""
+        """What the provider bills for `usage` on `model` at the time of the request."""
         return self._price(model, _library_usage(usage), at_ms)
 
     def cache_rates(self, model: str, at_ms: int, prompt_tokens: int = 0) -> CacheRates:
@@ -66,13 +79,15 @@ class GenaiPriceBook:
             cache_read=rate(cache_read_tokens=size),
         )
 
-    @staticmethod
-    def _price(model: str, usage: genai_prices.Usage, at_ms: int) -> float:
+    def _price(self, model: str, usage: genai_prices.Usage, at_ms: int) -> float:
         import genai_prices
 
         try:
             calculation = genai_prices.calc_price(
-                usage, model, provider_id=PROVIDER, genai_request_timestamp=_moment(at_ms)
+                usage,
+                self.wire_id(model),
+                provider_id=self.provider,
+                genai_request_timestamp=_moment(at_ms),
             )
         except LookupError as error:
             raise UnknownPrice(model) from error

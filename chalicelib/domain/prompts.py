@@ -11,10 +11,15 @@ guide, linked from the `max_tokens` docstring of anthropic 2.10.0's `messages.cr
 `max_tokens: 0`, not streamed. Current models refuse a request that ends on an assistant message
 ("This model does not support assistant message prefill", Claude 4.6 and later), so the warm
 never ends on the last reply itself.
+
+The prompt is provider-neutral: `model` is the catalog id and nothing here knows a wire. Each
+model adapter builds its own request body from it (`adapters/model.py` for Anthropic's API,
+`adapters/bedrock.py` for Amazon Bedrock), with the id that provider is sent.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +33,11 @@ class Prompt:
     system: list[dict[str, Any]]
     messages: list[dict[str, Any]]
 
-    def request(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "max_tokens": self.max_tokens,
-            "system": self.system,
-            "messages": self.messages,
-        }
+    def size_bytes(self) -> int:
+        """The UTF-8 size of the prompt's JSON (system and messages): every token of it covers at
+        least one byte, whatever the provider's envelope around it (domain/budget.py)."""
+        content = {"system": self.system, "messages": self.messages}
+        return len(json.dumps(content, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
 def _breakpoint(retention: str) -> dict[str, str]:

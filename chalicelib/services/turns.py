@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import replace
 
@@ -160,11 +159,8 @@ class Turns:
     def _worst_case_micro(self, conversation: Conversation, prompt: Prompt, current: Turn) -> int:
         """The most this turn can cost: every prompt token at the dearest input price (a 1-hour
         cache write) and `maxTokens` of output (budget.worst_case_prompt_tokens)."""
-        size = len(
-            json.dumps(prompt.request(), ensure_ascii=False).encode("utf-8", "surrogatepass")
-        )
         tokens = budget.worst_case_prompt_tokens(
-            size, conversation.warming.prefix_tokens, current.user_text
+            prompt.size_bytes(), conversation.warming.prefix_tokens, current.user_text
         )
         worst = Usage(
             cache_creation_input_tokens=tokens,

@@ -9,6 +9,7 @@ The history's reply is fixed text: the contract is about the requests, not the m
 from __future__ import annotations
 
 from chalicelib.domain import catalog
+from chalicelib.domain.catalog import bedrock
 from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.pricing import Usage
 from chalicelib.domain.prompts import Prompt, turn_prompt, warm_prompt
@@ -22,8 +23,12 @@ _SENTENCE = (
 
 
 def _system_chars(model: str) -> int:
-    facts = catalog.lookup(model)
-    minimum = facts.min_cacheable_tokens if facts else 4096
+    facts, row = catalog.lookup(model), bedrock.lookup(model)
+    # The larger of the two providers' minimums (Opus 4.7: 4,096 on Bedrock), so one scenario
+    # serves both.
+    minimum = max(
+        facts.min_cacheable_tokens if facts else 4096, row.min_cacheable_tokens if row else 0
+    )
     return minimum * 4 * 2  # about twice the minimum, even at 4 characters per token
 
 

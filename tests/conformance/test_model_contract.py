@@ -1,8 +1,10 @@
 """The model adapter's contract with the Messages API, per model: what the product sends is what the
 API accepts, and the cache behaves as the warming policy assumes.
 
-Runs against the emulator in `make test` (every catalog model) and against the real API with
-`make conformance` (see conftest.py): the check an operator runs before switching models.
+Runs against the emulator and the Bedrock stand-in in `make test` (every catalog model, each
+provider), and against a real provider with `make conformance` (see conftest.py): the check an
+operator runs before switching models or providers. A live run prints what it settles (whether
+`max_tokens: 0` was accepted, the first warm's usage, whether the 5 min / 1 h split is reported).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ def warmed(target: Target, model_id: str) -> Warmed:
     adapter = target.adapter
     first = adapter.warm(scenario.warm(model_id, nonce))
     second = adapter.warm(scenario.warm(model_id, nonce))
+    zero = model_id not in adapter._no_zero_max_tokens
+    print(f"\nconformance: {target.name} {model_id}: max_tokens 0 accepted: {zero}")
+    # A read on the first warm of a new prefix would be Bedrock's implicit caching showing.
+    print(f"conformance: {target.name} {model_id}: first warm {first}, second {second}")
     return Warmed(model_id, nonce, first, second)
 
 
@@ -68,7 +74,7 @@ def test_the_next_turn_reads_everything_the_warm_kept_alive(target: Target, warm
 
 def test_usage_reports_every_field_the_cost_figures_read(target: Target, warmed: Warmed) -> None:
     message = target.client.messages.create(
-        **{**scenario.warm(warmed.model, warmed.nonce).request(), "max_tokens": 0}
+        **target.adapter.body(scenario.warm(warmed.model, warmed.nonce), max_tokens=0)
     )
     usage = message.usage
     for name in (
@@ -78,7 +84,14 @@ def test_usage_reports_every_field_the_cost_figures_read(target: Target, warmed:
         "cache_creation_input_tokens",
     ):
         assert isinstance(getattr(usage, name), int), name
-    assert usage.cache_creation is not None
+    prompt = scenario.warm(warmed.model, warmed.nonce)
+    if usage.cache_creation is None:
+        # Whether Bedrock's InvokeModel reports the split is unverified: without it the adapter
+        # prices every write at the TTL the prompt asked for (adapters/bedrock.py).
+        assert target.name == "bedrock", "Anthropic's API reports the 5 min / 1 h split"
+        print(f"\nconformance: {target.name} {warmed.model}: no 5 min / 1 h split reported")
+        assert target.adapter.usage_of(usage, prompt).cache_creation_1h_input_tokens == 0
+        return
     assert isinstance(usage.cache_creation.ephemeral_5m_input_tokens, int)
     assert isinstance(usage.cache_creation.ephemeral_1h_input_tokens, int)
     assert usage_from(usage) == Usage(
@@ -97,7 +110,7 @@ def test_a_stream_delivers_its_events_in_the_documented_order(
     prompt = scenario.next_turn(model_id, secrets.token_hex(4))
     kinds: list[str] = []
     open_blocks: set[int] = set()
-    with target.client.messages.create(**prompt.request(), stream=True) as stream:
+    with target.client.messages.create(**target.adapter.body(prompt), stream=True) as stream:
         for event in stream:
             kinds.append(event.type)
             if event.type == "content_block_start":
