@@ -10,6 +10,7 @@ import pytest
 
 from chalicelib.domain.pricing import Usage
 from chalicelib.wire import frames
+from tests import parsed
 from tests.fakes.ports import field_value, world
 from tests.helpers import OWNER, conversation_with_turn, invoke, subscribe
 
@@ -78,7 +79,7 @@ def test_a_streaming_reply_is_readable_over_get_from_its_first_batch() -> None:
     w = world()
     w.model.reply = "".join(f"w{number:02d} " for number in range(40))
     w.model.chunks, w.model.chunk_seconds = 40, 0.1
-    conversation = w.services.create_conversation(OWNER, {})
+    conversation = w.services.create_conversation(OWNER, parsed.conversation())
     seen: list[tuple[int, str]] = []
 
     def read_get(number: int) -> None:
@@ -86,7 +87,7 @@ def test_a_streaming_reply_is_readable_over_get_from_its_first_batch() -> None:
         seen.append((number, turns[-1].assistant_text))
 
     w.model.on_chunk = read_get
-    w.services.start_turn(OWNER, conversation.id, {"text": "count"})
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "count"}))
     assert w.services.generate(conversation.id, 0) == "sealed"
     for number, text in seen[1:]:
         # Chunk n is added at n * 0.1 s; what GET shows lags the stream by at most 1.1 s.
@@ -97,7 +98,7 @@ def test_the_measuring_reason_stays_true_after_two_sealed_turns() -> None:
     # It used to say "until two sealed turns", still shown after two sealed turns.
     w = world()
     conversation = conversation_with_turn(w)
-    w.services.start_turn(OWNER, conversation.id, {"text": "again"})
+    w.services.start_turn(OWNER, conversation.id, parsed.turn({"text": "again"}))
     assert w.services.generate(conversation.id, 1) == "sealed"
     reply = subscribe(w, "ws1", conversation.id)
     reason = next(f for f in reply["spec"]["fields"] if f["id"] == "cache-retention")["reason"]
