@@ -18,7 +18,7 @@ from devstack.anthropic.prompt import MessagesRequest
 from devstack.anthropic.reply import reply_pieces
 from devstack.anthropic.server import EmulatorServer, _Handler
 from devstack.anthropic.streaming import ClientGone
-from devstack.bedrock import eventstream
+from devstack.bedrock.eventstream import CONTENT_TYPE, chunk, exception
 from devstack.bedrock.rules import BedrockError, check_signed, parse_invoke, resolve_model
 
 
@@ -214,13 +214,13 @@ class _BedrockHandler(_Handler):
         try:
             self._open_event_stream(record["request_id"])
             for event in emu.opening_events(request, record, plan):
-                self._frame(eventstream.chunk(event))
+                self._frame(chunk(event))
             sent = self._deltas(words, fault)
             if fault is not None and fault.kind in ("stream_error", "drop"):
                 self._cut(fault, record, sent)
                 return
             for event in emu.closing_events(plan, stop_reason, sent):
-                self._frame(eventstream.chunk(event))
+                self._frame(chunk(event))
             emu.finish_stream(record, "ok", sent)
             self._chunk(b"")
         except (ConnectionError, TimeoutError, ClientGone):
@@ -229,7 +229,7 @@ class _BedrockHandler(_Handler):
 
     def _open_event_stream(self, request_id: str) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", eventstream.CONTENT_TYPE)
+        self.send_header("Content-Type", CONTENT_TYPE)
         self.send_header("X-Amzn-Bedrock-Content-Type", "application/json")
         self.send_header("x-amzn-RequestId", request_id)
         self.send_header("Transfer-Encoding", "chunked")
@@ -250,7 +250,7 @@ class _BedrockHandler(_Handler):
                 raise ClientGone
             delta = {"type": "text_delta", "text": word}
             self._frame(
-                eventstream.chunk({"type": "content_block_delta", "index": 0, "delta": delta})
+                chunk({"type": "content_block_delta", "index": 0, "delta": delta})
             )
         return len(words)
 
@@ -264,7 +264,7 @@ class _BedrockHandler(_Handler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         err = FAULT_ERRORS["stream_error"]
-        self._frame(eventstream.exception(err.stream_shape, err.message))
+        self._frame(exception(err.stream_shape, err.message))
         emu.finish_stream(record, "stream_error", sent)
         self._chunk(b"")
 
