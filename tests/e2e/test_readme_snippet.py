@@ -104,6 +104,10 @@ def test_the_readme_snippet_type_checks_and_runs(devstack: dict[str, Any], tmp_p
     printed = [entry.split(" ") for entry in logs if entry.startswith("not-cacheable ")]
     assert len(printed) == 1, logs
     status, countdown, net, entries, older = printed[0]
-    assert (status, countdown, float(net), older) == ("not-cacheable", "—", 0.0, "0"), logs
+    assert (status, countdown, older) == ("not-cacheable", "—", "0"), logs
+    # The net is the user's across all conversations (`GET /savings`), and the tests before this
+    # one on the same stack and user have warmed: only its type is this snippet's. That no warm
+    # was sent for this conversation is its history: one entry, the sealed turn.
+    float(net)
     assert int(entries) == 1  # the sealed turn
     assert rendered.strip(), "the reply was not rendered"
