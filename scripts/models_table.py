@@ -176,6 +176,61 @@ def rules_table() -> str:
     return "\n".join(lines)
 
 
+def bedrock_table() -> str:
+    """Both providers side by side: the id each is sent, the cache minimum, 1 h, input price."""
+    from chalicelib.adapters.prices import GenaiPriceBook
+    from chalicelib.domain.catalog import bedrock
+    from chalicelib.domain.pricing import Usage
+
+    at_ms = int(PRICED_AT.timestamp() * 1000)
+    million = Usage(input_tokens=1_000_000)
+    lines = [
+        "| id (Anthropic API) | Bedrock base id | profiles | min cacheable API / Bedrock "
+        "| 1 h on Bedrock | input $/M API / `global.` / `us.` |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in CATALOG:
+        row = bedrock.lookup(f.id)
+        if row is None:
+            continue
+
+        def usd(scope: str, model: str = f.id) -> str:
+            book = GenaiPriceBook("aws", lambda m: bedrock.bedrock_id(m, scope))
+            return f"{book.cost_usd(model, million, at_ms):g}"
+
+        api = f"{GenaiPriceBook().cost_usd(f.id, million, at_ms):g}"
+        profiles = ", ".join(f"`{s}.`" for s in row.scopes if s) + (
+            ", regional" if "" in row.scopes else ""
+        )
+        star = "*" if row.unverified else ""
+        lines.append(
+            f"| `{f.id}` | `{row.base_id}`{star} | {profiles} "
+            f"| {f.min_cacheable_tokens:,} / {row.min_cacheable_tokens:,} | {_yes(row.one_hour_cache)} "
+            f"| {api} / {usd('global')} / {usd('us')} |"
+        )
+    lines.append("")
+    lines.append('`*` see the row\'s notes under "Bedrock: what is unverified".')
+    for f in CATALOG:
+        row = bedrock.lookup(f.id)
+        for note in row.unverified if row else ():
+            lines.append(f"- `{f.id}`: {note}.")
+    return "\n".join(lines)
+
+
+def bedrock_rules_table() -> str:
+    from devstack.bedrock import RULES as BEDROCK_RULES
+
+    lines = ["| rule | status | shape | message | exact | source |", "|---|---|---|---|---|---|"]
+    for rule in BEDROCK_RULES.values():
+        exact = "yes" if rule.exact else "no: stand-in wording"
+        message = rule.message.replace("|", "\\|")
+        lines.append(
+            f"| `{rule.key}` | {rule.status} | `{rule.shape}` | `{message}` | {exact} "
+            f"| {rule.source} |"
+        )
+    return "\n".join(lines)
+
+
 SECTIONS = {
     "catalog": catalog_table,
     "prices": prices_table,
@@ -183,6 +238,8 @@ SECTIONS = {
     "assumptions": assumptions_list,
     "sources": sources_list,
     "rules": rules_table,
+    "bedrock": bedrock_table,
+    "bedrock-rules": bedrock_rules_table,
 }
 
 

@@ -43,7 +43,7 @@ SCOPES: tuple[str, ...] = ("global", "us", "eu", "")
 
 _NOT_IN_AWS_TABLE = (
     "min_cacheable_tokens and one_hour_cache: the model was not in AWS's prompt-caching table "
-    "when read; the API's minimum is assumed and no 1 h breakpoint is sent"
+    "when read; the API's minimum is assumed, and whether a 1 h breakpoint is served is unverified (the product sends what the conversation asks)"
 )
 _ID_FROM_PRICES = "base_id: read from genai-prices' aws match clauses, not from an AWS model table"
 
