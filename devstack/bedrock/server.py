@@ -12,8 +12,9 @@ import urllib.parse
 from http.server import ThreadingHTTPServer
 from typing import Any, Protocol, cast
 
-from devstack.anthropic.cache import CachePlan, PromptCache
-from devstack.anthropic.config import EmulatorConfig, Fault
+from devstack.anthropic.cache import CachePlan
+from devstack.anthropic.config import Fault
+from devstack.anthropic.ports import EmulatorState
 from devstack.anthropic.prompt import MessagesRequest
 from devstack.anthropic.reply import reply_pieces
 from devstack.anthropic.server import EmulatorServer, _Handler
@@ -22,27 +23,12 @@ from devstack.bedrock.eventstream import CONTENT_TYPE, chunk, exception
 from devstack.bedrock.rules import BedrockError, check_signed, parse_invoke, resolve_model
 
 
-class StandIn(Protocol):
-    """What the handler needs of `standin.BedrockStandIn` (no import back: no cycle)."""
+class StandIn(EmulatorState, Protocol):
+    """What the handler needs of `standin.BedrockStandIn` (no import back: no cycle): the
+    emulator's state, and Bedrock's own answers."""
 
-    config: EmulatorConfig
-    cache: PromptCache
     refuse_zero_max_tokens: bool
 
-    def now(self) -> float: ...
-    def next_ids(self) -> tuple[str, str]: ...
-    def record(self, entry: dict[str, Any]) -> None: ...
-    def finish_record(self, entry: dict[str, Any], outcome: str) -> None: ...
-    def finish_stream(
-        self,
-        entry: dict[str, Any],
-        outcome: str,
-        deltas_sent: int,
-        *,
-        disconnected: bool = False,
-        dropped: bool = False,
-    ) -> None: ...
-    def take_fault(self, stream: bool) -> Fault | None: ...
     def take_failure(self) -> BedrockError | None: ...
     def usage(self, plan: CachePlan, output_tokens: int) -> dict[str, Any]: ...
     def message(
@@ -249,9 +235,7 @@ class _BedrockHandler(_Handler):
             if interval and self.client_gone(t0 + (i + 1) * interval):
                 raise ClientGone
             delta = {"type": "text_delta", "text": word}
-            self._frame(
-                chunk({"type": "content_block_delta", "index": 0, "delta": delta})
-            )
+            self._frame(chunk({"type": "content_block_delta", "index": 0, "delta": delta}))
         return len(words)
 
     def _cut(self, fault: Fault, record: dict[str, Any], sent: int) -> None:
