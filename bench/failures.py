@@ -26,7 +26,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench.policies import CACHE_5M, FixedInterval, break_even_budget
-from bench.policy import READS, GapModel, Outcome, Runner, oracle_outcomes, tally
+from bench.policy_gaps import READS, GapModel
+from bench.policy_oracle import oracle_outcomes, tally
+from bench.policy_replay import Outcome
+from bench.policy_rules import Runner
 
 FAILURE_RATES = (0.001, 0.01, 0.05)
 WIDE_MARGIN_S = 40.0

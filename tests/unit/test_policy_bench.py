@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from bench import policy as policy_bench
+from bench import policy_choice, policy_replay
 from bench.policies import (
     CACHE_1H,
     CACHE_5M,
@@ -25,21 +25,15 @@ from bench.policies import (
     warm_times,
     warms_if_never_back,
 )
-from bench.policy import (
+from bench.policy_gaps import GapModel, fit_lognormal, gap_models
+from bench.policy_oracle import Tally, oracle_cost, oracle_outcomes, oracle_warms, tally
+from bench.policy_replay import (
     DecideShortcutBroken,
-    GapModel,
     Outcome,
-    Tally,
     decide_outcomes,
-    fit_lognormal,
-    gap_models,
-    oracle_cost,
-    oracle_outcomes,
-    oracle_warms,
     play,
     play_users,
     replay_decide,
-    tally,
 )
 from chalicelib.domain.warming import choice
 
@@ -265,8 +259,8 @@ def test_decide_outcomes_match_a_full_replay_and_catch_a_history_dependent_decid
         out = original(gaps, retention, read, warm_log)
         return [out[0], *(Outcome(o.warms + 1, o.alive) for o in out[1:])]
 
-    original = policy_bench.replay_decide
-    monkeypatch.setattr(policy_bench, "replay_decide", drifting)
+    original = policy_replay.replay_decide
+    monkeypatch.setattr(policy_replay, "replay_decide", drifting)
     with pytest.raises(DecideShortcutBroken):
         decide_outcomes(model, CACHE_5M, exact=False)
 
@@ -292,7 +286,7 @@ def test_the_domains_prior_is_the_benchmarks_fit() -> None:
 def test_the_domains_idle_cost_is_the_benchmarks_for_the_shipped_rule(
     cache: Cache, read: float
 ) -> None:
-    rates, budget = policy_bench.shipped_terms(cache.name, read)
+    rates, budget = policy_replay.shipped_terms(cache.name, read)
     shipped = FixedInterval(cache.ttl - 10, budget)
     mu, sigma = fit_lognormal()
     for never in (0.0, 1 / 9):
@@ -303,14 +297,14 @@ def test_the_domains_idle_cost_is_the_benchmarks_for_the_shipped_rule(
 
 
 def test_the_auto_choice_in_the_choice_table_starts_on_5m_and_waits_for_two_turns() -> None:
-    conv = policy_bench.Conv([10_000.0, 10_000.0, 10_000.0], 0)
+    conv = policy_choice.Conv([10_000.0, 10_000.0, 10_000.0], 0)
     played = {
         "5m": [Outcome(11, False)] * 3,  # every gap expires the 5m cache
         "1h": [Outcome(0, True)] * 3,
     }
-    _, hours, moved = policy_bench.auto_cost(conv, 0.1, (50_000, 500), played, ends=False)
+    _, hours, moved = policy_choice.auto_cost(conv, 0.1, (50_000, 500), played, ends=False)
     # Turn 2 cannot choose (one exchange not measured yet); turn 3 moves to 1h for good.
     assert (hours, moved) == (1, 1)
     # With the end share counted, as shipped, the 1h cache's budget after the last reply keeps
     # the same conversation on 5m.
-    assert policy_bench.auto_cost(conv, 0.1, (50_000, 500), played)[1:] == (0, 0)
+    assert policy_choice.auto_cost(conv, 0.1, (50_000, 500), played)[1:] == (0, 0)
