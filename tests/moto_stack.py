@@ -317,11 +317,13 @@ class MotoStack:
 
     def make_visible(self, body: str) -> None:
         """The fake clock reached the tick's due time (or the end of its retry backoff): end its
-        wall-clock delay or invisibility in moto."""
+        wall-clock delay or invisibility in moto. One message only: copies put back side by side
+        carry the same body, and each comes due on its own delivery."""
         for message in self.moto_queue(TICK_QUEUE)._messages:
             if message.body == body:
                 message.delayed_until = 0
                 message.visible_at = 0
+                return
 
     def moto_queue(self, name: str) -> Any:
         return sqs_backends[DEFAULT_ACCOUNT_ID][REGION].queues[name]
