@@ -1115,7 +1115,14 @@ def fake_aws(tmp_path: Path, packaged: Packaged) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("ANTHROPIC_API_KEY_SECRET_ARN", "ALARM_TOPIC_ARN", "ARTIFACT_BUCKET")
+        if key
+        not in (
+            "ANTHROPIC_API_KEY_SECRET_ARN",
+            "ALARM_TOPIC_ARN",
+            "ARTIFACT_BUCKET",
+            "MODEL_PROVIDER",
+            "BEDROCK_SCOPE",
+        )
         and not key.startswith("JWT_")
     }
     env.update(
