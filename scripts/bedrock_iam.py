@@ -4,7 +4,7 @@
 
 `infra/package.sh` runs it on the merged template, so the models the functions may invoke are
 the rows of `chalicelib/domain/catalog/bedrock.py` and never a hand-kept copy. It adds to WarmRole
-and GenerateRole, under the `IsBedrock` condition, one inline policy `bedrock-models` allowing
+and GenerateRole, under the `IsBedrock` condition, statements to their inline policy allowing
 `bedrock:InvokeModel` and `bedrock:InvokeModelWithResponseStream` on, for the deployed
 `BedrockScope`:
 
@@ -45,7 +45,7 @@ from chalicelib.domain.catalog.bedrock import BEDROCK, SCOPES
 
 ROLES: tuple[str, ...] = ("WarmRole", "GenerateRole")
 ACTIONS: tuple[str, ...] = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
-POLICY_NAME = "bedrock-models"
+SIDS: tuple[str, ...] = ("InvokeProfiles", "InvokeModelsThroughProfiles", "InvokeRegionalModels")
 CONDITION = "IsBedrock"
 PARAMETER = "BedrockScope"
 PREFIX = "arn:${AWS::Partition}:bedrock"
@@ -92,19 +92,24 @@ def statements(scope: str) -> list[dict[str, Any]]:
     ]
 
 
-def policy() -> dict[str, Any]:
-    """The role policy: absent unless IsBedrock, its statements chosen by the deployed scope."""
-    chain: Any = statements(SCOPES[-1])
-    for scope in reversed(SCOPES[:-1]):
-        chain = {"Fn::If": [scope_condition(scope), statements(scope), chain]}
-    document = {"Version": "2012-10-17", "Statement": chain}
-    return {
-        "Fn::If": [
-            CONDITION,
-            {"PolicyName": POLICY_NAME, "PolicyDocument": document},
-            {"Ref": "AWS::NoValue"},
-        ]
-    }
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def grant() -> list[dict[str, Any]]:
+    """Statement items for a role's policy: each absent unless IsBedrock, chosen by the scope."""
+    per_scope = {scope: statements(scope) for scope in SCOPES}
+    width = max(len(items) for items in per_scope.values())
+    items = []
+    for position in range(width):
+        chain: Any = _at(per_scope[SCOPES[-1]], position)
+        for scope in reversed(SCOPES[:-1]):
+            chain = {"Fn::If": [scope_condition(scope), _at(per_scope[scope], position), chain]}
+        items.append({"Fn::If": [CONDITION, chain, NO_VALUE]})
+    return items
+
+
+def _at(items: list[dict[str, Any]], position: int) -> Any:
+    return items[position] if position < len(items) else NO_VALUE
 
 
 def add_grant(template: dict[str, Any]) -> None:
@@ -120,14 +125,16 @@ def add_grant(template: dict[str, Any]) -> None:
         equals = {"Fn::Equals": [{"Ref": PARAMETER}, scope]}
         template["Conditions"][scope_condition(scope)] = equals
     for role in ROLES:
-        policies = template["Resources"][role]["Properties"]["Policies"]
-        if any(_names(item, POLICY_NAME) for item in policies):
-            raise ValueError(f"{role} already has a {POLICY_NAME} policy")
-        policies.append(policy())
+        (policy,) = template["Resources"][role]["Properties"]["Policies"]
+        listed = policy["PolicyDocument"]["Statement"]
+        if any(_names(item, SIDS) for item in listed):
+            raise ValueError(f"{role} already has a Bedrock grant")
+        listed.extend(grant())
 
 
-def _names(item: Any, name: str) -> bool:
-    return f'"PolicyName": "{name}"' in json.dumps(item)
+def _names(item: Any, sids: tuple[str, ...]) -> bool:
+    text = json.dumps(item)
+    return any(f'"Sid": "{sid}"' in text for sid in sids)
 
 
 class _NoAliases(yaml.SafeDumper):  # type: ignore[misc]
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     text = yaml.dump(template, Dumper=_NoAliases, allow_unicode=True, sort_keys=False)
     args.template.write_text(text, encoding="utf-8")
-    print(f"bedrock_iam: {POLICY_NAME} on {', '.join(ROLES)} ({len(BEDROCK)} catalog rows)")
+    print(f"bedrock_iam: Bedrock grant in {', '.join(ROLES)} ({len(BEDROCK)} catalog rows)")
     return 0
 
 

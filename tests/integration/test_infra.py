@@ -367,7 +367,7 @@ def role_of(template: Mapping[str, Any], function: str) -> str:
 
 def role_statements(resolver: Resolver, role: str) -> list[dict[str, Any]]:
     """Every statement of the role's inline policies and of the AWS::IAM::Policy attached to it."""
-    # Resolved first: a policy may exist only under a condition (bedrock-models under IsBedrock).
+    # Resolved first: a policy or statement may exist only under a condition (Fn::If).
     policies = resolver.resolve(resolver.resources[role].get("Properties", {}).get("Policies", []))
     documents = [policy["PolicyDocument"] for policy in policies]
     assert not resolver.resources[role]["Properties"].get("ManagedPolicyArns")

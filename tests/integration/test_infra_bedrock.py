@@ -24,6 +24,7 @@ from tests.integration.test_infra import (
     NEEDS,
     REGION,
     SECRET_ARN,
+    STACK,
     Resolver,
     _as_list,
     _deploy,
@@ -43,6 +44,11 @@ INVOKE = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
 # Regions a profile may route to (any: the destinations are AWS's to change).
 DESTINATIONS = ("us-east-1", "us-west-2", "eu-central-1", "eu-west-1", "ap-northeast-1")
 NOT_IN_CATALOG = ("anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-pro-v1:0")
+# IAM user guide, "IAM and AWS STS quotas" (reference_iam-quotas.html, read 2026-12-07): a role's
+# inline policies together, "Role policy size cannot exceed 10,240 characters", whitespace not
+# counted. infra/deploy.sh allows stack names of up to 40 characters.
+ROLE_POLICY_CHARACTERS = 10_240
+LONGEST_STACK = "s" * 40
 
 
 def bedrock(template: dict[str, Any], scope: str, **parameters: str) -> Resolver:
@@ -146,6 +152,16 @@ def test_nothing_else_is_invocable(template: dict[str, Any], scope: str) -> None
     assert_no_statement_grants_every_resource(resolver)
 
 
+@pytest.mark.parametrize("scope", SCOPES)
+def test_each_role_policy_fits_iams_size_quota(template: dict[str, Any], scope: str) -> None:
+    """Every catalog row adds ARNs to the model roles: the quota bounds how many rows there can be."""
+    resolver = bedrock(template, scope)
+    for role in ("WarmRole", "GenerateRole", "ApiRole"):
+        policies = resolver.resolve(template["Resources"][role]["Properties"]["Policies"])
+        text = json.dumps(policies, separators=(",", ":")).replace(STACK, LONGEST_STACK)
+        assert len("".join(text.split())) <= ROLE_POLICY_CHARACTERS, (role, len(text))
+
+
 def test_a_row_offered_without_a_scope_is_not_granted_under_it(template: dict[str, Any]) -> None:
     missing = [(row, scope) for row in BEDROCK for scope in SCOPES if scope not in row.scopes]
     assert missing, "the catalog has no row without some scope: this test checks nothing"
@@ -202,7 +218,10 @@ def test_packaging_refuses_a_scope_list_other_than_the_catalogs(tmp_path: Path) 
     document: dict[str, Any] = {
         "Parameters": {"BedrockScope": {"AllowedValues": ["global", "us"]}},
         "Conditions": {"IsBedrock": {}},
-        "Resources": {role: {"Properties": {"Policies": []}} for role in bedrock_iam.ROLES},
+        "Resources": {
+            role: {"Properties": {"Policies": [{"PolicyDocument": {"Statement": []}}]}}
+            for role in bedrock_iam.ROLES
+        },
     }
     path = tmp_path / "sam.yaml"
     path.write_text(yaml.safe_dump(document))
