@@ -22,10 +22,11 @@ in Resource needs the foundation model "in each Region associated with it"); "Ge
 cross-Region inference", section "IAM policy requirements" (.../geographic-cross-region-inference.html:
 the profile in the source Region, the foundation model in the source and every destination Region,
 a `bedrock:InferenceProfileArn` StringEquals condition on the model statement); "Global
-cross-Region inference", section "IAM policy requirements" (.../global-cross-region-inference.html:
-the global profile, the regional and the region-less foundation model, as recorded in
-../shared/NOTES.md "Amazon Bedrock"). The destination Regions of a profile are AWS's to change,
-hence `*` for the model's Region, bounded by the profile condition.
+cross-Region inference" (.../global-cross-region-inference.html), whose section "IAM policy
+requirements" was found but not read in full: the global profile and the region-less foundation
+model ARN as recorded in ../shared/NOTES.md "Amazon Bedrock". The destination Regions of a profile
+are AWS's to change, hence `*` for the model's Region, bounded by the profile condition; what is
+unverified about this grant is listed in docs/models.md.
 
 It refuses (exit 1) a template whose `BedrockScope` parameter does not allow exactly the catalog's
 scopes: the last scope is the chain's else branch.
