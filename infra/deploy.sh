@@ -6,7 +6,12 @@
 # Usage: infra/deploy.sh [STAGE]
 # Environment:
 #   ANTHROPIC_API_KEY_SECRET_ARN  full ARN of the Secrets Manager secret holding the Anthropic key;
-#                                 required on the first deploy, later deploys keep the stack's value
+#                                 required on the first deploy with the anthropic provider, later
+#                                 deploys keep the stack's value
+#   MODEL_PROVIDER                anthropic (the template's default) or bedrock: who serves Claude
+#                                 (docs/models.md); unset keeps the stack's value
+#   BEDROCK_SCOPE                 with bedrock: global (default), us, eu, or "" for the regional
+#                                 model id; unset keeps the stack's value
 #   ALARM_TOPIC_ARN               optional SNS topic for the dead-letter-queue alarm
 #   JWT_JWKS_URL, JWT_ISSUER, JWT_AUDIENCE
 #                                 optional identity provider for bearer tokens (RS256 via JWKS);
@@ -105,10 +110,19 @@ stack_exists() {
 }
 
 PARAMS=("WarmReservedConcurrency=$WARM_RESERVED" "GenerateReservedConcurrency=$GENERATE_RESERVED")
+if [[ -n "${MODEL_PROVIDER+set}" ]]; then
+    [[ "$MODEL_PROVIDER" =~ ^(anthropic|bedrock)$ ]] || {
+        echo "error: MODEL_PROVIDER must be anthropic or bedrock, not '$MODEL_PROVIDER'" >&2; exit 1; }
+    PARAMS+=("ModelProvider=$MODEL_PROVIDER")
+fi
+[[ -n "${BEDROCK_SCOPE+set}" ]] && PARAMS+=("BedrockScope=$BEDROCK_SCOPE")
 if [[ -n "${ANTHROPIC_API_KEY_SECRET_ARN:-}" ]]; then
     PARAMS+=("AnthropicApiKeySecretArn=$ANTHROPIC_API_KEY_SECRET_ARN")
-elif ! stack_exists; then
-    echo "error: first deploy of $STACK_NAME: set ANTHROPIC_API_KEY_SECRET_ARN (docs/operations.md)" >&2
+elif [[ "${MODEL_PROVIDER:-}" != bedrock ]] && ! stack_exists; then
+    # Bedrock needs no key: the functions' roles sign the calls (template rule
+    # AnthropicProviderNamesItsKey refuses an anthropic stack without one).
+    echo "error: first deploy of $STACK_NAME: set ANTHROPIC_API_KEY_SECRET_ARN, or MODEL_PROVIDER=bedrock" \
+        "(docs/operations.md)" >&2
     exit 1
 fi
 # Optional parameters: passed when the variable is set (even to ""), otherwise the stack keeps its

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the deployable CloudFormation template for one stage, offline:
 #   chalice package (+ infra/template.yaml merged in)  ->  $OUT_DIR/sam.yaml + deployment.zip
+#   the roles' Bedrock grant from the model catalog (scripts/bedrock_iam.py);
 #   bytecode for every module added to deployment.zip (scripts/precompile.py);
 #   cfn-lint on the merged template.
 # Usage: infra/package.sh [STAGE]        (or `make package STAGE=dev`)
@@ -52,6 +53,9 @@ with open(path, encoding="utf-8") as handle:
 with open(path, "w", encoding="utf-8") as handle:
     yaml.dump(template, handle, Dumper=NoAliasDumper, allow_unicode=True, sort_keys=False)
 PY
+
+# The Bedrock grant (ModelProvider=bedrock) is written from the model catalog, never by hand.
+(cd "$ROOT" && "$BIN/python" -m scripts.bedrock_iam "$TEMPLATE")
 
 # Lambda's /var/task is read-only: ship bytecode, or every cold start compiles every import.
 (cd "$ROOT" && "$BIN/python" -m scripts.precompile "$OUT_DIR/deployment.zip" "$TEMPLATE")

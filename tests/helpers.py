@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.domain.conversation import Conversation
+from chalicelib.domain.prompts import Prompt
 from tests import parsed
 from tests.fakes.ports import World
 
@@ -158,3 +160,37 @@ BAD_FRAMES: list[tuple[str, str, str | None]] = [
     (frame(type="close", conversationId=None), "missing_field", None),
     (json.dumps({"type": "ping", "pad": "x" * 40_000}), "frame_too_large", None),
 ]
+
+
+# --- model adapter prompts (test_model_adapter.py, test_bedrock_adapter.py) -------------------
+
+
+@dataclass(frozen=True)
+class AdapterPrompts:
+    system: list[dict[str, Any]]
+    messages: list[dict[str, Any]]
+    warm: Prompt
+    turn: Prompt
+
+
+def adapter_prompts(system_repeats: int, model: str = "claude-sonnet-4-6") -> AdapterPrompts:
+    """A cached system prompt of `system_repeats` times "Be brief. " (long enough for the model's
+    minimum cacheable prefix), a cached first exchange, the documented pre-warm shape (the cached
+    prefix, then a placeholder user message) and a turn on the first message."""
+    system = [
+        {
+            "type": "text",
+            "text": "Be brief. " * system_repeats,
+            "cache_control": {"type": "ephemeral"},
+        }
+    ]
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "text", "text": "Hello!", "cache_control": {"type": "ephemeral"}}],
+        },
+    ]
+    placeholder = {"role": "user", "content": [{"type": "text", "text": "(warm-up)"}]}
+    warm = Prompt(model, 0, system, [*messages, placeholder])
+    return AdapterPrompts(system, messages, warm, Prompt(model, 100, system, [messages[0]]))

@@ -7,6 +7,7 @@ import json
 import selectors
 import socket
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -108,7 +109,18 @@ class StreamingHandler(BaseHTTPRequestHandler):
         self._event("ping", {"type": "ping"})
 
     def _send_deltas(self, words: list[str], fault: Fault | None, tokens_per_second: float) -> None:
-        """One delta per word, paced; stops early where a drop or stream fault cuts in."""
+        self.paced_deltas(words, fault, tokens_per_second, self._sse_delta)
+
+    def paced_deltas(
+        self,
+        words: list[str],
+        fault: Fault | None,
+        tokens_per_second: float,
+        write: Callable[[dict[str, Any]], None],
+    ) -> None:
+        """One `content_block_delta` per word, paced, counted in `_sent`; stops early where a drop
+        or stream fault cuts in. `write` frames the event: SSE here, AWS event-stream frames in
+        the Bedrock stand-in (devstack/bedrock/server.py)."""
         interval = 1.0 / tokens_per_second if tokens_per_second > 0 else 0.0
         t0 = time.monotonic()
         for i, word in enumerate(words):
@@ -120,15 +132,17 @@ class StreamingHandler(BaseHTTPRequestHandler):
                 break
             if interval and self.client_gone(t0 + (i + 1) * interval):
                 raise ClientGone
-            self._event(
-                "content_block_delta",
+            write(
                 {
                     "type": "content_block_delta",
                     "index": 0,
                     "delta": {"type": "text_delta", "text": word},
-                },
+                }
             )
             self._sent += 1
+
+    def _sse_delta(self, event: dict[str, Any]) -> None:
+        self._event("content_block_delta", event)
 
     def _drop_stream(self, record: dict[str, Any]) -> None:
         # No terminating chunk: the client sees the body cut short, like a reset proxy.

@@ -196,21 +196,22 @@ class _BedrockHandler(_Handler):
         record: dict[str, Any],
     ) -> None:
         emu = self.standin
-        sent = 0
+        # Counted on the handler (paced_deltas) so a disconnect records how far the stream got.
+        self._sent = 0
         try:
             self._open_event_stream(record["request_id"])
             for event in emu.opening_events(request, record, plan):
                 self._frame(chunk(event))
-            sent = self._deltas(words, fault)
+            self.paced_deltas(words, fault, emu.config.tokens_per_second, self._event_frame)
             if fault is not None and fault.kind in ("stream_error", "drop"):
-                self._cut(fault, record, sent)
+                self._cut(fault, record, self._sent)
                 return
-            for event in emu.closing_events(plan, stop_reason, sent):
+            for event in emu.closing_events(plan, stop_reason, self._sent):
                 self._frame(chunk(event))
-            emu.finish_stream(record, "ok", sent)
+            emu.finish_stream(record, "ok", self._sent)
             self._chunk(b"")
         except (ConnectionError, TimeoutError, ClientGone):
-            emu.finish_stream(record, "disconnected", sent, disconnected=True)
+            emu.finish_stream(record, "disconnected", self._sent, disconnected=True)
             self.close_connection = True
 
     def _open_event_stream(self, request_id: str) -> None:
@@ -221,22 +222,8 @@ class _BedrockHandler(_Handler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
-    def _deltas(self, words: list[str], fault: Fault | None) -> int:
-        tps = self.standin.config.tokens_per_second
-        interval = 1.0 / tps if tps > 0 else 0.0
-        t0 = time.monotonic()
-        for i, word in enumerate(words):
-            if (
-                fault is not None
-                and fault.kind in ("drop", "stream_error")
-                and i == fault.after_deltas
-            ):
-                return i
-            if interval and self.client_gone(t0 + (i + 1) * interval):
-                raise ClientGone
-            delta = {"type": "text_delta", "text": word}
-            self._frame(chunk({"type": "content_block_delta", "index": 0, "delta": delta}))
-        return len(words)
+    def _event_frame(self, event: dict[str, Any]) -> None:
+        self._frame(chunk(event))
 
     def _cut(self, fault: Fault, record: dict[str, Any], sent: int) -> None:
         emu = self.standin

@@ -12,23 +12,11 @@ from chalicelib.domain.prompts import Prompt
 from chalicelib.ports import ModelError
 from devstack.anthropic import EmulatorConfig
 from devstack.bedrock import BedrockError, BedrockStandIn
+from tests.helpers import adapter_prompts
 
-SYSTEM = [{"type": "text", "text": "Be brief. " * 1800, "cache_control": {"type": "ephemeral"}}]
+PROMPTS = adapter_prompts(1800)
+SYSTEM, MESSAGES, WARM, TURN = PROMPTS.system, PROMPTS.messages, PROMPTS.warm, PROMPTS.turn
 HOUR = {"type": "ephemeral", "ttl": "1h"}
-MESSAGES = [
-    {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
-    {
-        "role": "assistant",
-        "content": [{"type": "text", "text": "Hello!", "cache_control": {"type": "ephemeral"}}],
-    },
-]
-WARM = Prompt(
-    "claude-sonnet-4-6",
-    0,
-    SYSTEM,
-    [*MESSAGES, {"role": "user", "content": [{"type": "text", "text": "(warm-up)"}]}],
-)
-TURN = Prompt("claude-sonnet-4-6", 100, SYSTEM, [MESSAGES[0]])
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ decodes the event stream, CRCs included) and with raw HTTP where boto3 would not
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -76,6 +77,31 @@ def test_the_stream_is_event_stream_chunks_of_the_messages_events(runtime: Any) 
     assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
     assert kinds.count("content_block_delta") == 5
     assert events[-2]["usage"]["output_tokens"] == 5
+
+
+def test_a_client_closing_the_stream_early_is_recorded_with_what_was_sent() -> None:
+    # The paced loop is the emulator's (StreamingHandler.paced_deltas): a disconnect records how
+    # far the stream got, as the Anthropic emulator does.
+    config = EmulatorConfig(tokens_per_second=40, reply_tokens=300)
+    with BedrockStandIn(config=config) as stand_in:
+        runtime = boto3.client(
+            "bedrock-runtime", region_name="us-east-1", endpoint_url=stand_in.url
+        )
+        answer = runtime.invoke_model_with_response_stream(
+            modelId=PROFILE, body=json.dumps(body(max_tokens=1000))
+        )
+        deltas = 0
+        for part in answer["body"]:
+            deltas += json.loads(part["chunk"]["bytes"])["type"] == "content_block_delta"
+            if deltas == 3:
+                break
+        answer["body"].close()
+        deadline = time.monotonic() + 2.0
+        while stand_in.stats.disconnects == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        record = stand_in.stats.requests[-1]
+    assert record["outcome"] == "disconnected"
+    assert 3 <= record["deltas_sent"] < 300
 
 
 def test_an_error_mid_stream_is_an_exception_frame(standin: BedrockStandIn, runtime: Any) -> None:

@@ -426,7 +426,9 @@ def test_on_failure_destinations_are_created_after_the_permission_to_send_to_the
             for name in _created_after(resources, logical)
             for document in _documents_granting(resources, name, role)
             if any(
-                statement["Action"] == "sqs:SendMessage" and statement["Resource"] == destination
+                # .get: a conditional statement (Fn::If) grants no on-failure destination
+                statement.get("Action") == "sqs:SendMessage"
+                and statement.get("Resource") == destination
                 for statement in document["Statement"]
             )
         ]

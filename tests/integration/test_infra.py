@@ -53,12 +53,21 @@ CONFIG_NAMES = {
     "Warm": "warm",
     "Generate": "generate",
 }
-# Read by the code but never set by the template: AWS_REGION is set by the Lambda runtime (and is a
-# reserved name Lambda refuses); ANTHROPIC_API_KEY (the key is read from Secrets Manager),
-# ANTHROPIC_BASE_URL and WEBSOCKET_ENDPOINT are for the local stack only.
-# JWT_SECRET (a value) is for the local stack only: deployed, JWT_SECRET_ID names the secret.
+# Read by the code but never set by the template: AWS_REGION and AWS_DEFAULT_REGION are set by the
+# Lambda runtime (reserved names Lambda refuses); ANTHROPIC_API_KEY (the key is read from Secrets
+# Manager), ANTHROPIC_BASE_URL, ANTHROPIC_BEDROCK_BASE_URL and WEBSOCKET_ENDPOINT are for the local
+# stack only. JWT_SECRET (a value) is for the local stack only: deployed, JWT_SECRET_ID names the
+# secret.
 NOT_DEPLOYED = frozenset(
-    {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "WEBSOCKET_ENDPOINT", "AWS_REGION", "JWT_SECRET"}
+    {
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_BEDROCK_BASE_URL",
+        "WEBSOCKET_ENDPOINT",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "JWT_SECRET",
+    }
 )
 
 # One role per function, each with only what that function's code paths call.
@@ -286,6 +295,8 @@ class Resolver:
                 return left == right
             if key == "Fn::Or":
                 return any(self.resolve(part) for part in argument)
+            if key == "Fn::And":
+                return all(self.resolve(part) for part in argument)
             if key == "Fn::Not":
                 return not self.resolve(argument[0])
             if key == "Condition":
@@ -356,10 +367,9 @@ def role_of(template: Mapping[str, Any], function: str) -> str:
 
 def role_statements(resolver: Resolver, role: str) -> list[dict[str, Any]]:
     """Every statement of the role's inline policies and of the AWS::IAM::Policy attached to it."""
-    documents = [
-        policy["PolicyDocument"]
-        for policy in resolver.resources[role].get("Properties", {}).get("Policies", [])
-    ]
+    # Resolved first: a policy or statement may exist only under a condition (Fn::If).
+    policies = resolver.resolve(resolver.resources[role].get("Properties", {}).get("Policies", []))
+    documents = [policy["PolicyDocument"] for policy in policies]
     assert not resolver.resources[role]["Properties"].get("ManagedPolicyArns")
     for resource in resolver.resources.values():
         if (
@@ -376,9 +386,10 @@ def function_statements(resolver: Resolver, function: str) -> list[dict[str, Any
     return role_statements(resolver, role_of(resolver.template, function))
 
 
-def all_policy_documents(template: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for logical, resource in template["Resources"].items():
-        properties = resource.get("Properties", {})
+def all_policy_documents(resolver: Resolver) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every policy document of the template, resolved under the resolver's parameters."""
+    for logical, resource in resolver.template["Resources"].items():
+        properties = resolver.resolve(resource.get("Properties", {}))
         if resource["Type"] == "AWS::IAM::Role":
             for policy in properties.get("Policies", []):
                 yield logical, policy["PolicyDocument"]
@@ -629,7 +640,13 @@ def test_the_anthropic_key_is_a_secrets_manager_reference(
     packaged: Packaged, template: dict[str, Any], resolver: Resolver
 ) -> None:
     parameter = template["Parameters"]["AnthropicApiKeySecretArn"]
-    assert "Default" not in parameter, "the deployer must name the secret"
+    # Empty by default (Bedrock needs none); with Anthropic the deployer must name the secret.
+    assert parameter["Default"] == ""
+    rule = template["Rules"]["AnthropicProviderNamesItsKey"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "ModelProvider"}, "anthropic"]}
+    assert [a["Assert"] for a in rule["Assertions"]] == [
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "AnthropicApiKeySecretArn"}, ""]}]}
+    ]
     assert re.match(parameter["AllowedPattern"], SECRET_ARN)
     assert not re.match(parameter["AllowedPattern"], "sk-ant-api03-plaintext")
     assert "sk-ant" not in packaged.text
@@ -702,10 +719,26 @@ def test_outputs_name_the_same_resources(resolver: Resolver) -> None:
 
 
 def test_no_statement_grants_every_resource(template: dict[str, Any], resolver: Resolver) -> None:
-    documents = list(all_policy_documents(template))
+    assert_no_statement_grants_every_resource(resolver)
+
+
+def _any_region_model_through_a_profile(statement: Mapping[str, Any], arn: str) -> bool:
+    """A Bedrock foundation model in any Region, granted only through named inference profiles:
+    a profile's destination Regions are AWS's to change (scripts/bedrock_iam.py)."""
+    profiles = statement.get("Condition", {}).get("StringEquals", {})
+    return (
+        arn.startswith("arn:aws:bedrock:*::foundation-model/")
+        and "*" not in arn.split("/", 1)[1]
+        and bool(profiles.get("bedrock:InferenceProfileArn"))
+    )
+
+
+def assert_no_statement_grants_every_resource(resolver: Resolver) -> None:
+    template = resolver.template
+    documents = list(all_policy_documents(resolver))
     assert {logical for logical, _ in documents} >= {*FUNCTION_ROLES.values(), "SchedulerRole"}
     for logical, document in documents:
-        for statement in resolver.resolve(document)["Statement"]:
+        for statement in document["Statement"]:
             for action in _as_list(statement["Action"]):
                 assert action != "*" and not str(action).endswith(":*"), (logical, action)
             resource = statement.get("Resource")
@@ -715,6 +748,8 @@ def test_no_statement_grants_every_resource(template: dict[str, Any], resolver: 
                 continue
             for arn in _as_list(resource):
                 assert arn != "*", (logical, statement)
+                if _any_region_model_through_a_profile(statement, str(arn)):
+                    continue
                 parts = str(arn).split(":")
                 assert parts[0] == "arn" and "*" not in parts[1:5], (logical, arn)
     # Chalice generates no role of its own (manage_iam_role: false), so no autogen grants.
@@ -1080,7 +1115,14 @@ def fake_aws(tmp_path: Path, packaged: Packaged) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("ANTHROPIC_API_KEY_SECRET_ARN", "ALARM_TOPIC_ARN", "ARTIFACT_BUCKET")
+        if key
+        not in (
+            "ANTHROPIC_API_KEY_SECRET_ARN",
+            "ALARM_TOPIC_ARN",
+            "ARTIFACT_BUCKET",
+            "MODEL_PROVIDER",
+            "BEDROCK_SCOPE",
+        )
         and not key.startswith("JWT_")
     }
     env.update(

@@ -17,23 +17,10 @@ from chalicelib.adapters.model import AnthropicModel
 from chalicelib.domain.prompts import Prompt
 from chalicelib.ports import ModelError
 from devstack.anthropic import AnthropicEmulator, EmulatorConfig
+from tests.helpers import adapter_prompts
 
-SYSTEM = [{"type": "text", "text": "Be brief. " * 600, "cache_control": {"type": "ephemeral"}}]
-MESSAGES = [
-    {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
-    {
-        "role": "assistant",
-        "content": [{"type": "text", "text": "Hello!", "cache_control": {"type": "ephemeral"}}],
-    },
-]
-# The documented pre-warm shape: the cached prefix, then a placeholder user message.
-WARM = Prompt(
-    "claude-sonnet-4-6",
-    0,
-    SYSTEM,
-    [*MESSAGES, {"role": "user", "content": [{"type": "text", "text": "(warm-up)"}]}],
-)
-TURN = Prompt("claude-sonnet-4-6", 100, SYSTEM, [MESSAGES[0]])
+PROMPTS = adapter_prompts(600)
+SYSTEM, MESSAGES, WARM, TURN = PROMPTS.system, PROMPTS.messages, PROMPTS.warm, PROMPTS.turn
 
 
 def model_for(url: str) -> AnthropicModel:
