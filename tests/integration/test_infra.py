@@ -1080,7 +1080,8 @@ def fake_aws(tmp_path: Path, packaged: Packaged) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("ANTHROPIC_API_KEY_SECRET_ARN", "ALARM_TOPIC_ARN", "ARTIFACT_BUCKET")
+        if key
+        not in ("ANTHROPIC_API_KEY_SECRET_ARN", "ALARM_TOPIC_ARN", "ALARM_EMAIL", "ARTIFACT_BUCKET")
         and not key.startswith("JWT_")
     }
     env.update(
@@ -1147,6 +1148,23 @@ def test_deploy_refuses_a_reservation_the_account_cannot_hold(fake_aws: dict[str
     deploy = [c for c in Path(fake_aws["AWS_LOG"]).read_text().splitlines() if "deploy" in c]
     assert "WarmReservedConcurrency=299" in deploy[-1]
     assert "GenerateReservedConcurrency=100" in deploy[-1]
+
+
+def test_deploy_passes_the_alarm_parameters_only_when_set(fake_aws: dict[str, str]) -> None:
+    env = {**fake_aws, "ANTHROPIC_API_KEY_SECRET_ARN": SECRET_ARN}
+    run = _deploy(env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    run = _deploy({**env, "ALARM_EMAIL": "ops@example.com", "ALARM_TOPIC_ARN": ""})
+    assert run.returncode == 0, run.stdout + run.stderr
+    first, second = [
+        c
+        for c in Path(fake_aws["AWS_LOG"]).read_text().splitlines()
+        if "cloudformation deploy" in c
+    ]
+    # Unset: the stack keeps its values (a new stack: its own topic, no e-mail).
+    assert "AlarmEmail" not in first and "AlarmTopicArn" not in first
+    assert "AlarmEmail=ops@example.com" in second
+    assert re.search(r"AlarmTopicArn=(\s|$)", second), second
 
 
 # --- limits: throttling, access logs, concurrency, the generate function's async config -------
