@@ -985,6 +985,16 @@ def test_make_targets_call_the_scripts() -> None:
     assert "cfn-lint==1.58.0" in requirements
 
 
+def test_the_checks_make_checkov_skips_are_the_ones_security_md_accepts() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    (accepted,) = re.findall(r"^CHECKOV_ACCEPTED := (.+)$", makefile, re.MULTILINE)
+    security = (ROOT / "docs" / "security.md").read_text()
+    section = security[security.index("## checkov") :]
+    listed = set(re.findall(r"^\| `(CKV_AWS_\d+)`", section, re.MULTILINE))
+    assert set(accepted.split(",")) == listed
+    assert "checkov==3.3.30" in (ROOT / "requirements-checkov.txt").read_text().splitlines()
+
+
 # --- moto: the non-Lambda resources come up --------------------------------------------------
 
 
