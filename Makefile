@@ -68,5 +68,21 @@ package: $(STAMP)
 deploy: package
 	infra/deploy.sh $(or $(STAGE),dev)
 
+# checkov on the packaged template (docs/security.md, "checkov"). Its own venv: checkov 3.3.30
+# pins boto3 1.35 and packaging 23, older than the project's.
+CHECKOV_VENV := .venv-checkov
+.PHONY: checkov
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+# The checks accepted in docs/security.md ("checkov", each with its reason; a test keeps the two
+# lists equal): any other failure fails the target.
+CHECKOV_ACCEPTED := CKV_AWS_115,CKV_AWS_116,CKV_AWS_117,CKV_AWS_119,CKV_AWS_120,CKV_AWS_149,CKV_AWS_158,CKV_AWS_173,CKV_AWS_27
+checkov: package $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet \
+		--skip-check $(CHECKOV_ACCEPTED) -f build/$(or $(STAGE),dev)/sam.yaml
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .devstack $(CLIENT)/node_modules $(CLIENT)/dist
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .devstack $(CLIENT)/node_modules $(CLIENT)/dist

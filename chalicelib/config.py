@@ -19,6 +19,7 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "TICK_QUEUE_ARN",
     "GENERATE_FUNCTION_ARN",
     "WARM_DLQ_ARN",
+    "METRICS_NAMESPACE",
     "WEBSOCKET_API_ID",
     "WEBSOCKET_STAGE",
     "WEBSOCKET_ENDPOINT",
@@ -51,6 +52,8 @@ DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 # about 1,000 turns of a 20,000-token conversation that reads the cache on the default model.
 DEFAULT_DAILY_BUDGET_USD = 5.0
 DEFAULT_MAX_CONVERSATIONS = 500
+# The local stack's (and tests') namespace; deployed, `CacheWarming/<stack>`.
+DEFAULT_METRICS_NAMESPACE = "CacheWarming"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class Settings:
     tick_queue_arn: str
     generate_function_arn: str
     warm_dlq_arn: str
+    # CloudWatch namespace of the app's own metrics (chalicelib/metrics.py): one per stack, so two
+    # stages in one account never add up in one metric; the template sets it.
+    metrics_namespace: str
     websocket_api_id: str
     websocket_stage: str
     # Full management-API URL; overrides api id + stage (the local stack's gateway, custom domains).
@@ -119,6 +125,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
             "GENERATE_FUNCTION_ARN", "arn:aws:lambda:us-east-1:123456789012:function:generate"
         ),
         warm_dlq_arn=env.get("WARM_DLQ_ARN", ""),
+        metrics_namespace=env.get("METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE,
         websocket_api_id=env.get("WEBSOCKET_API_ID", "local"),
         websocket_stage=env.get("WEBSOCKET_STAGE", "api"),
         websocket_endpoint=env.get("WEBSOCKET_ENDPOINT", ""),

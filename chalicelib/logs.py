@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
-from chalicelib.metrics import NAMESPACE
+from chalicelib.metrics import namespace
 from chalicelib.services.ticks import TickReport
 
 log = logging.getLogger("cache_warming.ticks")
@@ -41,7 +41,7 @@ def emit_tick_metrics(report: TickReport) -> None:
     from aws_lambda_powertools import Metrics
     from aws_lambda_powertools.metrics import MetricUnit
 
-    metrics = Metrics(namespace=NAMESPACE, service="warm")
+    metrics = Metrics(namespace=namespace(), service="warm")
     if report.action == "warmed":
         metrics.add_metric(name="Warms", unit=MetricUnit.Count, value=1)
         if report.cost_usd is not None:
@@ -67,6 +67,6 @@ def emit_turn_metrics(status: str) -> None:
     name = {"sealed": "TurnsSealed", "aborted": "TurnsAborted", "failed": "TurnsFailed"}.get(status)
     if name is None:
         return
-    metrics = Metrics(namespace=NAMESPACE, service="generate")
+    metrics = Metrics(namespace=namespace(), service="generate")
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     metrics.flush_metrics()

@@ -12,7 +12,11 @@
 #                                 (docs/models.md); unset keeps the stack's value
 #   BEDROCK_SCOPE                 with bedrock: global (default), us, eu, or "" for the regional
 #                                 model id; unset keeps the stack's value
-#   ALARM_TOPIC_ARN               optional SNS topic for the dead-letter-queue alarm
+#   ALARM_TOPIC_ARN               optional existing SNS topic every alarm notifies; unset keeps the
+#                                 stack's value, empty (the first deploy's default) uses the topic
+#                                 the stack creates (infra/observability.yaml)
+#   ALARM_EMAIL                   optional e-mail address subscribed to the alarm topic (SNS mails
+#                                 a confirmation link first)
 #   JWT_JWKS_URL, JWT_ISSUER, JWT_AUDIENCE
 #                                 optional identity provider for bearer tokens (RS256 via JWKS);
 #                                 unset keeps the stack's value, empty switches back to the
@@ -128,6 +132,7 @@ fi
 # Optional parameters: passed when the variable is set (even to ""), otherwise the stack keeps its
 # current value.
 [[ -n "${ALARM_TOPIC_ARN+set}" ]] && PARAMS+=("AlarmTopicArn=$ALARM_TOPIC_ARN")
+[[ -n "${ALARM_EMAIL+set}" ]] && PARAMS+=("AlarmEmail=$ALARM_EMAIL")
 [[ -n "${JWT_JWKS_URL+set}" ]] && PARAMS+=("JwtJwksUrl=$JWT_JWKS_URL")
 [[ -n "${JWT_ISSUER+set}" ]] && PARAMS+=("JwtIssuer=$JWT_ISSUER")
 [[ -n "${JWT_AUDIENCE+set}" ]] && PARAMS+=("JwtAudience=$JWT_AUDIENCE")

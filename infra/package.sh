@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the deployable CloudFormation template for one stage, offline:
 #   chalice package (+ infra/template.yaml merged in)  ->  $OUT_DIR/sam.yaml + deployment.zip
+#   infra/observability.yaml merged into sam.yaml (scripts/merge_fragments.py);
 #   the roles' Bedrock grant from the model catalog (scripts/bedrock_iam.py);
 #   bytecode for every module added to deployment.zip (scripts/precompile.py);
 #   cfn-lint on the merged template.
@@ -19,6 +20,8 @@ PROJECT_DIR="$(cd "${PROJECT_DIR:-$ROOT}" && pwd)"
 OUT_DIR="${OUT_DIR:-$PROJECT_DIR/build/$STAGE}"
 BIN="$(cd "${BIN:-$ROOT/.venv/bin}" && pwd)"
 MERGE_TEMPLATE="$ROOT/infra/template.yaml"
+# Merged after `chalice package`, in this order (scripts/merge_fragments.py).
+FRAGMENTS=("$ROOT/infra/observability.yaml")
 
 # `chalice package` insists on a region although the template only uses ${AWS::Region}.
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}"
@@ -34,25 +37,10 @@ echo "==> chalice package --stage $STAGE -> $OUT_DIR"
 TEMPLATE="$OUT_DIR/sam.yaml"
 test -s "$TEMPLATE" || { echo "error: $TEMPLATE was not written" >&2; exit 1; }
 
-# Chalice's YAML writer emits aliases (&id001/*id001) for objects it shares; CloudFormation refuses
-# YAML aliases. Rewrite the template with every alias expanded.
-"$BIN/python" - "$TEMPLATE" <<'PY'
-import sys
-
-import yaml
-
-
-class NoAliasDumper(yaml.SafeDumper):
-    def ignore_aliases(self, data):
-        return True
-
-
-path = sys.argv[1]
-with open(path, encoding="utf-8") as handle:
-    template = yaml.safe_load(handle)
-with open(path, "w", encoding="utf-8") as handle:
-    yaml.dump(template, handle, Dumper=NoAliasDumper, allow_unicode=True, sort_keys=False)
-PY
+# Merge the fragments (infra/observability.yaml: alarms, their topic, the dashboard) with
+# Chalice's own deep-merge rule, refusing a fragment that would replace a definition, and expand
+# the YAML aliases Chalice's writer emits (CloudFormation refuses aliases): scripts/merge_fragments.py.
+(cd "$ROOT" && "$BIN/python" -m scripts.merge_fragments "$TEMPLATE" "${FRAGMENTS[@]}")
 
 # The Bedrock grant (ModelProvider=bedrock) is written from the model catalog, never by hand.
 (cd "$ROOT" && "$BIN/python" -m scripts.bedrock_iam "$TEMPLATE")

@@ -616,8 +616,8 @@ def test_dead_letter_queue_depth_alarm(template: dict[str, Any], resolver: Resol
     ]
     assert properties["ComparisonOperator"] == "GreaterThanThreshold"
     assert properties["Threshold"] == 0
-    # No topic by default; the AlarmTopicArn parameter wires one in.
-    assert "AlarmActions" not in resolver.resolve(properties)
+    # The stack's own topic by default; the AlarmTopicArn parameter replaces it.
+    assert resolver.resolve(properties)["AlarmActions"] == [resolver.ref("AlarmTopic")]
     topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:ops"
     with_topic = Resolver(
         template, {"AnthropicApiKeySecretArn": SECRET_ARN, "AlarmTopicArn": topic}
@@ -1020,6 +1020,16 @@ def test_make_targets_call_the_scripts() -> None:
     assert "cfn-lint==1.58.0" in requirements
 
 
+def test_the_checks_make_checkov_skips_are_the_ones_security_md_accepts() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    (accepted,) = re.findall(r"^CHECKOV_ACCEPTED := (.+)$", makefile, re.MULTILINE)
+    security = (ROOT / "docs" / "security.md").read_text()
+    section = security[security.index("## checkov") :]
+    listed = set(re.findall(r"^\| `(CKV_AWS_\d+)`", section, re.MULTILINE))
+    assert set(accepted.split(",")) == listed
+    assert "checkov==3.3.30" in (ROOT / "requirements-checkov.txt").read_text().splitlines()
+
+
 # --- moto: the non-Lambda resources come up --------------------------------------------------
 
 
@@ -1122,6 +1132,7 @@ def fake_aws(tmp_path: Path, packaged: Packaged) -> dict[str, str]:
             "ARTIFACT_BUCKET",
             "MODEL_PROVIDER",
             "BEDROCK_SCOPE",
+            "ALARM_EMAIL",
         )
         and not key.startswith("JWT_")
     }
@@ -1189,6 +1200,23 @@ def test_deploy_refuses_a_reservation_the_account_cannot_hold(fake_aws: dict[str
     deploy = [c for c in Path(fake_aws["AWS_LOG"]).read_text().splitlines() if "deploy" in c]
     assert "WarmReservedConcurrency=299" in deploy[-1]
     assert "GenerateReservedConcurrency=100" in deploy[-1]
+
+
+def test_deploy_passes_the_alarm_parameters_only_when_set(fake_aws: dict[str, str]) -> None:
+    env = {**fake_aws, "ANTHROPIC_API_KEY_SECRET_ARN": SECRET_ARN}
+    run = _deploy(env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    run = _deploy({**env, "ALARM_EMAIL": "ops@example.com", "ALARM_TOPIC_ARN": ""})
+    assert run.returncode == 0, run.stdout + run.stderr
+    first, second = [
+        c
+        for c in Path(fake_aws["AWS_LOG"]).read_text().splitlines()
+        if "cloudformation deploy" in c
+    ]
+    # Unset: the stack keeps its values (a new stack: its own topic, no e-mail).
+    assert "AlarmEmail" not in first and "AlarmTopicArn" not in first
+    assert "AlarmEmail=ops@example.com" in second
+    assert re.search(r"AlarmTopicArn=(\s|$)", second), second
 
 
 # --- limits: throttling, access logs, concurrency, the generate function's async config -------
@@ -1323,3 +1351,224 @@ def test_jwks_mode_cannot_be_deployed_without_an_audience(template: dict[str, An
     asserted = [assertion["Assert"] for assertion in rule["Assertions"]]
     assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtAudience"}, ""]}]} in asserted
     assert {"Fn::Not": [{"Fn::Equals": [{"Ref": "JwtIssuer"}, ""]}]} in asserted
+
+
+# --- alarms and the dashboard (infra/observability.yaml) ----------------------------------------
+
+
+def _alarms(template: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        logical: resource
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+
+
+def _watched(resolver: Resolver, alarm: Mapping[str, Any]) -> tuple[str, str, frozenset[Any]]:
+    """(namespace, metric, dimensions) of an alarm, resolved to the strings CloudWatch compares."""
+    properties = resolver.resolve(alarm["Properties"])
+    dimensions = frozenset((d["Name"], d["Value"]) for d in properties.get("Dimensions", []))
+    return properties["Namespace"], properties["MetricName"], dimensions
+
+
+def _with(template: dict[str, Any], **parameters: str) -> Resolver:
+    return Resolver(template, {"AnthropicApiKeySecretArn": SECRET_ARN, **parameters})
+
+
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_every_function_has_an_errors_and_a_throttles_alarm(
+    template: dict[str, Any], resolver: Resolver, metric: str
+) -> None:
+    watched = [_watched(resolver, alarm) for alarm in _alarms(template).values()]
+    for function in FUNCTIONS:
+        wanted = ("AWS/Lambda", metric, frozenset({("FunctionName", resolver.name(function))}))
+        assert watched.count(wanted) == 1, (function, metric)
+    for alarm in _alarms(template).values():
+        properties = alarm["Properties"]
+        if (properties["Namespace"], properties["MetricName"]) == ("AWS/Lambda", metric):
+            # Any error or throttle in 5 minutes, summed (Lambda's invocation metrics are counts).
+            assert (properties["Statistic"], properties["Period"]) == ("Sum", 300)
+            assert (properties["ComparisonOperator"], properties["Threshold"]) == (
+                "GreaterThanThreshold",
+                0,
+            )
+
+
+def test_every_alarm_notifies_the_stacks_topic_by_default_or_the_one_given(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    alarms = _alarms(template)
+    assert len(alarms) >= 6 * 2 + 3 + 3 + 3
+    resources = template["Resources"]
+    assert resources["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    assert resolver.condition(resources["AlarmTopic"]["Condition"])
+    created = resolver.ref("AlarmTopic")
+    given = f"arn:aws:sns:{REGION}:{ACCOUNT}:ops"
+    other = _with(template, AlarmTopicArn=given)
+    assert not other.condition(resources["AlarmTopic"]["Condition"])
+    assert not other.condition(resources["AlarmTopicKey"]["Condition"])
+    for logical, alarm in alarms.items():
+        assert "Condition" not in alarm, logical
+        default = resolver.resolve(alarm["Properties"])
+        assert default["AlarmActions"] == default["OKActions"] == [created], logical
+        chosen = other.resolve(alarm["Properties"])
+        assert chosen["AlarmActions"] == chosen["OKActions"] == [given], logical
+        assert default.get("TreatMissingData") == "notBreaching", logical
+    assert resolver.output("AlarmTopicArn") == created and other.output("AlarmTopicArn") == given
+
+
+def test_the_alarm_email_is_subscribed_to_the_topic_in_use_only_when_given(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Type"] == "AWS::SNS::Subscription"
+    assert not resolver.condition(subscription["Condition"])
+    pattern = template["Parameters"]["AlarmEmail"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "") and re.fullmatch(pattern, "ops@example.com")
+    assert not re.fullmatch(pattern, "not an address")
+    for extra, topic in (
+        ({}, resolver.ref("AlarmTopic")),
+        (
+            {"AlarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:ops"},
+            "arn:aws:sns:eu-west-1:123456789012:ops",
+        ),
+    ):
+        mailed = _with(template, AlarmEmail="ops@example.com", **extra)
+        assert mailed.condition(subscription["Condition"])
+        properties = mailed.resolve(subscription["Properties"])
+        assert properties == {"Protocol": "email", "Endpoint": "ops@example.com", "TopicArn": topic}
+
+
+def test_the_topic_is_encrypted_with_a_key_cloudwatch_may_use(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    resources = template["Resources"]
+    assert resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    key = resources["AlarmTopicKey"]
+    assert key["Type"] == "AWS::KMS::Key"
+    properties = resolver.resolve(key["Properties"])
+    assert properties["EnableKeyRotation"] is True
+    statements = properties["KeyPolicy"]["Statement"]
+    cloudwatch = [
+        s for s in statements if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    # SNS developer guide, "Enable compatibility between event sources from AWS services and
+    # encrypted topics": the publishing service needs both.
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        assert allowed(cloudwatch, action, "*"), action
+    assert not allowed(cloudwatch, "kms:Encrypt", "*")
+    admin = [s for s in statements if s not in cloudwatch]
+    assert [s["Principal"] for s in admin] == [{"AWS": f"arn:aws:iam::{ACCOUNT}:root"}]
+
+
+def test_the_api_alarms_watch_this_stacks_apis(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    watched = {_watched(resolver, alarm) for alarm in _alarms(template).values()}
+    rest = resolver.resolve(template["Resources"]["RestAPI"]["Properties"])
+    # Named after the stack, so two stages in one account never share the ApiName dimension.
+    assert rest["Name"] == rest["DefinitionBody"]["info"]["title"] == STACK
+    assert rest["DefinitionBody"]["paths"], "the merge kept Chalice's routes"
+    stage = {("Stage", rest["StageName"])}
+    assert ("AWS/ApiGateway", "5XXError", frozenset({("ApiName", STACK), *stage})) in watched
+    ws_stage = template["Resources"]["WebsocketAPIStage"]["Properties"]["StageName"]
+    ws = frozenset({("ApiId", resolver.ref("WebsocketAPI")), ("Stage", ws_stage)})
+    for metric in ("IntegrationError", "ExecutionError"):
+        assert ("AWS/ApiGateway", metric, ws) in watched, metric
+    for queue, metric in (
+        ("WarmDLQ", "ApproximateNumberOfMessagesVisible"),
+        ("GenerateDLQ", "ApproximateNumberOfMessagesVisible"),
+        ("TickQueue", "ApproximateAgeOfOldestMessage"),
+    ):
+        dimensions = frozenset({("QueueName", resolver.name(queue))})
+        assert ("AWS/SQS", metric, dimensions) in watched, queue
+
+
+def _emitted(capsys: pytest.CaptureFixture[str]) -> set[tuple[str, str, frozenset[Any]]]:
+    """(namespace, metric, dimensions) of every EMF line printed since the last read."""
+    found = set()
+    for line in capsys.readouterr().out.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        record = json.loads(line)
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            dimensions = frozenset(
+                (name, record[name]) for names in directive["Dimensions"] for name in names
+            )
+            for metric in directive["Metrics"]:
+                found.add((directive["Namespace"], metric["Name"], dimensions))
+    return found
+
+
+@pytest.fixture
+def deployed_namespace(resolver: Resolver, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The functions' METRICS_NAMESPACE from the template, in this process's settings."""
+    from chalicelib.config import settings
+
+    (namespace,) = {resolver.env(function)["METRICS_NAMESPACE"] for function in FUNCTIONS}
+    monkeypatch.setenv("METRICS_NAMESPACE", namespace)
+    settings.cache_clear()
+    yield namespace
+    settings.cache_clear()
+
+
+def test_the_product_alarms_watch_what_the_code_emits(
+    template: dict[str, Any],
+    resolver: Resolver,
+    deployed_namespace: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from chalicelib.logs import emit_tick_metrics
+    from chalicelib.metrics import push_failed
+    from chalicelib.services import TickReport
+
+    # Per stack: the namespace is built from the stack's name, on every function.
+    assert deployed_namespace == f"CacheWarming/{STACK}"
+    for function in FUNCTIONS:
+        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert variables["METRICS_NAMESPACE"] == {"Fn::Sub": "CacheWarming/${AWS::StackName}"}
+    capsys.readouterr()
+    emit_tick_metrics(TickReport("c1", 4, 1000, "warmed", lateness_ms=2500))
+    emit_tick_metrics(TickReport("c1", 5, 1000, "warm-failed", lateness_ms=10))
+    push_failed("too-large")
+    emitted = _emitted(capsys)
+    alarms = {logical: _watched(resolver, alarm) for logical, alarm in _alarms(template).items()}
+    product = {logical: key for logical, key in alarms.items() if key[0] == deployed_namespace}
+    assert {key[1] for key in product.values()} == {
+        "TickLatenessMs",
+        "WarmFailures",
+        "PushesFailed",
+    }
+    for logical, key in product.items():
+        assert key in emitted, (logical, key, emitted)
+    lateness = resolver.resolve(template["Resources"]["WarmLatenessAlarm"]["Properties"])
+    # The promise: a warm starts within 2 s of the nextWarmAt the user was shown.
+    assert (lateness["Threshold"], lateness["ComparisonOperator"]) == (2000, "GreaterThanThreshold")
+    assert lateness["ExtendedStatistic"] == "p99"
+
+
+def _dashboard_metrics(resolver: Resolver) -> list[tuple[str, str, frozenset[Any]]]:
+    dashboard = resolver.resolve(resolver.resources["Dashboard"]["Properties"])
+    found = []
+    for widget in json.loads(dashboard["DashboardBody"])["widgets"]:
+        for metric in widget["properties"].get("metrics", []):
+            names = [part for part in metric if isinstance(part, str)]
+            pairs = frozenset(zip(names[2::2], names[3::2], strict=True))
+            found.append((names[0], names[1], pairs))
+    return found
+
+
+def test_the_dashboard_shows_every_function_and_every_alarmed_metric(
+    template: dict[str, Any], resolver: Resolver
+) -> None:
+    assert template["Resources"]["Dashboard"]["Type"] == "AWS::CloudWatch::Dashboard"
+    assert (
+        resolver.resolve(template["Resources"]["Dashboard"]["Properties"])["DashboardName"] == STACK
+    )
+    shown = set(_dashboard_metrics(resolver))
+    for function in FUNCTIONS:
+        for metric in ("Errors", "Throttles"):
+            dimensions = frozenset({("FunctionName", resolver.name(function))})
+            assert ("AWS/Lambda", metric, dimensions) in shown, (function, metric)
+    for logical, alarm in _alarms(template).items():
+        assert _watched(resolver, alarm) in shown, logical
