@@ -58,6 +58,10 @@ Fidelity notes (limits are ``GatewayLimits``; AWS's values by default, shorter o
 * Not emulated: throttling (500 new connections per second, the management API's
   ``LimitExceededException``), the 29-second integration timeout.
 
+The module holds the gateway's lifecycle and the management API's operations; the socket side is
+`gateway_sockets.py`, the management API's HTTP handler `gateway_management.py`, the limits and
+small records `gateway_parts.py`.
+
 Devstack only (not AWS): ``GET /@connections`` on the management port lists the live
 connections (id, ``connectedAt``, ``lastActiveAt``, identity), so tests can find the socket a
 given client opened (by its ``User-Agent``) and drop it with ``DELETE``, as AWS's

@@ -16,6 +16,10 @@ no socket, three streamed turns).
 The probe's conversation carries a realistic ~1,300-token system prompt, above the minimum
 cacheable prefix of the default model (1,024 tokens for Sonnet), so warms read from the cache
 against the real API too, not only against the emulator.
+The checks live in `probe_turns.py` and `probe_warming.py` over `probe_session.py`, the
+transports in `probe_transport.py`, the texts in `probe_text.py`; this module runs them and
+re-exports what other tools use (`bench/`, the smoke test).
+
 Timing checks compare server timestamps with this machine's clock: against a deployed stage they
 also measure the clock skew between the two.
 """

@@ -16,6 +16,9 @@ ABORT_PROMISE_MS = 1_000
 
 
 class ProbeSession:
+    """What every check works with: the HTTP API, the socket in use, the conversation and the
+    results so far."""
+
     def __init__(
         self,
         http_url: str,
