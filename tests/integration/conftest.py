@@ -8,7 +8,17 @@ from typing import Any
 import pytest
 
 from chalicelib import bootstrap
+from chalicelib.adapters.store import create_table
+from tests.conftest import TABLE_NAME
 from tests.moto_stack import ENV, MotoStack, build, create, join, sealed_turn
+
+
+@pytest.fixture
+def dynamodb(aws: Any) -> Any:
+    """A fresh moto account with the app's table (TABLE_NAME) created: its DynamoDB client."""
+    client = aws.client("dynamodb")
+    create_table(client, TABLE_NAME)
+    return client
 
 
 @pytest.fixture
