@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import dataclass, field
 
 from bench.client import User, connect_users
 from bench.common import Report, loadavg, percentile
@@ -58,6 +59,14 @@ def _latest_stream(stack: LocalStack, deadline_s: float = 3.0) -> tuple[str, flo
         time.sleep(0.05)
 
 
+@dataclass
+class _Measured:
+    stopped: list[float] = field(default_factory=list)
+    delivered: list[float] = field(default_factory=list)
+    outcomes: list[str] = field(default_factory=list)
+    remaining: list[float] = field(default_factory=list)
+
+
 def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
     stack.configure_emulator(tokens_per_second=TOKENS_PER_SECOND, reply_tokens=REPLY_TOKENS)
     users = connect_users(stack.endpoints, stack.tokens, USERS, user_offset)
@@ -69,47 +78,60 @@ def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
     print(
         f"  {RUNS} closes mid-stream at {TOKENS_PER_SECOND} tokens/s; load {loadavg()}", flush=True
     )
-    stopped: list[float] = []
-    delivered: list[float] = []
-    outcomes: list[str] = []
-    remaining: list[float] = []
+    measured = _Measured()
     for run_index in range(RUNS + REFERENCE_RUNS):
         user: User = users[run_index % len(users)]
-        conversation_id = conversations[user.name]
-        socket = user.socket
-        since = socket.mark()
-        turn_id = user.turn(conversation_id, f"Tell me a long story, number {run_index}.")
-        first = socket.wait(
-            functools.partial(_chat, event="delta", turn_id=turn_id), 30, since, "first delta"
-        )
-        if run_index >= RUNS:  # reference: let it run to the end
-            sealed = socket.wait(
-                functools.partial(_chat, event="turn-sealed", turn_id=turn_id),
-                60,
-                since,
-                "turn-sealed",
-            )
-            remaining.append((sealed.at_ms - first.at_ms) / 1000)
-            continue
-        sent_mono = time.monotonic()
-        sent_ms = now_ms()
-        socket.send({"type": "close", "conversationId": conversation_id})
-        aborted = socket.wait(
-            functools.partial(_ended, turn_id=turn_id),
-            10,
-            since,
-            "turn-aborted",
-        )
-        if aborted.frame.get("event") != "turn-aborted":
-            report.note(f"run {run_index}: the turn sealed instead of aborting")
-            continue
-        delivered.append((aborted.at_ms - sent_ms) / 1000)
-        outcome, closed_at = _latest_stream(stack)
-        outcomes.append(outcome)
-        if closed_at is not None:
-            stopped.append(closed_at - sent_mono)
+        _one_run(stack, report, user, conversations[user.name], run_index, measured)
     for user in users:
         user.close()
+    _report(report, measured)
+
+
+def _one_run(
+    stack: LocalStack,
+    report: Report,
+    user: User,
+    conversation_id: str,
+    run_index: int,
+    measured: _Measured,
+) -> None:
+    """One turn closed at its first delta, or (the last REFERENCE_RUNS) left to seal."""
+    socket = user.socket
+    since = socket.mark()
+    turn_id = user.turn(conversation_id, f"Tell me a long story, number {run_index}.")
+    first = socket.wait(
+        functools.partial(_chat, event="delta", turn_id=turn_id), 30, since, "first delta"
+    )
+    if run_index >= RUNS:  # reference: let it run to the end
+        sealed = socket.wait(
+            functools.partial(_chat, event="turn-sealed", turn_id=turn_id),
+            60,
+            since,
+            "turn-sealed",
+        )
+        measured.remaining.append((sealed.at_ms - first.at_ms) / 1000)
+        return
+    sent_mono = time.monotonic()
+    sent_ms = now_ms()
+    socket.send({"type": "close", "conversationId": conversation_id})
+    aborted = socket.wait(
+        functools.partial(_ended, turn_id=turn_id),
+        10,
+        since,
+        "turn-aborted",
+    )
+    if aborted.frame.get("event") != "turn-aborted":
+        report.note(f"run {run_index}: the turn sealed instead of aborting")
+        return
+    measured.delivered.append((aborted.at_ms - sent_ms) / 1000)
+    outcome, closed_at = _latest_stream(stack)
+    measured.outcomes.append(outcome)
+    if closed_at is not None:
+        measured.stopped.append(closed_at - sent_mono)
+
+
+def _report(report: Report, measured: _Measured) -> None:
+    delivered, outcomes, remaining = measured.delivered, measured.outcomes, measured.remaining
     report.note(
         f"{len(delivered)} aborts; emulator outcomes: "
         + ", ".join(f"{o} x{outcomes.count(o)}" for o in sorted(set(outcomes)))
@@ -117,7 +139,7 @@ def _run(stack: LocalStack, report: Report, user_offset: int) -> None:
     )
     reference = sum(remaining) / len(remaining) if remaining else None
     for label, values in (
-        ("close → stream stopped", stopped),
+        ("close → stream stopped", measured.stopped),
         ("close → turn-aborted delivered", delivered),
     ):
         for q in (50, 99):

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from bench.policies import CACHE_1H, CACHE_5M, GapHistory, ReturnModel
+from bench.policies import CACHE_1H, CACHE_5M
+from bench.policy_model import GapHistory, ReturnModel
 
 READS = (0.1, 0.05, 0.025)
 CACHES = (CACHE_5M, CACHE_1H)

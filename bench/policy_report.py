@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 
 from bench.common import Report
-from bench.policies import CACHE_5M, ExpectedValue, FixedInterval, Predictive, break_even_budget
+from bench.policies import CACHE_5M, ExpectedValue, FixedInterval, break_even_budget
 from bench.policy_choice import ChoiceRow
 from bench.policy_gaps import GAPS_PER_USER, MARGIN_S, READS, GapModel, fit_lognormal
+from bench.policy_model import Predictive
 from bench.policy_oracle import oracle_outcomes, tally
 from bench.policy_replay import play_users
 from bench.policy_rules import (

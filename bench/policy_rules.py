@@ -17,11 +17,11 @@ from bench.policies import (
     MyopicExpectedValue,
     NoWarming,
     Policy,
-    ReturnModel,
     break_even_budget,
     warms_if_never_back,
 )
 from bench.policy_gaps import GAPS_PER_USER, MARGIN_S, READS, GapModel
+from bench.policy_model import ReturnModel
 from bench.policy_oracle import oracle_outcomes, tally
 from bench.policy_replay import Outcome, decide_outcomes, play_users, replay_decide
 from chalicelib.domain.timing import TIMINGS

@@ -15,203 +15,29 @@ did not run before) and the warm Lambda's measured billed time per warm from thi
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
 import os
-import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
+from typing import Any
 
 from bench import calls as calls_bench
 from bench.client import (
     User,
     connect_users,
-    run_parallel,
-    system_prompt,
-    wait_until,
     warm_samples,
 )
 from bench.common import Report, loadavg, percentile
+from bench.scale_cost import project
+from bench.scale_parts import INTERVAL_S, PER_USER, KeepAlive, Sampler, SetUp, set_up
 from bench.stack import LocalStack, ProcSample, peak_rss_kib, proc_sample
-from devstack.probe import ProbeError
 
 NAME = "scale"
 # The issue's size: 1,000 conversations warming every 60 s, watched for 5 minutes.
 CONVERSATIONS = 1000
 MINUTES = 5.0
-PER_USER = 5
-INTERVAL_S = 60
 TARGET_P99_S = 2.0
-SAMPLE_EVERY_S = 5.0
-
-# Prices (USD), as given for the projection.
-SCHEDULER_PER_INVOCATION = 1.00 / 1e6
-SQS_PER_REQUEST = 0.40 / 1e6  # standard queue, per request (64 KB chunk)
-LAMBDA_PER_REQUEST = 0.20 / 1e6
-LAMBDA_PER_GB_S = 0.0000133334  # arm64
-LAMBDA_GB = 256 / 1024
-DDB_PER_WRITE = 1.25 / 1e6
-DDB_PER_READ = 0.25 / 1e6
-WS_PER_MESSAGE = 1.00 / 1e6
-ANTHROPIC_READ_PER_MTOK = 0.30  # Sonnet cache read
-PREFIX_TOKENS = 20_000
-PER_CONVERSATIONS = 1000
-
-
-def _prepare(user: User, first: int) -> int:
-    """Conversations with warming on and one turn each: the sealed turn books the first warm one
-    interval later. Returns failures (a conversation whose set-up failed twice is left out: the
-    local stack's moto answers some concurrent transactions with HTTP 500).
-
-    Warming is enabled before the turn on purpose. Enabling it on conversations whose cache was
-    last refreshed more than an interval ago books an immediate warm by direct invoke, and that
-    tick can reach the warm function before the state write that armed it (see
-    docs/performance.md): many would be lost, and this benchmark measures steady warming."""
-    failures = 0
-    for j in range(PER_USER):
-        for attempt in range(2):
-            created = None
-            try:
-                created = user.create(system_prompt(f"{user.name}-{j}-{attempt}"))
-                user.subscribe(created)
-                user.invoke(created, "set-interval", INTERVAL_S)
-                user.invoke(created, "toggle", True)
-                user.turn(created, f"Hello from conversation {first + j}.")
-                break
-            except (ProbeError, RuntimeError):
-                failures += 1
-                if created is not None:
-                    user.conversations.remove(created)
-    return failures
-
-
-def _sealed_ids(user: User) -> set[str]:
-    """Conversations of the user that pushed the update following their sealed turn."""
-    done = set()
-    for received in user.socket.frames_since(0):
-        frame = received.frame
-        if frame.get("type") == "update" and "requestId" not in frame:
-            fields = {f.get("id"): f.get("value") for f in frame.get("fields", [])}
-            if fields.get("last-cache-pct") is not None:
-                done.add(str(frame.get("conversationId")))
-    return done
-
-
-def _sealed(user: User) -> bool:
-    return _sealed_ids(user) >= set(user.conversations)
-
-
-def _sealed_one(user: User, conversation_id: str) -> bool:
-    return conversation_id in _sealed_ids(user)
-
-
-def projection(
-    interval_s: float,
-    counts: Counter[str],
-    posts_per_warm: float,
-    lambda_seconds: float,
-    scheduled: bool,
-) -> tuple[list[tuple[str, str, float]], float, float]:
-    """Lines (item, arithmetic, USD per hour) for PER_CONVERSATIONS warming conversations.
-
-    Per warm, counted conservatively as if every batch held one tick: one invocation and a
-    ReceiveMessage + DeleteMessage by the event source mapping, plus the app's own calls; on the
-    Scheduler path also Scheduler's SendMessage into the queue and the requeue (its SendMessage,
-    its invocation, its receive and delete). The mapping's empty long polls are left out: a
-    handful of pollers, one request per 20 s each, whatever the load."""
-    warms = PER_CONVERSATIONS * 3600 / interval_s
-    schedules = counts["CreateSchedule"]
-    writes = sum(
-        counts[n]
-        for n in ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
-    )
-    reads = counts["Query"] + counts["GetItem"]
-    sqs = counts["SendMessage"] + 2 + (4 if scheduled else 0)
-    invocations = 2 if scheduled else 1
-    gb_s = warms * LAMBDA_GB * lambda_seconds
-    lines = [
-        ("warms", f"{PER_CONVERSATIONS:,} x 3600 s / {interval_s:g} s", warms),
-        (
-            "Scheduler",
-            f"{warms:,.0f} x {schedules} schedule x $1.00/M",
-            warms * schedules * SCHEDULER_PER_INVOCATION,
-        ),
-        ("SQS requests", f"{warms:,.0f} x {sqs} x $0.40/M", warms * sqs * SQS_PER_REQUEST),
-        (
-            "Lambda requests",
-            f"{warms:,.0f} x {invocations} x $0.20/M",
-            warms * invocations * LAMBDA_PER_REQUEST,
-        ),
-        (
-            "Lambda duration",
-            f"{warms:,.0f} x {lambda_seconds:.2f} s x 0.25 GB = {gb_s:,.0f} GB-s x $0.0000133334",
-            gb_s * LAMBDA_PER_GB_S,
-        ),
-        ("DynamoDB writes", f"{warms:,.0f} x {writes} x $1.25/M", warms * writes * DDB_PER_WRITE),
-        ("DynamoDB reads", f"{warms:,.0f} x {reads} x $0.25/M", warms * reads * DDB_PER_READ),
-        (
-            "API Gateway messages",
-            f"{warms:,.0f} x {posts_per_warm:g} x $1.00/M",
-            warms * posts_per_warm * WS_PER_MESSAGE,
-        ),
-    ]
-    aws = sum(usd for _, _, usd in lines[1:])
-    anthropic = warms * PREFIX_TOKENS * ANTHROPIC_READ_PER_MTOK / 1e6
-    lines.append(("AWS total", "sum of the above", aws))
-    lines.append(("Anthropic", f"{warms:,.0f} x {PREFIX_TOKENS:,} tokens x $0.30/MTok", anthropic))
-    return lines, aws, anthropic
-
-
-class Sampler:
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.samples: list[ProcSample] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="proc-sampler", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.samples.append(proc_sample(self.pid))
-            except OSError:
-                return
-            self._stop.wait(SAMPLE_EVERY_S)
-
-    def start(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
-class KeepAlive:
-    """A ping from every user's socket every few minutes, as a front end does (the stack's gateway
-    closes a socket after 10 minutes without a client message, as API Gateway does): a long
-    set-up must not cost the subscribers their sockets."""
-
-    EVERY_S = 240.0
-
-    def __init__(self, users: list[User]) -> None:
-        self.users = users
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="keepalive", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.EVERY_S):
-            for user in self.users:
-                with contextlib.suppress(ProbeError, RuntimeError, OSError):
-                    user.request({"type": "ping"}, timeout_s=10)
-
-    def start(self) -> KeepAlive:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 def run(
@@ -227,53 +53,76 @@ def run(
     if calls_report is None or "warm_scheduled" not in calls_report.extra:
         print("  (running the calls benchmark for the per-warm call counts)", flush=True)
         calls_report = calls_bench.run()
-    _project(report, calls_report, timer_report)
+    project(report, calls_report, timer_report, INTERVAL_S)
     return report
 
 
+@dataclass(frozen=True)
+class _Window:
+    start: float
+    end: float
+    first: ProcSample
+    last: ProcSample
+    client_cpu_s: float
+    peak_kib: int
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    def holds(self, epoch_s: float) -> bool:
+        return self.start <= epoch_s < self.end
+
+    def holds_ms(self, epoch_ms: float) -> bool:
+        return self.start * 1000 <= epoch_ms < self.end * 1000
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What the stack's logs and the subscribers saw in the window."""
+
+    actions: Counter[str]
+    all_actions: Counter[str]
+    warming: set[str]
+    errors: list[float]
+    server_errors: list[float]
+    runs: list[dict[str, Any]]
+
+    @property
+    def warmed(self) -> int:
+        return self.actions["warmed"]
+
+
 def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> None:
-    conversations = requested
     minutes = max(minutes, INTERVAL_S / 60)  # a shorter window may hold no warm at all
     stack.configure_emulator(tokens_per_second=0, reply_tokens=20)
-    users = connect_users(stack.endpoints, stack.tokens, math.ceil(conversations / PER_USER))
+    users = connect_users(stack.endpoints, stack.tokens, math.ceil(requested / PER_USER))
     started_ms = int(time.time() * 1000)
     sampler = Sampler(stack.pid).start()
     keepalive = KeepAlive(users).start()
     print(
-        f"  setting up {conversations} conversations ({len(users)} users, {INTERVAL_S} s "
-        f"interval) ...",
+        f"  setting up {requested} conversations ({len(users)} users, {INTERVAL_S} s interval) ...",
         flush=True,
     )
-    began = time.monotonic()
-    setup_first = proc_sample(stack.pid)
-    failures = sum(
-        run_parallel(
-            [functools.partial(_prepare, u, i * PER_USER) for i, u in enumerate(users)], workers=8
-        )
-    )
-    progress = [-1, time.monotonic()]
-
-    def all_sealed() -> bool:
-        sealed = sum(1 for u in users if _sealed(u))
-        if sealed != progress[0]:
-            progress[:] = [sealed, time.monotonic()]
-        # A turn whose seal failed in the stack never seals: stop waiting once nothing moves.
-        return sealed == len(users) or time.monotonic() - progress[1] > 60
-
-    wait_until(all_sealed, timeout_s=900, step_s=1)
-    for user in users:
-        if not _sealed(user):
-            user.conversations = [c for c in user.conversations if _sealed_one(user, c)]
-    conversations = sum(len(u.conversations) for u in users)
-    setup_s = time.monotonic() - began
-    setup_last = proc_sample(stack.pid)
-    setup_cores = (setup_last.cpu_s - setup_first.cpu_s) / (setup_last.at - setup_first.at)
+    setup = set_up(stack, users)
     print(
-        f"  set up in {setup_s:.0f} s; load {loadavg()}; watching for {minutes:g} min ...",
+        f"  set up in {setup.seconds:.0f} s; load {loadavg()}; watching for {minutes:g} min ...",
         flush=True,
     )
     # The window starts once every conversation has had time for its first warm.
     time.sleep(INTERVAL_S)
+    window = _watch(stack, minutes)
+    sampler.stop()
+    keepalive.stop()
+    load = loadavg()
+    seen = _seen(stack, users, started_ms, window)
+    for user in users:
+        user.close()
+    _report_warming(report, requested, setup, window, seen, load)
+    _report_resources(report, window, seen, sampler)
+
+
+def _watch(stack: LocalStack, minutes: float) -> _Window:
     window_start = time.time()
     first = proc_sample(stack.pid)
     client_cpu_start = sum(os.times()[:2])
@@ -282,67 +131,64 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
     client_cpu = sum(os.times()[:2]) - client_cpu_start
     window_end = time.time()
     peak_kib = peak_rss_kib(stack.pid)
-    sampler.stop()
-    keepalive.stop()
-    load = loadavg()
-    window_s = window_end - window_start
+    return _Window(window_start, window_end, first, last, client_cpu, peak_kib)
+
+
+def _seen(stack: LocalStack, users: list[User], started_ms: int, window: _Window) -> _Seen:
     ticks = stack.ticks()
     in_window = [
         t
         for t in ticks
-        if t.get("latenessMs") is not None
-        and window_start * 1000 <= t["target"] + t["latenessMs"] < window_end * 1000
+        if t.get("latenessMs") is not None and window.holds_ms(t["target"] + t["latenessMs"])
     ]
-    actions = Counter(t["action"] for t in in_window)
-    warmed = actions["warmed"]
-    warming = {t["conversationId"] for t in in_window if t["action"] == "warmed"}
-    all_actions = Counter(t["action"] for t in ticks)
-    samples = [
-        s
-        for s in warm_samples(users, started_ms)
-        if window_start * 1000 <= s.started_ms < window_end * 1000
-    ]
-    errors = [s.error_ms / 1000 for s in samples]
-    server_errors = [t["latenessMs"] / 1000 for t in in_window if t["action"] == "warmed"]
+    samples = [s for s in warm_samples(users, started_ms) if window.holds_ms(s.started_ms)]
     runs = [
         r
         for r in stack.lambda_runs()
-        if r["function"] == "warm" and window_start <= r["start"] + r["seconds"] < window_end
+        if r["function"] == "warm" and window.holds(r["start"] + r["seconds"])
     ]
-    durations = [r["seconds"] for r in runs]
-    for user in users:
-        user.close()
+    return _Seen(
+        actions=Counter(t["action"] for t in in_window),
+        all_actions=Counter(t["action"] for t in ticks),
+        warming={t["conversationId"] for t in in_window if t["action"] == "warmed"},
+        errors=[s.error_ms / 1000 for s in samples],
+        server_errors=[t["latenessMs"] / 1000 for t in in_window if t["action"] == "warmed"],
+        runs=runs,
+    )
 
+
+def _report_warming(
+    report: Report, requested: int, setup: SetUp, window: _Window, seen: _Seen, load: str
+) -> None:
+    conversations, actions, window_s = setup.conversations, seen.actions, window.seconds
     offered = conversations / INTERVAL_S
-    rate = warmed / window_s
-    cores = (last.cpu_s - first.cpu_s) / (last.at - first.at)
-    rss = [s.rss_kib for s in sampler.samples if s.at >= first.at] or [last.rss_kib]
-    if failures or conversations != requested:
+    rate = seen.warmed / window_s
+    if setup.failures or conversations != requested:
         report.note(
             f"{requested - conversations} of {requested} conversations left out: their "
-            f"set-up failed in the local stack ({failures} failed attempts)"
+            f"set-up failed in the local stack ({setup.failures} failed attempts)"
         )
     report.note(
-        f"{conversations} conversations set up in {setup_s:.0f} s, then a {window_s / 60:.1f}-min "
+        f"{conversations} conversations set up in {setup.seconds:.0f} s, then a {window_s / 60:.1f}-min "
         f"window: {sum(actions.values())} ticks ({', '.join(f'{a} {n}' for a, n in sorted(actions.items()))}); "
-        f"{len(errors)} warms seen by subscribers; load at the end {load}"
+        f"{len(seen.errors)} warms seen by subscribers; load at the end {load}"
     )
     report.add("conversations x window", conversations, note=f"{window_s / 60:.1f} min window")
     report.add(
         "conversations that warmed in the window",
-        len(warming),
+        len(seen.warming),
         reference=conversations,
         reference_label="set up",
         target="all",
-        met=len(warming) == conversations,
+        met=len(seen.warming) == conversations,
         note="all ticks of the run: "
-        + ", ".join(f"{a} {n}" for a, n in sorted(all_actions.items())),
+        + ", ".join(f"{a} {n}" for a, n in sorted(seen.all_actions.items())),
     )
     report.add(
         "set-up rate (create, subscribe, interval, toggle, sealed turn)",
-        conversations / setup_s,
+        conversations / setup.seconds,
         "conversations/s",
-        note=f"stack CPU {setup_cores * 100:.0f}% of one core during set-up",
+        note=f"stack CPU {setup.cores * 100:.0f}% of one core during set-up",
     )
     report.add(
         "warms per second, sustained",
@@ -353,9 +199,13 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
         target="≥ 0.95 x offered",
         met=rate >= 0.95 * offered,
     )
-    if errors:
+    _report_lateness(report, seen)
+
+
+def _report_lateness(report: Report, seen: _Seen) -> None:
+    if seen.errors:
         for q, label in ((50, "p50"), (99, "p99"), (100, "max")):
-            value = percentile(errors, q)
+            value = percentile(seen.errors, q)
             report.add(
                 f"warm start - announced nextWarmAt under load, {label}",
                 value,
@@ -364,20 +214,26 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
                 met=(value <= TARGET_P99_S) if q == 99 else None,
                 note="subscribers' view" if q == 50 else "",
             )
-    if server_errors:
+    if seen.server_errors:
         report.add(
             "same, server tick log, p99",
-            percentile(server_errors, 99),
+            percentile(seen.server_errors, 99),
             "s",
-            note=f"{len(server_errors)} warms",
+            note=f"{len(seen.server_errors)} warms",
         )
+
+
+def _report_resources(report: Report, window: _Window, seen: _Seen, sampler: Sampler) -> None:
+    first, last = window.first, window.last
+    cores = (last.cpu_s - first.cpu_s) / (last.at - first.at)
+    rss = [s.rss_kib for s in sampler.samples if s.at >= first.at] or [last.rss_kib]
     report.add(
         "stack CPU (all threads, the stack and its moto process)",
         cores * 100,
         "% of one core",
         reference=(os.cpu_count() or 1) * 100,
         reference_label="the machine",
-        note=f"bench clients used another {100 * client_cpu / window_s:.0f}%",
+        note=f"bench clients used another {100 * window.client_cpu_s / window.seconds:.0f}%",
     )
     growth = (last.rss_kib - first.rss_kib) / 1024 / ((last.at - first.at) / 60)
     report.add(
@@ -386,12 +242,17 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
         "MiB",
         reference=first.rss_kib / 1024,
         reference_label="start of window",
-        note=f"{growth:+.0f} MiB/min over the window; peak {peak_kib / 1024:.0f} MiB "
+        note=f"{growth:+.0f} MiB/min over the window; peak {window.peak_kib / 1024:.0f} MiB "
         f"(VmHWM), max sampled {max(rss) / 1024:.0f} MiB; {last.threads} threads",
     )
-    if durations and warmed:
-        records = sum(len(r.get("ticks") or []) for r in runs)
-        billed = sum(durations) / warmed
+    _report_billed(report, seen)
+
+
+def _report_billed(report: Report, seen: _Seen) -> None:
+    durations = [r["seconds"] for r in seen.runs]
+    if durations and seen.warmed:
+        records = sum(len(r.get("ticks") or []) for r in seen.runs)
+        billed = sum(durations) / seen.warmed
         report.add(
             "billed warm-Lambda time per warm (invocations in the window / warms)",
             billed,
@@ -404,58 +265,3 @@ def _run(stack: LocalStack, report: Report, requested: int, minutes: float) -> N
             f"invocation p99 {percentile(durations, 99):.2f} s",
         )
         report.extra["billed_s"] = billed
-
-
-def _project(report: Report, calls_report: Report, timer_report: Report | None) -> None:
-    queued = calls_report.extra["warm_direct"]  # measured with 10 subscribers
-    scheduled = calls_report.extra["warm_scheduled"]  # measured with 1 subscriber
-    billed_here = float(report.extra.get("billed_s", 1.0))
-    billed_queue, billed_scheduler, source = billed_here, billed_here, "as measured here"
-    if timer_report is not None and "billed_scheduler_s" in timer_report.extra:
-        billed_queue = float(timer_report.extra.get("billed_queue_s", billed_here))
-        billed_scheduler = float(timer_report.extra["billed_scheduler_s"])
-        source = "measured in the timer benchmark"
-    blocks = []
-    for title, interval, counts, posts, seconds, on_scheduler in (
-        (
-            f"{INTERVAL_S} s interval (this run; tick queue; billed Lambda time measured here)",
-            INTERVAL_S,
-            queued.counts(),
-            queued.posts() / 10,
-            billed_here,
-            False,
-        ),
-        (
-            f"290 s interval (the 5-minute cache's default; tick queue; billed Lambda time {source})",
-            290,
-            queued.counts(),
-            queued.posts() / 10,
-            billed_queue,
-            False,
-        ),
-        (
-            f"3,590 s interval (1-hour cache; Scheduler path; billed Lambda time {source})",
-            3590,
-            scheduled.counts(),
-            scheduled.posts() / 1,
-            billed_scheduler,
-            True,
-        ),
-    ):
-        lines, aws, anthropic = projection(interval, counts, posts, seconds, on_scheduler)
-        text = [
-            f"Per {PER_CONVERSATIONS:,} warming conversations per hour, {title}, 1 subscriber each:"
-        ]
-        for item, arithmetic, usd in lines:
-            amount = f"{usd:,.0f}" if item == "warms" else f"${usd:,.4f}"
-            text.append(f"    {item:<21} {arithmetic:<64} = {amount}")
-        print("\n".join(text), flush=True)
-        blocks.append("\n".join(text))
-        report.add(
-            f"AWS cost per 1,000 warming conversations per hour, {interval} s interval",
-            aws,
-            "USD/h",
-            reference=anthropic,
-            reference_label=f"Anthropic cache reads, {PREFIX_TOKENS // 1000}k-token prefix",
-        )
-    report.extra["projection"] = blocks

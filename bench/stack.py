@@ -83,38 +83,19 @@ def peak_rss_kib(pid: int) -> int:
 
 @dataclass
 class LocalStack:
+    """The stack through the launcher the e2e tests share (`devstack.launcher.StackProcess`: its
+    directory, log paths, start, ready and stop), wrapped by `bench.stackproc` (extra users'
+    tokens, the Lambda log)."""
+
     users: int = 1
     lambda_workers: int = 128
     extra: list[str] = field(default_factory=list)
     endpoints: dict[str, Any] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-stack-")))
-    launcher: StackProcess | None = None
+    launcher: StackProcess = field(init=False)
 
-    @property
-    def stdout_path(self) -> Path:
-        return self.directory / "stdout.log"
-
-    @property
-    def stderr_path(self) -> Path:
-        return self.directory / "stderr.log"
-
-    @property
-    def lambda_log(self) -> Path:
-        return self.directory / "lambdas.jsonl"
-
-    @property
-    def tokens_file(self) -> Path:
-        return self.directory / "tokens.json"
-
-    @property
-    def pid(self) -> int:
-        assert self.launcher is not None
-        return self.launcher.pid
-
-    def start(self) -> LocalStack:
-        """The stack through the launcher the e2e tests share, wrapped by `bench.stackproc` (extra
-        users' tokens, the Lambda log)."""
+    def __post_init__(self) -> None:
         self.launcher = StackProcess(
             self.directory,
             module="bench.stackproc",
@@ -134,6 +115,28 @@ class LocalStack:
             ready_timeout_s=READY_TIMEOUT_S,
             ready=self.tokens_file.exists,
         )
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.launcher.stdout_path
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.launcher.stderr_path
+
+    @property
+    def lambda_log(self) -> Path:
+        return self.directory / "lambdas.jsonl"
+
+    @property
+    def tokens_file(self) -> Path:
+        return self.directory / "tokens.json"
+
+    @property
+    def pid(self) -> int:
+        return self.launcher.pid
+
+    def start(self) -> LocalStack:
         self.endpoints = self.launcher.start()
         if os.environ.get("BENCH_KEEP_LOGS"):
             print(f"  (local stack pid {self.pid}; logs kept in {self.directory})", flush=True)
@@ -141,11 +144,9 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        launcher, self.launcher = self.launcher, None
-        if launcher is None:
-            return
+        """Stop the stack if it runs (the launcher forgets a stopped process)."""
         with contextlib.suppress(StackError):  # a heavy run may take long to wind down
-            launcher.stop()
+            self.launcher.stop()
 
     def __enter__(self) -> LocalStack:
         return self.start()

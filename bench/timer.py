@@ -137,6 +137,19 @@ def _report(stack: LocalStack, report: Report, samples: list[Any], path_of: dict
     if not everything:
         report.add("warms observed", 0, target=f">= {CONVERSATIONS}", met=False)
         return
+    _report_lateness(report, errors, naive)
+    reference = sum(old_waits) / len(old_waits) if old_waits else None
+    _report_billed(report, billed, warms, reference)
+    if naive:
+        report.note(
+            "naive reference = the runner's own firing delays after at() for this run's schedules "
+            f"(n={len(naive)}); previous-design reference = target - floor_to_minute(target - 59 s)"
+            " - the same draw, per schedule; both computed, no second batch"
+        )
+
+
+def _report_lateness(report: Report, errors: dict[str, list[float]], naive: list[float]) -> None:
+    everything = errors["queue"] + errors["scheduler"]
     for q, label in ((50, "p50"), (99, "p99"), (100, "max")):
         value = percentile(everything, q)
         report.add(
@@ -160,7 +173,11 @@ def _report(stack: LocalStack, report: Report, samples: list[Any], path_of: dict
         "warms observed", len(everything), target=f">= {CONVERSATIONS}",
         met=len(everything) >= CONVERSATIONS,
     )  # fmt: skip
-    reference = sum(old_waits) / len(old_waits) if old_waits else None
+
+
+def _report_billed(
+    report: Report, billed: dict[str, float], warms: dict[str, int], reference: float | None
+) -> None:
     for path in PATHS:
         if warms[path]:
             mean = billed[path] / warms[path]
@@ -177,12 +194,6 @@ def _report(stack: LocalStack, report: Report, samples: list[Any], path_of: dict
             report.extra[f"billed_{path}_s"] = mean
     if reference is not None:
         report.extra["previous_wait_s"] = reference
-    if naive:
-        report.note(
-            "naive reference = the runner's own firing delays after at() for this run's schedules "
-            f"(n={len(naive)}); previous-design reference = target - floor_to_minute(target - 59 s)"
-            " - the same draw, per schedule; both computed, no second batch"
-        )
 
 
 def _billed(

@@ -24,7 +24,7 @@ from bench.common import Report
 from chalicelib.adapters.prices import GenaiPriceBook
 from chalicelib.domain.pricing import Usage
 from tests import parsed
-from tests.fakes.ports import WarpClock
+from tests.fakes.ports import WarpClock, World
 
 NAME = "cost"
 SIZES = (2_000, 20_000, 150_000)
@@ -82,7 +82,6 @@ def _one_size(tokens: int) -> dict[str, Any]:
     import anthropic
 
     from chalicelib.adapters.model import AnthropicModel
-    from chalicelib.domain.warming import Toggle
     from chalicelib.services import Limits
     from devstack.anthropic import AnthropicEmulator, EmulatorConfig
     from tests.fakes.ports import world
@@ -95,26 +94,9 @@ def _one_size(tokens: int) -> dict[str, Any]:
         w = world(clock=clock)  # type: ignore[arg-type]
         w.services.ports.model = lambda: model
         w.services.ports.limits = Limits(turns_per_minute=1000)
-        system_chars, turns = _layout(tokens)
-        conversation = w.services.create_conversation(
-            OWNER,
-            parsed.conversation(
-                {"system": _filler(f"size {tokens}", system_chars), "model": MODEL}
-            ),
-        )
-        cid = conversation.id
-        for n, chars in enumerate(turns):
-            started = w.services.start_turn(
-                OWNER, cid, parsed.turn({"text": _filler(f"turn {n}", chars)})
-            )
-            assert w.services.generate(cid, started.index) == "sealed"
+        cid, turns = _conversation_of(w, tokens)
         turns_seen = len(emulator.stats.requests)
-        w.services.uow.transition(cid, Toggle(True))
-        statuses = []
-        while w.timer.live_for(cid):
-            tick = w.timer.pop_due(cid)
-            report = w.services.handle_tick(cid, tick.seq, tick.target)
-            statuses.append(report.action)
+        _warm_until_it_stops(w, cid)
         final = w.store.get_conversation(cid)
         assert final is not None
         warms = [
@@ -130,6 +112,32 @@ def _one_size(tokens: int) -> dict[str, Any]:
         }
 
 
+def _conversation_of(w: World, tokens: int) -> tuple[str, list[int]]:
+    """A conversation whose prefix is about `tokens` tokens, every turn sealed."""
+    system_chars, turns = _layout(tokens)
+    conversation = w.services.create_conversation(
+        OWNER,
+        parsed.conversation({"system": _filler(f"size {tokens}", system_chars), "model": MODEL}),
+    )
+    cid: str = conversation.id
+    for n, chars in enumerate(turns):
+        started = w.services.start_turn(
+            OWNER, cid, parsed.turn({"text": _filler(f"turn {n}", chars)})
+        )
+        assert w.services.generate(cid, started.index) == "sealed"
+    return cid, turns
+
+
+def _warm_until_it_stops(w: World, cid: str) -> None:
+    """Warming on, then every tick delivered when due until none is left (the policy stopped)."""
+    from chalicelib.domain.warming import Toggle
+
+    w.services.uow.transition(cid, Toggle(True))
+    while w.timer.live_for(cid):
+        tick = w.timer.pop_due(cid)
+        w.services.handle_tick(cid, tick.seq, tick.target)
+
+
 def run() -> Report:
     report = Report(NAME)
     rates = PRICES.cache_rates(MODEL, PRICED_AT)
@@ -139,42 +147,47 @@ def run() -> Report:
         if len(warms) < 2:
             report.note(f"~{tokens} tokens: only {len(warms)} warms")
             continue
-        prefix = prefix_tokens(warms[-1])
-        ratios = [billed_usd(u) / minimum_usd(u) for u in warms]
-        later = ratios[1:]
-        label = f"~{prefix / 1000:.1f}k-token prefix ({result['turns']} turns)"
-        print(
-            f"  {label}: {len(warms)} warms until '{result['status']}'; billed/minimum per "
-            f"warm: {', '.join(f'{r:.3f}' for r in ratios)}",
-            flush=True,
-        )
-        report.add(
-            f"{label}: warm #1 after the turn, billed ÷ minimum",
-            ratios[0],
-            reference=1.0,
-            reference_label="read of the prefix + placeholder",
-            note=f"writes the last reply ({warms[0]['cache_creation_input_tokens']} tokens)",
-        )
-        worst = max(later)
-        report.add(
-            f"{label}: warms #2-#{len(warms)}, worst billed ÷ minimum",
-            worst,
-            reference=1.0,
-            reference_label="read of the prefix + placeholder",
-            target="1.00",
-            met=abs(worst - 1.0) < 0.005,
-        )
-        total = sum(billed_usd(u) for u in warms)
-        rewrite = rates.cache_write_5m * prefix / 1_000_000
-        report.add(
-            f"{label}: idle warms until '{result['status']}' (budget {result['budget']}), "
-            "total cost",
-            total,
-            "USD",
-            reference=rewrite,
-            reference_label="one cache re-write",
-            target="≤ 1 re-write",
-            met=total <= rewrite and result["status"] == "paused-idle",
-            note=f"{len(warms)} warms",
-        )
+        _report_size(report, result, warms, rates.cache_write_5m)
     return report
+
+
+def _report_size(
+    report: Report, result: dict[str, Any], warms: list[dict[str, Any]], write_per_mtok: float
+) -> None:
+    prefix = prefix_tokens(warms[-1])
+    ratios = [billed_usd(u) / minimum_usd(u) for u in warms]
+    later = ratios[1:]
+    label = f"~{prefix / 1000:.1f}k-token prefix ({result['turns']} turns)"
+    print(
+        f"  {label}: {len(warms)} warms until '{result['status']}'; billed/minimum per "
+        f"warm: {', '.join(f'{r:.3f}' for r in ratios)}",
+        flush=True,
+    )
+    report.add(
+        f"{label}: warm #1 after the turn, billed ÷ minimum",
+        ratios[0],
+        reference=1.0,
+        reference_label="read of the prefix + placeholder",
+        note=f"writes the last reply ({warms[0]['cache_creation_input_tokens']} tokens)",
+    )
+    worst = max(later)
+    report.add(
+        f"{label}: warms #2-#{len(warms)}, worst billed ÷ minimum",
+        worst,
+        reference=1.0,
+        reference_label="read of the prefix + placeholder",
+        target="1.00",
+        met=abs(worst - 1.0) < 0.005,
+    )
+    total = sum(billed_usd(u) for u in warms)
+    rewrite = write_per_mtok * prefix / 1_000_000
+    report.add(
+        f"{label}: idle warms until '{result['status']}' (budget {result['budget']}), total cost",
+        total,
+        "USD",
+        reference=rewrite,
+        reference_label="one cache re-write",
+        target="≤ 1 re-write",
+        met=total <= rewrite and result["status"] == "paused-idle",
+        note=f"{len(warms)} warms",
+    )

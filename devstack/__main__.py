@@ -18,14 +18,15 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from devstack.stack import Stack, StackOptions
 
 STARTED = time.monotonic()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from devstack.stack import DEFAULT_ENDPOINTS_FILE
-
     parser = argparse.ArgumentParser(
         prog="python -m devstack",
         description="The local stack: moto (DynamoDB + Scheduler + SQS), a scheduler runner, the "
@@ -33,6 +34,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Chalice's local HTTP server with the web page, and an Anthropic emulator (the real API "
         "when ANTHROPIC_API_KEY is set).",
     )
+    _add_ports(parser)
+    _add_emulator(parser)
+    _add_lambdas(parser)
+    _add_gateway(parser)
+    parser.add_argument("--expired-token", action="store_true", help="also mint an expired token")
+    parser.add_argument("--stage", default="dev", help="Chalice stage whose config is used")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    _check(parser, args)
+    return args
+
+
+def _add_ports(parser: argparse.ArgumentParser) -> None:
+    from devstack.stack import DEFAULT_ENDPOINTS_FILE
+
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--http-port", type=int, default=25203)
     parser.add_argument("--anthropic-port", type=int, default=25204)
@@ -51,6 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_ENDPOINTS_FILE,
         help="where to write the endpoints JSON (default: %(default)s)",
     )
+
+
+def _add_emulator(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tokens-per-second",
         type=float,
@@ -66,6 +85,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="emulator: 'model' for Anthropic's per-model minimum cacheable prefix (the "
         "default), or a number of tokens for every model",
     )
+
+
+def _add_lambdas(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lambda-workers",
         type=int,
@@ -83,6 +105,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=50,
         help="most concurrent warm invocations the tick queue's event source mapping starts",
     )
+
+
+def _add_gateway(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ws-idle-timeout",
         type=float,
@@ -104,10 +129,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="BYTES",
         help="gateway: largest message in either direction (AWS: 131072)",
     )
-    parser.add_argument("--expired-token", action="store_true", help="also mint an expired token")
-    parser.add_argument("--stage", default="dev", help="Chalice stage whose config is used")
-    parser.add_argument("--verbose", action="store_true", help="log every request")
-    args = parser.parse_args(argv)
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse what the stack cannot run with (parser.error exits 2 with the usage line)."""
     if not _is_loopback(args.host):
         # moto and the management API have no authentication, and /devstack/config.json hands
         # out a token: none of it may be reachable from another machine.
@@ -127,7 +152,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             args.min_cacheable = int(args.min_cacheable)
         except ValueError:
             parser.error("--min-cacheable takes a number of tokens or 'model'")
-    return args
 
 
 def _is_loopback(host: str) -> bool:
@@ -212,32 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
-    from devstack.stack import PortInUse, Stack, StackOptions
+    from devstack.stack import PortInUse, Stack
 
-    stack = Stack(
-        StackOptions(
-            host=args.host,
-            http_port=args.http_port,
-            anthropic_port=args.anthropic_port,
-            ws_port=args.ws_port,
-            management_port=args.management_port,
-            lambda_port=args.lambda_port,
-            aws_port=args.aws_port,
-            exact_scheduler=args.exact_scheduler,
-            endpoints_file=args.endpoints_file,
-            tokens_per_second=args.tokens_per_second,
-            reply_tokens=args.reply_tokens,
-            min_cacheable=args.min_cacheable,
-            lambda_workers=args.lambda_workers,
-            esm_max_concurrency=args.esm_max_concurrency,
-            moto_process=args.moto_process,
-            chalice_stage=args.stage,
-            ws_idle_timeout_s=args.ws_idle_timeout,
-            ws_max_connection_s=args.ws_max_connection,
-            ws_max_message_bytes=args.ws_max_message_bytes,
-            expired_token=args.expired_token,
-        )
-    )
+    stack = Stack(_options(args))
     try:
         endpoints = stack.start()
     except PortInUse as error:
@@ -250,6 +251,38 @@ def main(argv: list[str] | None = None) -> int:
     print(banner(endpoints, args, stack.real_anthropic))
     print(f"started in {time.monotonic() - STARTED:.2f} s")
     print("ready")
+    _serve_until(stopping, stack)
+    return 0
+
+
+def _options(args: argparse.Namespace) -> StackOptions:
+    from devstack.stack import StackOptions
+
+    return StackOptions(
+        host=args.host,
+        http_port=args.http_port,
+        anthropic_port=args.anthropic_port,
+        ws_port=args.ws_port,
+        management_port=args.management_port,
+        lambda_port=args.lambda_port,
+        aws_port=args.aws_port,
+        exact_scheduler=args.exact_scheduler,
+        endpoints_file=args.endpoints_file,
+        tokens_per_second=args.tokens_per_second,
+        reply_tokens=args.reply_tokens,
+        min_cacheable=args.min_cacheable,
+        lambda_workers=args.lambda_workers,
+        esm_max_concurrency=args.esm_max_concurrency,
+        moto_process=args.moto_process,
+        chalice_stage=args.stage,
+        ws_idle_timeout_s=args.ws_idle_timeout,
+        ws_max_connection_s=args.ws_max_connection,
+        ws_max_message_bytes=args.ws_max_message_bytes,
+        expired_token=args.expired_token,
+    )
+
+
+def _serve_until(stopping: threading.Event, stack: Stack) -> None:
     try:
         while not stopping.wait(1.0):
             pass
@@ -257,7 +290,6 @@ def main(argv: list[str] | None = None) -> int:
         print("devstack: stopping", file=sys.stderr)
         stack.stop()
         print("devstack: stopped", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":

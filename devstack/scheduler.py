@@ -173,35 +173,7 @@ class SchedulerRunner:
         self._known.pop(key, None)
         if schedule.get("State", "ENABLED") != "ENABLED":
             return False
-        target = schedule.get("Target") or {}
-        arn = str(target.get("Arn", ""))
-        payload = target.get("Input") or "{}"
-        delivered = True
-        if SQS_ARN_MARKER in arn and self.sqs_client is not None:
-            self.sqs_client.send_message(QueueUrl=self._queue_url(arn), MessageBody=payload)
-        elif LAMBDA_ARN_MARKER in arn:
-            self.lambda_client.invoke(
-                FunctionName=arn, InvocationType="Event", Payload=payload.encode()
-            )
-        else:
-            delivered = False
-        if delivered:
-            late = self.clock() - due.at_s
-            log.info(
-                "fired %s/%s (at +%.1f s) -> %s %s",
-                due.group,
-                due.name,
-                late,
-                arn.rsplit(":", 1)[-1],
-                _short(payload),
-            )
-        else:
-            log.warning(
-                "schedule %s/%s targets %r, which is not SQS or Lambda; skipped",
-                due.group,
-                due.name,
-                arn,
-            )
+        self._deliver(due, schedule.get("Target") or {})
         if schedule.get("ActionAfterCompletion") == "DELETE":
             try:
                 self.scheduler.delete_schedule(Name=due.name, GroupName=due.group)
@@ -210,6 +182,34 @@ class SchedulerRunner:
                     raise
         self.fired.append(due)
         return True
+
+    def _deliver(self, due: Due, target: dict[str, Any]) -> None:
+        """Send the target its Input (an SQS message or an async Lambda invoke) and log it."""
+        arn = str(target.get("Arn", ""))
+        payload = target.get("Input") or "{}"
+        if SQS_ARN_MARKER in arn and self.sqs_client is not None:
+            self.sqs_client.send_message(QueueUrl=self._queue_url(arn), MessageBody=payload)
+        elif LAMBDA_ARN_MARKER in arn:
+            self.lambda_client.invoke(
+                FunctionName=arn, InvocationType="Event", Payload=payload.encode()
+            )
+        else:
+            log.warning(
+                "schedule %s/%s targets %r, which is not SQS or Lambda; skipped",
+                due.group,
+                due.name,
+                arn,
+            )
+            return
+        late = self.clock() - due.at_s
+        log.info(
+            "fired %s/%s (at +%.1f s) -> %s %s",
+            due.group,
+            due.name,
+            late,
+            arn.rsplit(":", 1)[-1],
+            _short(payload),
+        )
 
     def _queue_url(self, arn: str) -> str:
         """arn:aws:sqs:<region>:<account>:<name> -> the queue's URL, as SQS names it."""

@@ -41,7 +41,6 @@ state lives exactly as long as the stack. The app's shared clients are primed on
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -60,10 +59,12 @@ from devstack.stack_parts import (
     bedrock_requested,
     bounded,
     check_ports,
+    create_resources,
     local_env_for,
     more_tokens,
     prime_app_clients,
     quiet_third_party_logs,
+    write_json,
 )
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ class Stack:
 
         widen_client_pools()
         app_settings = settings()
-        self._create_resources(app_settings.table_name, app_settings.schedule_group)
+        create_resources(app_settings.table_name, app_settings.schedule_group)
         prime_app_clients(bootstrap.services())
         return app_settings
 
@@ -293,15 +294,6 @@ class Stack:
         os.environ.update(local_env)
         return app, config
 
-    def _create_resources(self, table_name: str, schedule_group: str) -> None:
-        import boto3
-
-        from chalicelib.adapters.store import create_table
-
-        session = boto3.session.Session()
-        create_table(session.client("dynamodb"), table_name)
-        session.client("scheduler").create_schedule_group(Name=schedule_group)
-
     def _start_scheduler(self, group: str, lambda_url: str) -> None:
         import boto3
 
@@ -335,10 +327,7 @@ class Stack:
         path = self.options.endpoints_file
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(self.endpoints, indent=2) + "\n")
-        temporary.replace(path)
+        write_json(path, self.endpoints)
         self._stoppers.append(("endpoints file", lambda: path.unlink(missing_ok=True)))
 
     # --- stop ----------------------------------------------------------------------------

@@ -208,3 +208,22 @@ def more_tokens(mint: Callable[..., str], options: StackOptions, secret: str) ->
     if options.expired_token:
         tokens["expiredToken"] = mint(options.user, secret, lifetime_s=-EXPIRED_AGO_S)
     return tokens
+
+
+def create_resources(table_name: str, schedule_group: str) -> None:
+    """The app's table and schedule group, in moto (the endpoints are in the environment)."""
+    import boto3
+
+    from chalicelib.adapters.store import create_table
+
+    session = boto3.session.Session()
+    create_table(session.client("dynamodb"), table_name)
+    session.client("scheduler").create_schedule_group(Name=schedule_group)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write the file whole or not at all: a reader polling for it never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2) + "\n")
+    temporary.replace(path)

@@ -15,7 +15,7 @@ from chalicelib.domain.conversation import Conversation
 from chalicelib.domain.turns import Announcement, TurnEndedNotice, TurnStartedNotice
 from chalicelib.ports import Channel
 from chalicelib.services.ports import Ports
-from chalicelib.wire import chat, surface
+from chalicelib.wire import replies, surface
 from chalicelib.wire.frames import MAX_PUSH_BYTES
 
 log = logging.getLogger("cache_warming")
@@ -79,7 +79,7 @@ class FanOut:
         exclude: str | None = None,
         connection_ids: list[str] | None = None,
     ) -> None:
-        frame = surface.update_frame(conversation.id, conversation.warming, cause)
+        frame = replies.update_frame(conversation.id, conversation.warming, cause)
         self.publish(
             conversation.id, "surface", frame, exclude=exclude, connection_ids=connection_ids
         )
@@ -87,9 +87,9 @@ class FanOut:
     def announce(self, announcement: Announcement) -> None:
         match announcement:
             case TurnStartedNotice(turn=turn):
-                self.publish(turn.conversation_id, "chat", chat.started_frame(turn))
+                self.publish(turn.conversation_id, "chat", replies.started_frame(turn))
             case TurnEndedNotice(turn=turn):
-                self.publish(turn.conversation_id, "chat", chat.ended_frame(announcement))
+                self.publish(turn.conversation_id, "chat", replies.ended_frame(announcement))
 
     def chat_stream(
         self,
@@ -153,9 +153,9 @@ class ChatStream:
             subscribers = self.fanout.subscribers(self.conversation_id, "chat")
             self._catch_up([c for c in subscribers if c not in self._served])
             self._served.update(subscribers)
-            for piece in chat.delta_pieces(self._pending):
+            for piece in replies.delta_pieces(self._pending):
                 self._push(piece, self._sent_units, subscribers)
-                self._sent_units += chat.utf16_units(piece)
+                self._sent_units += replies.utf16_units(piece)
         self._pending = ""
         self._last_push = now
 
@@ -166,10 +166,10 @@ class ChatStream:
         if not newcomers or not sent:
             return
         offset = 0
-        for piece in chat.delta_pieces(sent):
+        for piece in replies.delta_pieces(sent):
             self._push(piece, offset, newcomers)
-            offset += chat.utf16_units(piece)
+            offset += replies.utf16_units(piece)
 
     def _push(self, text: str, offset: int, connection_ids: list[str]) -> None:
-        frame = chat.delta_frame(self.conversation_id, self.turn_id, text, offset)
+        frame = replies.delta_frame(self.conversation_id, self.turn_id, text, offset)
         self.fanout.publish(self.conversation_id, "chat", frame, connection_ids=connection_ids)

@@ -12,8 +12,8 @@ from chalicelib.domain.warming import Event, Revive, SetInterval, Toggle
 from chalicelib.ports import Connection
 from chalicelib.services.turns import Turns
 from chalicelib.services.unit_of_work import Scope, UnitOfWork
-from chalicelib.wire import frames, surface
-from chalicelib.wire.errors import error_frame, refusal_of
+from chalicelib.wire import frames, replies, surface
+from chalicelib.wire.errors import refusal_of
 from chalicelib.wire.frames import Frame, FrameRefused
 
 log = logging.getLogger("cache_warming")
@@ -55,7 +55,7 @@ class Frames:
                 conversation_id = failure.conversation_id
             elif not isinstance(failure, Refused):
                 log.exception("frame failed")
-            reply = error_frame(refusal_of(failure), request_id, conversation_id)
+            reply = replies.error_frame(refusal_of(failure), request_id, conversation_id)
         self.uow.fanout.reply(connection_id, reply)
 
     def _admit(self, connection_id: str, arrived_ms: int | None) -> Connection:
@@ -77,7 +77,7 @@ class Frames:
         cid, owner, rid = connection.connection_id, connection.owner, frame.request_id
         match frame:
             case frames.Ping():
-                return frames.pong_frame(rid)
+                return replies.pong_frame(rid)
             case frames.Subscribe(conversation_id=conversation_id):
                 self.uow.read_owned(conversation_id, owner)
                 # Subscribed before the state is read: a change after the read is pushed to this
@@ -88,11 +88,11 @@ class Frames:
                 outcome = self.uow.transition(
                     conversation_id, Revive(), owner=owner, scope=Scope(exclude=cid)
                 )
-                return surface.surface_frame(conversation_id, outcome.conversation.warming, rid)
+                return replies.surface_frame(conversation_id, outcome.conversation.warming, rid)
             case frames.Unsubscribe(conversation_id=conversation_id):
                 self.uow.read_owned(conversation_id, owner)
                 self.ports.store.unsubscribe(cid, conversation_id, "surface")
-                return frames.ack_frame("unsubscribe", conversation_id, rid)
+                return replies.ack_frame("unsubscribe", conversation_id, rid)
             case frames.InvokeToggle(conversation_id=conversation_id, enabled=enabled):
                 # The warming cap is held by the write itself (unit_of_work: a warming slot).
                 return self._invoke(cid, owner, conversation_id, Toggle(enabled), rid)
@@ -101,14 +101,14 @@ class Frames:
             case frames.ChatSubscribe(conversation_id=conversation_id):
                 self.uow.read_owned(conversation_id, owner)
                 self.ports.store.subscribe(cid, conversation_id, "chat", connection.expires_at)
-                return frames.ack_frame("chat.subscribe", conversation_id, rid)
+                return replies.ack_frame("chat.subscribe", conversation_id, rid)
             case frames.ChatUnsubscribe(conversation_id=conversation_id):
                 self.uow.read_owned(conversation_id, owner)
                 self.ports.store.unsubscribe(cid, conversation_id, "chat")
-                return frames.ack_frame("chat.unsubscribe", conversation_id, rid)
+                return replies.ack_frame("chat.unsubscribe", conversation_id, rid)
             case frames.CloseConversation(conversation_id=conversation_id):
                 self.turns.close(owner, conversation_id)
-                return frames.ack_frame("close", conversation_id, rid)
+                return replies.ack_frame("close", conversation_id, rid)
             case _:
                 assert_never(frame)
 
@@ -126,7 +126,7 @@ class Frames:
         # The caller always hears back (with its requestId), even when nothing changed.
         state = outcome.conversation.warming
         cause = surface.cause_of(event, state)
-        return surface.update_frame(outcome.conversation.id, state, cause, request_id)
+        return replies.update_frame(outcome.conversation.id, state, cause, request_id)
 
 
 def too_many_frames() -> Refused:

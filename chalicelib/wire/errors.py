@@ -1,5 +1,5 @@
-"""Every refusal's HTTP status and error frame: the one table both app.py and the frame handler
-use. An unexpected exception becomes `upstream_error` (an AWS dependency failed) or
+"""Every refusal's HTTP status: the one table both app.py and the frame handler use (the error
+frame is built in `wire/replies.py`). An unexpected exception becomes `upstream_error` (an AWS dependency failed) or
 `internal_error` (a bug); its details go to the log, never to the client."""
 
 from __future__ import annotations
@@ -46,14 +46,3 @@ def refusal_of(error: Exception) -> Refused:
 
 def http_body(refusal: Refused) -> dict[str, Any]:
     return {"error": {"code": refusal.code, "message": refusal.message}}
-
-
-def error_frame(
-    refusal: Refused, request_id: str | None = None, conversation_id: str | None = None
-) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "error", "code": refusal.code, "message": refusal.message}
-    if request_id is not None:
-        frame["requestId"] = request_id
-    if conversation_id is not None:
-        frame["conversationId"] = conversation_id
-    return frame

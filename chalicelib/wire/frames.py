@@ -1,4 +1,5 @@
-"""WebSocket frames: every client frame parsed into a typed value, and the server's own frames.
+"""WebSocket frames: every client frame parsed into a typed value (the server's own frames are
+built in `wire/replies.py`).
 
 One registry maps each frame `type` to its parser; `services/frames.py` matches every `Frame` to
 its handler with `assert_never`, so a frame type added here without a handler fails `make lint`.
@@ -231,19 +232,3 @@ def _request_id(obj: dict[str, Any]) -> str | None:
             "invalid_field", f"'requestId' must be a string of 1-{MAX_REQUEST_ID_CHARS} characters"
         )
     return value
-
-
-def _with_request_id(frame: dict[str, Any], request_id: str | None) -> dict[str, Any]:
-    if request_id is not None:
-        frame["requestId"] = request_id
-    return frame
-
-
-def pong_frame(request_id: str | None) -> dict[str, Any]:
-    return _with_request_id({"type": "pong"}, request_id)
-
-
-def ack_frame(frame_type: str, conversation_id: str, request_id: str | None) -> dict[str, Any]:
-    """Reply to frames whose effect is not itself a frame (unsubscribe, chat.*, close)."""
-    frame = {"type": "ack", "of": frame_type, "conversationId": conversation_id}
-    return _with_request_id(frame, request_id)

@@ -144,34 +144,3 @@ def fields(state: WarmingState) -> list[Field]:
         _warm_cost(state),
         _field("savings", "cost", "Savings", _savings(state)),
     ]
-
-
-def surface_frame(
-    conversation_id: str, state: WarmingState, request_id: str | None
-) -> dict[str, Any]:
-    frame: dict[str, Any] = {
-        "type": "surface",
-        "surfaceId": SURFACE_ID,
-        "conversationId": conversation_id,
-        "spec": {"title": "Cache warming", "actions": list(ACTIONS), "fields": fields(state)},
-    }
-    return _with_request_id(frame, request_id)
-
-
-def update_frame(
-    conversation_id: str, state: WarmingState, cause: Cause, request_id: str | None = None
-) -> dict[str, Any]:
-    frame: dict[str, Any] = {
-        "type": "update",
-        "surfaceId": SURFACE_ID,
-        "conversationId": conversation_id,
-        "cause": cause,
-        "fields": fields(state),
-    }
-    return _with_request_id(frame, request_id)
-
-
-def _with_request_id(frame: dict[str, Any], request_id: str | None) -> dict[str, Any]:
-    if request_id is not None:
-        frame["requestId"] = request_id
-    return frame

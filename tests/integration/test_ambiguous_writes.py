@@ -22,7 +22,7 @@ from tests.conftest import SESSION, TABLE_NAME
 from tests.fakes.ports import World, world
 from tests.fakes.store import InMemoryStore
 from tests.helpers import RacingStore, conversation_with_turn, invoke, subscribe
-from tests.moto_stack import MotoStack, create, join, sealed_turn
+from tests.moto_stack import MotoStack, sealed_turn
 from tests.moto_stack import invoke as ws_invoke
 
 
@@ -42,10 +42,9 @@ def retry_after_landing(client: Any, operation: str) -> list[int]:
     return attempts
 
 
-def test_a_retried_put_whose_first_attempt_landed_is_our_own_write(stack: MotoStack) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
+def test_a_retried_put_whose_first_attempt_landed_is_our_own_write(
+    stack: MotoStack, conversation_id: str
+) -> None:
     ws_invoke(stack, "ws-1", conversation_id, "toggle", True)
     retried = retry_after_landing(stack.services.store.client, "PutItem")  # type: ignore[attr-defined]
     ws_invoke(stack, "ws-1", conversation_id, "set-interval", 200)  # re-books: one put
@@ -63,10 +62,8 @@ def test_a_retried_put_whose_first_attempt_landed_is_our_own_write(stack: MotoSt
 
 def test_a_retried_transaction_whose_first_attempt_landed_is_our_own_write(
     stack: MotoStack,
+    conversation_id: str,
 ) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
     ws_invoke(stack, "ws-1", conversation_id, "toggle", True)
     client = stack.services.store.client  # type: ignore[attr-defined]
     retried = retry_after_landing(client, "TransactWriteItems")

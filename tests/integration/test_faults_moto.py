@@ -30,11 +30,8 @@ def stored(stack: MotoStack, conversation_id: str) -> Any:
 
 
 def test_a_scheduler_failure_refuses_the_toggle_and_claims_no_tick(
-    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+    stack: MotoStack, conversation_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
     before = stored(stack, conversation_id)
     scheduler = stack.services.timer.scheduler  # type: ignore[attr-defined]
 
@@ -51,11 +48,8 @@ def test_a_scheduler_failure_refuses_the_toggle_and_claims_no_tick(
 
 
 def test_a_warm_whose_booking_failed_is_finished_by_lambdas_first_retry(
-    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+    stack: MotoStack, conversation_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     scheduler = stack.services.timer.scheduler  # type: ignore[attr-defined]
     real_create = scheduler.create_schedule
@@ -81,11 +75,8 @@ def test_a_warm_whose_booking_failed_is_finished_by_lambdas_first_retry(
 
 
 def test_a_warm_whose_lambda_was_killed_is_taken_over_by_the_retry_after_its_deadline(
-    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+    stack: MotoStack, conversation_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
     invoke(
         stack,
         "ws-1",
@@ -153,11 +144,8 @@ def test_opening_the_panel_re_arms_a_dead_tick(stack: MotoStack) -> None:
 
 
 def test_a_crash_between_arming_and_the_write_leaves_a_harmless_orphan(
-    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+    stack: MotoStack, conversation_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
     store = stack.services.store
 
     def crash(*_: Any, **__: Any) -> None:
@@ -189,11 +177,8 @@ def test_a_crash_between_arming_and_the_write_leaves_a_harmless_orphan(
 
 
 def test_a_write_that_certainly_failed_cancels_the_timer_it_armed(
-    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+    stack: MotoStack, conversation_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
     client = stack.services.store.client  # type: ignore[attr-defined]
 
     def refused(**_: Any) -> None:
@@ -207,11 +192,8 @@ def test_a_write_that_certainly_failed_cancels_the_timer_it_armed(
 
 
 def test_a_write_of_unknown_outcome_keeps_the_timer_it_armed(
-    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+    stack: MotoStack, conversation_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
     client = stack.services.store.client  # type: ignore[attr-defined]
 
     failing: list[str] = []
@@ -235,11 +217,8 @@ def test_a_write_of_unknown_outcome_keeps_the_timer_it_armed(
 
 
 def test_a_conditional_check_storm_gives_up_cleanly_without_orphans(
-    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+    stack: MotoStack, conversation_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
     store = stack.services.store
 
     def always_conflict(conversation: Any, *_: Any) -> Any:

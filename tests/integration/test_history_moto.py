@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 
 from tests.conftest import SESSION
 from tests.fakes.ports import field_value
-from tests.moto_stack import ENV, OWNER, MotoStack, create, invoke, join, sealed_turn
+from tests.moto_stack import ENV, OWNER, MotoStack, create, invoke, sealed_turn
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "contract" / "schema.json").read_text())
 PAGE = Draft202012Validator({"$defs": SCHEMA["$defs"], "$ref": "#/$defs/HistoryPage"})
@@ -22,10 +22,9 @@ def history(stack: MotoStack, conversation_id: str, query: str = "", owner: str 
     return stack.http.http.get(path, headers=stack.headers(owner))
 
 
-def test_the_history_shows_every_warm_and_turn_the_panel_counted(stack: MotoStack) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
+def test_the_history_shows_every_warm_and_turn_the_panel_counted(
+    stack: MotoStack, conversation_id: str
+) -> None:
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     for _ in range(2):
         assert stack.fire_due() == {"action": "warmed"}

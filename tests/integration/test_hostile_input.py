@@ -134,14 +134,13 @@ def test_a_frame_from_a_socket_that_never_connected_is_unauthorized(stack: MotoS
     assert snapshot() == before
 
 
-def test_replayed_request_ids_are_answered_each_time_without_side_effects(stack: MotoStack) -> None:
-    cid = create(stack)
-    sealed_turn(stack, cid)
-    join(stack, "ws-1", cid)
+def test_replayed_request_ids_are_answered_each_time_without_side_effects(
+    stack: MotoStack, conversation_id: str
+) -> None:
     frame = {
         "type": "invoke",
         "surfaceId": "cache-warming",
-        "conversationId": cid,
+        "conversationId": conversation_id,
         "action": "cache-warming/toggle",
         "payload": True,
         "requestId": "same",
@@ -151,7 +150,7 @@ def test_replayed_request_ids_are_answered_each_time_without_side_effects(stack:
     stack.send("ws-1", frame)
     replies = [f for f in stack.frames("ws-1") if f.get("requestId") == "same"]
     assert [r["type"] for r in replies] == ["update", "update"]
-    assert snapshot() == after_first and len(stack.live_schedules(cid)) == 1
+    assert snapshot() == after_first and len(stack.live_schedules(conversation_id)) == 1
 
 
 def http_corpus(cid: str, foreign: str) -> list[tuple[str, str, Any, int, str]]:

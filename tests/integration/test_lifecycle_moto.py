@@ -42,10 +42,9 @@ def test_cr4a_new_conversation_surface_is_off_and_no_schedule_exists(stack: Moto
     assert stack.live_schedules() == [] and stack.invoker.calls == []
 
 
-def test_cr4b_three_scheduled_warms_each_push_a_future_next_warm(stack: MotoStack) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
+def test_cr4b_three_scheduled_warms_each_push_a_future_next_warm(
+    stack: MotoStack, conversation_id: str
+) -> None:
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     (schedule,) = stack.live_schedules(conversation_id)
     assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
@@ -72,10 +71,9 @@ def test_cr4b_three_scheduled_warms_each_push_a_future_next_warm(stack: MotoStac
         assert field_value(update, "warm-cost")["warms"] == number + 1
 
 
-def test_short_intervals_go_by_the_tick_queue_with_one_pending_tick(stack: MotoStack) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
+def test_short_intervals_go_by_the_tick_queue_with_one_pending_tick(
+    stack: MotoStack, conversation_id: str
+) -> None:
     invoke(stack, "ws-1", conversation_id, "set-interval", 20)
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     for _ in range(3):
@@ -118,10 +116,8 @@ def test_the_default_interval_goes_by_the_queue_at_sqs_s_900_s_limit(stack: Moto
 
 def test_a_schedule_fires_its_lead_before_the_target_and_within_the_queue_s_delay(
     stack: MotoStack,
+    conversation_id: str,
 ) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     (schedule,) = stack.live_schedules(conversation_id)
     target = json.loads(schedule["Target"]["Input"])["target"]
@@ -141,10 +137,9 @@ def test_a_schedule_fires_its_lead_before_the_target_and_within_the_queue_s_dela
     assert field_value(stack.frames("ws-1", "update")[-1], "timer")["lastWarmAt"] == target
 
 
-def test_toggle_off_deletes_the_schedule_and_a_late_tick_does_nothing(stack: MotoStack) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
+def test_toggle_off_deletes_the_schedule_and_a_late_tick_does_nothing(
+    stack: MotoStack, conversation_id: str
+) -> None:
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     (schedule,) = stack.live_schedules(conversation_id)
     payload = json.loads(schedule["Target"]["Input"])
@@ -156,10 +151,7 @@ def test_toggle_off_deletes_the_schedule_and_a_late_tick_does_nothing(stack: Mot
     assert len(stack.frames("ws-1")) == frames and stack.model.warms == []
 
 
-def test_a_duplicate_delivery_warms_once(stack: MotoStack) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
+def test_a_duplicate_delivery_warms_once(stack: MotoStack, conversation_id: str) -> None:
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     (schedule,) = stack.live_schedules(conversation_id)
     payload = json.loads(schedule["Target"]["Input"])
@@ -174,11 +166,10 @@ def stored_state(stack: MotoStack, conversation_id: str) -> Any:
     return conversation.warming
 
 
-def test_duplicates_in_one_batch_warm_once_and_both_are_deleted(stack: MotoStack) -> None:
+def test_duplicates_in_one_batch_warm_once_and_both_are_deleted(
+    stack: MotoStack, conversation_id: str
+) -> None:
     """SQS may deliver a message more than once, even in the same batch: one warm, no retry."""
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
     invoke(stack, "ws-1", conversation_id, "set-interval", 20)
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     (pending,) = stack.queue.sent
@@ -204,11 +195,8 @@ def test_duplicates_in_one_batch_warm_once_and_both_are_deleted(stack: MotoStack
 
 
 def test_a_tick_that_fails_comes_back_soon_and_reaches_the_dlq_after_five_receives(
-    stack: MotoStack, monkeypatch: pytest.MonkeyPatch
+    stack: MotoStack, conversation_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
     invoke(stack, "ws-1", conversation_id, "set-interval", 20)
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     (pending,) = stack.queue.sent
@@ -257,10 +245,7 @@ def test_a_gone_socket_is_forgotten_and_the_others_still_get_pushes(
     ]
 
 
-def test_disconnect_leaves_warming_running(stack: MotoStack) -> None:
-    conversation_id = create(stack)
-    sealed_turn(stack, conversation_id)
-    join(stack, "ws-1", conversation_id)
+def test_disconnect_leaves_warming_running(stack: MotoStack, conversation_id: str) -> None:
     invoke(stack, "ws-1", conversation_id, "toggle", True)
     stack.disconnect("ws-1")
     assert stack.services.store.get_connection("ws-1") is None

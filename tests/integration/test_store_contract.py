@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from moto.dynamodb.models import DynamoDBBackend
 
-from chalicelib.adapters.store import DynamoStore, create_table
+from chalicelib.adapters.store import DynamoStore
 from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import Conversation, Turn
 from chalicelib.domain.history import MAX_ENTRIES, RETENTION_DAYS, HistoryEntry
@@ -37,8 +37,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
     if request.param == "memory":
         yield InMemoryStore()
         return
-    request.getfixturevalue("aws")
-    create_table(SESSION.client("dynamodb"), TABLE_NAME)
+    request.getfixturevalue("dynamodb")
     yield DynamoStore(TABLE_NAME, client_factory=lambda: SESSION.client("dynamodb"))
 
 
@@ -697,10 +696,10 @@ def test_concurrent_spend_is_never_lost(store: Store, monkeypatch: pytest.Monkey
     assert store.spent("alice", "d") == 120
 
 
-def test_the_dynamodb_listing_reads_the_summary_index_only(aws: Any) -> None:
+@pytest.mark.usefixtures("dynamodb")
+def test_the_dynamodb_listing_reads_the_summary_index_only() -> None:
     from chalicelib.adapters.store_items import SUMMARY_GSI
 
-    create_table(SESSION.client("dynamodb"), TABLE_NAME)
     client = SESSION.client("dynamodb")
     store = DynamoStore(TABLE_NAME, client_factory=lambda: client)
     for index in range(3):
@@ -720,10 +719,10 @@ def test_the_dynamodb_listing_reads_the_summary_index_only(aws: Any) -> None:
     assert all("body" not in item for item in seen[0]["items"])
 
 
-def test_a_throttled_creation_is_an_aws_failure_not_a_cap(aws: Any) -> None:
+@pytest.mark.usefixtures("dynamodb")
+def test_a_throttled_creation_is_an_aws_failure_not_a_cap() -> None:
     from botocore.exceptions import ClientError
 
-    create_table(SESSION.client("dynamodb"), TABLE_NAME)
     client = SESSION.client("dynamodb")
     store = DynamoStore(TABLE_NAME, client_factory=lambda: client)
 

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from chalicelib.adapters.store import DynamoStore, create_table
+from chalicelib.adapters.store import DynamoStore
 from chalicelib.adapters.store_items import conversation_item, turn_item
 from chalicelib.adapters.store_migration import main, migrate
 from chalicelib.domain.conversation import Conversation, Turn
@@ -21,8 +21,7 @@ BIG_SYSTEM = "S" * (200 * 1024 - 2)
 
 
 @pytest.fixture
-def store(aws: Any) -> Iterator[DynamoStore]:
-    create_table(SESSION.client("dynamodb"), TABLE_NAME)
+def store(dynamodb: Any) -> Iterator[DynamoStore]:
     yield DynamoStore(TABLE_NAME, client_factory=lambda: SESSION.client("dynamodb"))
 
 

@@ -27,7 +27,7 @@ from chalicelib.domain.timing import TIMINGS
 from chalicelib.domain.turns import TurnEndedNotice
 from chalicelib.domain.warming import WarmingState, WarmStats
 from chalicelib.services.ports import Limits
-from chalicelib.wire import chat, commands, frames, surface, views
+from chalicelib.wire import commands, frames, replies, surface, views
 from chalicelib.wire import errors as wire_errors
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -170,12 +170,12 @@ def test_every_field_kind_is_used() -> None:
 
 def test_surface_and_update_frames_match_the_schema() -> None:
     for state in _states():
-        assert_valid("SurfaceFrame", surface.surface_frame(C, state, "r1"))
-        assert_valid("SurfaceFrame", surface.surface_frame(C, state, None))
-        assert_valid("UpdateFrame", surface.update_frame(C, state, "toggle", "r2"))
+        assert_valid("SurfaceFrame", replies.surface_frame(C, state, "r1"))
+        assert_valid("SurfaceFrame", replies.surface_frame(C, state, None))
+        assert_valid("UpdateFrame", replies.update_frame(C, state, "toggle", "r2"))
         for cause in surface.CAUSES:
-            assert_valid("UpdateFrame", surface.update_frame(C, state, cause))
-        assert_valid("ServerFrame", surface.update_frame(C, state, "warm"))
+            assert_valid("UpdateFrame", replies.update_frame(C, state, cause))
+        assert_valid("ServerFrame", replies.update_frame(C, state, "warm"))
 
 
 def test_update_causes_are_the_backends() -> None:
@@ -278,14 +278,14 @@ def test_a_frame_the_schema_refuses_is_refused_by_the_backend() -> None:
 
 def test_ack_pong_and_error_frames_match_the_schema() -> None:
     for of in enum("AckOf"):
-        assert_valid("AckFrame", frames.ack_frame(of, C, "r1"))
-        assert_valid("AckFrame", frames.ack_frame(of, C, None))
-    assert_valid("PongFrame", frames.pong_frame("r1"))
-    assert_valid("PongFrame", frames.pong_frame(None))
+        assert_valid("AckFrame", replies.ack_frame(of, C, "r1"))
+        assert_valid("AckFrame", replies.ack_frame(of, C, None))
+    assert_valid("PongFrame", replies.pong_frame("r1"))
+    assert_valid("PongFrame", replies.pong_frame(None))
     for code in domain_errors.CODES:
         refusal = domain_errors.Refused(code, "a sentence")
-        assert_valid("ErrorFrame", wire_errors.error_frame(refusal))
-        assert_valid("ServerFrame", wire_errors.error_frame(refusal, "r", C))
+        assert_valid("ErrorFrame", replies.error_frame(refusal))
+        assert_valid("ServerFrame", replies.error_frame(refusal, "r", C))
         assert_valid("HttpError", wire_errors.http_body(refusal))
 
 
@@ -301,10 +301,10 @@ def _ended(status: str, **changes: object) -> TurnEndedNotice:
 def _backend_chat_frames() -> list[dict[str, Any]]:
     """One frame of every kind the backend's chat builders make, every failure code included."""
     turn = Turn(C, 2, "And then?", 1767614400000)
-    built = [chat.started_frame(turn), chat.delta_frame(C, turn.turn_id, "Then the ", 0)]
-    built.append(chat.ended_frame(_ended("sealed", usage=USAGE)))
-    built += [chat.ended_frame(_ended("aborted", abort_reason=r)) for r in enum("AbortReason")]
-    built += [chat.ended_frame(_ended("failed", error_code=c)) for c in chat.FAILURE_MESSAGES]
+    built = [replies.started_frame(turn), replies.delta_frame(C, turn.turn_id, "Then the ", 0)]
+    built.append(replies.ended_frame(_ended("sealed", usage=USAGE)))
+    built += [replies.ended_frame(_ended("aborted", abort_reason=r)) for r in enum("AbortReason")]
+    built += [replies.ended_frame(_ended("failed", error_code=c)) for c in replies.FAILURE_MESSAGES]
     return built
 
 
@@ -346,7 +346,7 @@ def test_turn_failure_codes_are_the_ones_the_backend_reports() -> None:
     assert reported <= codes
     # The chat frame has a message for every code a failed turn can carry (the model's, and
     # `empty_reply`, `timeout` and `upstream_error` decided by the turn rules).
-    assert set(chat.FAILURE_MESSAGES) == codes
+    assert set(replies.FAILURE_MESSAGES) == codes
 
 
 # --- HTTP --------------------------------------------------------------------------------------

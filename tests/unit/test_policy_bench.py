@@ -15,17 +15,15 @@ from bench.policies import (
     CacheChoice,
     ExpectedValue,
     FixedInterval,
-    GapHistory,
     MyopicExpectedValue,
     NoWarming,
-    Predictive,
-    ReturnModel,
     break_even_budget,
     expected_idle_cost,
     warm_times,
     warms_if_never_back,
 )
 from bench.policy_gaps import GapModel, fit_lognormal, gap_models
+from bench.policy_model import GapHistory, Predictive, ReturnModel
 from bench.policy_oracle import Tally, oracle_cost, oracle_outcomes, oracle_warms, tally
 from bench.policy_replay import (
     DecideShortcutBroken,

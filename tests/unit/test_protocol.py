@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib.domain.errors import Refused
 from chalicelib.domain.warming import WarmingState
-from chalicelib.wire import frames, surface
+from chalicelib.wire import frames, replies, surface
 from chalicelib.wire.errors import STATUS
 from chalicelib.wire.frames import FrameRefused, parse_frame
 from tests.helpers import BAD_FRAMES, INVOKE, C, frame
@@ -75,7 +75,7 @@ def test_every_error_code_has_an_http_status() -> None:
 
 
 def test_surface_frame_has_the_fixed_fields_and_echoes_ids() -> None:
-    frame = surface.surface_frame(C, WarmingState(), "r9")
+    frame = replies.surface_frame(C, WarmingState(), "r9")
     assert frame["conversationId"] == C and frame["requestId"] == "r9"
     ids = [f["id"] for f in frame["spec"]["fields"]]
     assert ids == [
@@ -123,7 +123,7 @@ def test_the_cache_retention_field_says_which_cache_is_in_use_and_why() -> None:
 
 
 def test_update_frame_without_request_id_has_none() -> None:
-    frame = surface.update_frame(C, WarmingState(), "warm")
+    frame = replies.update_frame(C, WarmingState(), "warm")
     assert frame["type"] == "update" and "requestId" not in frame
     assert frame["conversationId"] == C
 

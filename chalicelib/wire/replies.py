@@ -1,4 +1,9 @@
-"""The `chat` frames pushed to a conversation's chat subscribers while a turn runs."""
+"""Every frame the backend builds for a client: replies to its frames (pong, ack, error, surface,
+update) and the `chat` frames pushed to a conversation's chat subscribers while a turn runs.
+
+One home, so a new server frame has one place to go; `tests/unit/test_contract_schema.py` checks
+what each builder returns against contract/schema.json.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ from typing import Any
 import msgspec
 
 from chalicelib.domain.conversation import Turn, cut_to_bytes
+from chalicelib.domain.errors import Refused
 from chalicelib.domain.turns import TurnEndedNotice
+from chalicelib.domain.warming import WarmingState
 from chalicelib.wire.frames import MAX_PUSH_BYTES
+from chalicelib.wire.surface import ACTIONS, SURFACE_ID, Cause, fields
 
 # A delta is at most this much text, so its frame stays far below the push limit.
 DELTA_TEXT_BYTES = 64 * 1024
@@ -32,6 +40,58 @@ FAILURE_MESSAGES = {
 }
 
 
+def _with_request_id(frame: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+    if request_id is not None:
+        frame["requestId"] = request_id
+    return frame
+
+
+def pong_frame(request_id: str | None) -> dict[str, Any]:
+    return _with_request_id({"type": "pong"}, request_id)
+
+
+def ack_frame(frame_type: str, conversation_id: str, request_id: str | None) -> dict[str, Any]:
+    """Reply to frames whose effect is not itself a frame (unsubscribe, chat.*, close)."""
+    frame = {"type": "ack", "of": frame_type, "conversationId": conversation_id}
+    return _with_request_id(frame, request_id)
+
+
+def error_frame(
+    refusal: Refused, request_id: str | None = None, conversation_id: str | None = None
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": refusal.code, "message": refusal.message}
+    if request_id is not None:
+        frame["requestId"] = request_id
+    if conversation_id is not None:
+        frame["conversationId"] = conversation_id
+    return frame
+
+
+def surface_frame(
+    conversation_id: str, state: WarmingState, request_id: str | None
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "type": "surface",
+        "surfaceId": SURFACE_ID,
+        "conversationId": conversation_id,
+        "spec": {"title": "Cache warming", "actions": list(ACTIONS), "fields": fields(state)},
+    }
+    return _with_request_id(frame, request_id)
+
+
+def update_frame(
+    conversation_id: str, state: WarmingState, cause: Cause, request_id: str | None = None
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "type": "update",
+        "surfaceId": SURFACE_ID,
+        "conversationId": conversation_id,
+        "cause": cause,
+        "fields": fields(state),
+    }
+    return _with_request_id(frame, request_id)
+
+
 def chat_frame(conversation_id: str, event: str, **fields: Any) -> dict[str, Any]:
     return {"type": "chat", "conversationId": conversation_id, "event": event, **fields}
 
@@ -47,7 +107,7 @@ def delta_frame(conversation_id: str, turn_id: str, text: str, offset: int) -> d
 
 
 def utf16_units(text: str) -> int:
-    """The text's length as JavaScript counts it (UTF-16 code units)."""
+    """The text's length as JavaScript counts it (UTF-16 code units): a delta's `offset`."""
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
