@@ -8,7 +8,7 @@ PYTEST_WORKERS ?= auto
 CLIENT := clients/js
 CLIENT_DEPS := $(CLIENT)/node_modules/.installed
 
-.PHONY: venv client test unit lint up bench conformance package deploy clean
+.PHONY: venv client test unit lint up bench conformance package deploy smoke clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,12 @@ package: $(STAMP)
 
 deploy: package
 	infra/deploy.sh $(or $(STAGE),dev)
+
+# The probe against a deployed stage (its stack outputs, a token from its secret or its Cognito
+# test user) on the cheapest catalog model; the expected cost is printed first. STAGE=local runs
+# it against `make up`'s stack. Without AWS credentials it says so and sends nothing.
+smoke: $(STAMP)
+	$(BIN)/python -m devstack.smoke $(or $(STAGE),dev)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .devstack $(CLIENT)/node_modules $(CLIENT)/dist
