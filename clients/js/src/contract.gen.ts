@@ -309,7 +309,7 @@ export interface PongFrame {
   readonly requestId?: RequestId;
 }
 
-/** The reply to a frame that failed. `conversationId` when the frame named a valid one; `requestId` when it carried a valid one. An `unauthorized` error frame is the connection's last (its token expired, or the connection is unknown): the server closes the socket after it (x-closesConnection). */
+/** The reply to a frame that failed. `conversationId` when the frame named a valid one; `requestId` when it carried a valid one. An `unauthorized` error frame is the connection's last (its token expired, or the connection is unknown): the server closes the socket after it. */
 export interface ErrorFrame {
   readonly type: "error";
   readonly code: ErrorCode;
