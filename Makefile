@@ -8,7 +8,7 @@ PYTEST_WORKERS ?= auto
 CLIENT := clients/js
 CLIENT_DEPS := $(CLIENT)/node_modules/.installed
 
-.PHONY: venv client test unit lint up bench conformance package deploy clean
+.PHONY: venv client test unit lint up bench conformance package deploy smoke clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -83,6 +83,11 @@ CHECKOV_ACCEPTED := CKV_AWS_115,CKV_AWS_116,CKV_AWS_117,CKV_AWS_119,CKV_AWS_120,
 checkov: package $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet \
 		--skip-check $(CHECKOV_ACCEPTED) -f build/$(or $(STAGE),dev)/sam.yaml
+# The probe against a deployed stage (its stack outputs, a token from its secret or its Cognito
+# test user) on the cheapest catalog model; the expected cost is printed first. STAGE=local runs
+# it against `make up`'s stack. Without AWS credentials it says so and sends nothing.
+smoke: $(STAMP)
+	$(BIN)/python -m devstack.smoke $(or $(STAGE),dev)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .devstack $(CLIENT)/node_modules $(CLIENT)/dist

@@ -129,10 +129,11 @@ def close_conversation(conversation_id: str) -> dict[str, Any]:
 def connect(event: WebsocketEvent) -> Response | None:
     query = event.to_dict().get("queryStringParameters") or {}
     try:
-        owner = bootstrap.verifier().verify(query.get("token"))
+        identity = bootstrap.verifier().identify(query.get("token"))
     except Refused:
         return Response(status_code=401, body="")
-    bootstrap.services().connect(event.connection_id, owner)
+    # The connection's authority ends with its token's (chalicelib/services/frames.py).
+    bootstrap.services().connect(event.connection_id, identity.subject, identity.authorized_until)
     return None
 
 

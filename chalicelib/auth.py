@@ -1,7 +1,16 @@
 """Identity: bearer JWTs verified with PyJWT. A token's `sub` owns the conversations it creates.
 
-Two verifiers: HS256 with a shared secret (the local stack and tests), and RS256 against an
-identity provider's JWKS (production; Cognito-compatible `iss`/`aud`/`exp`/`sub` checks).
+Two verifiers: HS256 with a shared secret (the local stack, tests, and stacks without an identity
+provider), and RS256 against an identity provider's JWKS (an Amazon Cognito user pool: `iss`,
+`client_id`, `token_use`, `exp`, `sub` checked).
+
+Only ACCESS tokens are bearers, in both modes: `token_use` must be `access`. Amazon Cognito
+Developer Guide, "Verifying JSON web tokens", section "Verify the claims" (read 2026-12-07):
+"If you are only accepting the access token in your web API operations, its value must be
+`access`", and "the `client_id` claim in an access token should match the app client ID". An ID
+token (`token_use` `id`, the app client in `aud`) says who signed in, not that this API may be
+called: refused. The dev tokens `mint` makes carry `token_use: access` too, so one rule holds
+everywhere and a token without `token_use` is refused in both modes.
 """
 
 from __future__ import annotations
@@ -10,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chalicelib.domain.errors import Refused
@@ -29,30 +39,64 @@ JWKS_LIFESPAN_S = 3600
 # At most one fetch attempt per this many seconds (unknown key ids, outages).
 JWKS_COOLDOWN_S = 10.0
 
+# The one `token_use` a bearer may have (module docstring).
+ACCESS = "access"
+
 log = logging.getLogger("cache_warming")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a verified token names, and until when (its `exp`, epoch seconds)."""
+
+    subject: str
+    expires_at: int
+
+    @property
+    def authorized_until(self) -> int:
+        """The last second the token is honoured: `exp` plus the skew tolerated when it was
+        verified, so a token accepted at `$connect` is not refused on the connection's first frame."""
+        return self.expires_at + LEEWAY_S
 
 
 class TokenVerifier(Protocol):
     def verify(self, token: str | None) -> str:
         """The token's subject; Refused('unauthorized') for anything else."""
 
+    def identify(self, token: str | None) -> Identity:
+        """The token's subject and expiry; Refused('unauthorized') for anything else."""
+
 
 def _refuse(reason: str = "a valid bearer token is required") -> Refused:
     return Refused("unauthorized", reason)
 
 
-def _subject(claims: dict[str, Any]) -> str:
+def _identity(claims: dict[str, Any]) -> Identity:
+    if claims.get("token_use") != ACCESS:
+        raise _refuse("only access tokens are accepted")
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 256:
         raise _refuse("the token has no subject")
-    return subject
+    expires_at = claims.get("exp")
+    # PyJWT has checked `exp` is a number in the future (within the leeway).
+    if not isinstance(expires_at, int | float) or isinstance(expires_at, bool):
+        raise _refuse("the token has no expiry")
+    return Identity(subject, int(expires_at))
 
 
-class SharedSecretVerifier:
+class _Verifier:
+    def verify(self, token: str | None) -> str:
+        return self.identify(token).subject
+
+    def identify(self, token: str | None) -> Identity:
+        raise NotImplementedError
+
+
+class SharedSecretVerifier(_Verifier):
     def __init__(self, secret: str) -> None:
         self.secret = secret
 
-    def verify(self, token: str | None) -> str:
+    def identify(self, token: str | None) -> Identity:
         import jwt
 
         if not token or not self.secret:
@@ -67,17 +111,20 @@ class SharedSecretVerifier:
             )
         except jwt.PyJWTError as error:
             raise _refuse() from error
-        return _subject(claims)
+        return _identity(claims)
 
 
-class JwksVerifier:
-    """RS256 tokens signed by a key from the provider's JWKS (fetched, then cached per container).
+class JwksVerifier(_Verifier):
+    """RS256 access tokens signed by a key from the provider's JWKS (fetched, then cached per
+    container).
 
-    The token must name one of `allowed_clients`: in `aud` (ID tokens, and access tokens of
-    providers that set an audience) or, when it has no `aud`, in `client_id` (Amazon Cognito access
-    tokens carry the app client id there and no `aud`: Amazon Verified Permissions user guide,
-    "Client and audience validation for Amazon Cognito", read 2026-12-01). Without an issuer and
-    at least one allowed client any token from the provider, for any app, would pass: refused.
+    The token's `client_id` must be one of `allowed_clients`: a Cognito access token carries its
+    app client id there, not in `aud` ("Verifying JSON web tokens", above; Amazon Verified
+    Permissions user guide, "Client and audience validation for Amazon Cognito", read
+    2026-12-01: "Access tokens have a `client_id` claim that also contains the app client ID";
+    an access token's `aud`, when present, names a resource server, not an app client, so it
+    decides nothing here). Without an issuer and at least one allowed client any token from the
+    provider, for any app, would pass: refused.
     """
 
     def __init__(
@@ -95,7 +142,7 @@ class JwksVerifier:
         self.issuer = issuer
         self.allowed_clients = frozenset(allowed_clients)
 
-    def verify(self, token: str | None) -> str:
+    def identify(self, token: str | None) -> Identity:
         import jwt
 
         if not token:
@@ -112,9 +159,11 @@ class JwksVerifier:
             )
         except jwt.PyJWTError as error:
             raise _refuse() from error
-        if not self._for_this_app(claims):
+        identity = _identity(claims)
+        client_id = claims.get("client_id")
+        if not isinstance(client_id, str) or client_id not in self.allowed_clients:
             raise _refuse("the token was issued to another client")
-        return _subject(claims)
+        return identity
 
     def _signing_key(self, token: str) -> Any:
         try:
@@ -124,16 +173,6 @@ class JwksVerifier:
             # failing or unreadable: the caller cannot be verified, which is a 401, never a 500.
             log.warning("no signing key for a bearer token: %s", type(error).__name__)
             raise _refuse() from error
-
-    def _for_this_app(self, claims: dict[str, Any]) -> bool:
-        audience = claims.get("aud")
-        if audience is not None:
-            named = [audience] if isinstance(audience, str) else audience
-            return isinstance(named, list) and any(
-                isinstance(item, str) and item in self.allowed_clients for item in named
-            )
-        client_id = claims.get("client_id")
-        return isinstance(client_id, str) and client_id in self.allowed_clients
 
 
 def audiences(setting: str) -> tuple[str, ...]:
@@ -194,8 +233,9 @@ def bearer(headers: Mapping[str, str]) -> str | None:
 
 
 def mint(subject: str, secret: str, lifetime_s: int = DEV_TOKEN_LIFETIME_S) -> str:
-    """A dev token for the local stack and tests."""
+    """A dev token for the local stack, tests and smoke runs: an access token, as Cognito's are."""
     import jwt
 
     now = int(time.time())
-    return jwt.encode({"sub": subject, "iat": now, "exp": now + lifetime_s}, secret, HS256)
+    claims = {"sub": subject, "iat": now, "exp": now + lifetime_s, "token_use": ACCESS}
+    return jwt.encode(claims, secret, HS256)

@@ -82,7 +82,9 @@ class Connection:
     connection_id: str
     owner: str
     connected_at: int
-    # Epoch seconds; DynamoDB TTL removes the item (and readers skip it) after this.
+    # Epoch seconds: the connection's authority ends here, at its token's expiry or API Gateway's
+    # 2-hour connection limit, whichever is first. DynamoDB TTL removes the item after this
+    # (readers check it themselves: the sweep lags).
     expires_at: int
 
 
@@ -242,6 +244,9 @@ Delivery = Literal["delivered", "gone", "failed"]
 class Sockets(Protocol):
     def post(self, connection_id: str, frame: dict[str, Any]) -> Delivery:
         """Send one frame to one connection."""
+
+    def close(self, connection_id: str) -> None:
+        """Close the socket (best effort: a gone one is already closed)."""
 
 
 class ModelError(Exception):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -184,8 +185,11 @@ class MotoStack:
     def scheduler(self) -> Any:
         return SESSION.client("scheduler")
 
-    def token(self, owner: str) -> str:
-        return auth.mint(owner, SECRET)
+    def token(self, owner: str, lifetime_s: int = auth.DEV_TOKEN_LIFETIME_S) -> str:
+        """A dev token valid `lifetime_s` on this stack's clock: PyJWT checks `exp` on the wall
+        clock at `$connect`, the app checks a connection's expiry on the stack's (fake) clock."""
+        ahead_s = self.clock.now_ms() // 1000 - int(time.time())
+        return auth.mint(owner, SECRET, lifetime_s=lifetime_s + max(0, ahead_s))
 
     def headers(self, owner: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(owner)}", "Content-Type": "application/json"}
@@ -225,12 +229,7 @@ class MotoStack:
     def frames(self, connection_id: str, frame_type: str | None = None) -> list[dict[str, Any]]:
         backend = apigw_models.apigatewaymanagementapi_backends[DEFAULT_ACCOUNT_ID][REGION]
         connection = backend.connections.get(connection_id)
-        data = connection.data.decode() if connection else ""
-        decoder = json.JSONDecoder()
-        frames, position = [], 0
-        while position < len(data):
-            frame, position = decoder.raw_decode(data, position)
-            frames.append(frame)
+        frames = _frames_of(connection.data.decode() if connection else "")
         return [f for f in frames if frame_type is None or f["type"] == frame_type]
 
     # --- the Scheduler's side -------------------------------------------------------------
@@ -420,6 +419,30 @@ def patch_gone(monkeypatch: Any, gone: set[str]) -> None:
         original(self, data, connection_id)
 
     monkeypatch.setattr(apigw_models.ApiGatewayManagementApiBackend, "post_to_connection", post)
+
+
+def record_deleted(monkeypatch: Any) -> dict[str, list[dict[str, Any]]]:
+    """Connection id -> the frames posted to it when DeleteConnection forgot it (moto's delete
+    drops the connection with what it received)."""
+    seen: dict[str, list[dict[str, Any]]] = {}
+    original = apigw_models.ApiGatewayManagementApiBackend.delete_connection
+
+    def delete(self: Any, connection_id: str) -> None:
+        connection = self.connections.get(connection_id)
+        seen[connection_id] = _frames_of(connection.data.decode() if connection else "")
+        original(self, connection_id)
+
+    monkeypatch.setattr(apigw_models.ApiGatewayManagementApiBackend, "delete_connection", delete)
+    return seen
+
+
+def _frames_of(data: str) -> list[dict[str, Any]]:
+    decoder = json.JSONDecoder()
+    frames, position = [], 0
+    while position < len(data):
+        frame, position = decoder.raw_decode(data, position)
+        frames.append(frame)
+    return frames
 
 
 # --- driving the app like a front end ----------------------------------------------------

@@ -1,4 +1,4 @@
-"""API Gateway's WebSocket management API: post frames to connections."""
+"""API Gateway's WebSocket management API: post frames to connections, close them."""
 
 from __future__ import annotations
 
@@ -45,3 +45,19 @@ class ManagementApiSockets:
             log.warning("post to %s failed: %s", connection_id, type(error).__name__)
             return "failed"
         return "delivered"
+
+    def close(self, connection_id: str) -> None:
+        """DeleteConnection (`DELETE /@connections/{id}`, API Gateway developer guide, "Use
+        @connections commands in your backend service", read 2026-12-07); API Gateway then runs
+        `$disconnect` ("The connection can be closed by the server or by the client", "The
+        $disconnect route", same guide). `GoneException` (410): already closed. Any other failure
+        is logged and left to the 2-hour limit: the connection's expiry already refuses its frames
+        and its subscriptions' pushes."""
+        try:
+            self.client.delete_connection(ConnectionId=connection_id)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code != "GoneException":
+                log.warning("closing %s failed: %s", connection_id, code)
+        except BotoCoreError as error:
+            log.warning("closing %s failed: %s", connection_id, type(error).__name__)

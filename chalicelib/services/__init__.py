@@ -61,8 +61,10 @@ class Services:
 
     # --- WebSocket -----------------------------------------------------------------------------
 
-    def connect(self, connection_id: str, owner: str) -> None:
-        self.frames.connect(connection_id, owner)
+    def connect(
+        self, connection_id: str, owner: str, authorized_until: int | None = None
+    ) -> None:
+        self.frames.connect(connection_id, owner, authorized_until)
 
     def disconnect(self, connection_id: str) -> None:
         self.frames.disconnect(connection_id)

@@ -1,5 +1,13 @@
 """WebSocket connections and frames: connect, disconnect, the per-connection frame limit, and
-one handler per frame type. Every client frame gets exactly one reply, errors included."""
+one handler per frame type. Every client frame gets exactly one reply, errors included.
+
+A connection's authority ends when its token's does (`authorized_until`, kept as the
+connection's `expires_at`): API Gateway checks a token at `$connect` only ("Because the WebSocket
+connection is a stateful connection, you can configure authorization on the `$connect` route
+only", API Gateway developer guide, "Manage connected users and client apps: $connect and
+$disconnect routes", read 2026-12-07), so the backend ends it. The next frame after that gets an
+`unauthorized` error frame and the socket is closed (the management API's DeleteConnection);
+subscriptions carry the same expiry, so pushes stop at that second too."""
 
 from __future__ import annotations
 
@@ -29,9 +37,14 @@ class Frames:
         self.turns = turns
         self.seen = SeenFrames()
 
-    def connect(self, connection_id: str, owner: str) -> None:
+    def connect(
+        self, connection_id: str, owner: str, authorized_until: int | None = None
+    ) -> None:
+        """`authorized_until`: the last epoch second the connection's token is honoured."""
         now = self.ports.clock.now_ms()
         expires_at = now // 1000 + CONNECTION_LIFETIME_S
+        if authorized_until is not None:
+            expires_at = min(expires_at, authorized_until)
         self.ports.store.put_connection(Connection(connection_id, owner, now, expires_at))
 
     def disconnect(self, connection_id: str) -> None:
@@ -41,22 +54,23 @@ class Frames:
     def handle(self, connection_id: str, raw: str | bytes, arrived_ms: int | None = None) -> None:
         """Parse and run one client frame; every outcome, errors included, is one reply frame.
         `arrived_ms`: when API Gateway received it (the frame limit counts by arrival)."""
-        request_id: str | None = None
-        conversation_id: str | None = None
+        parsed = _parse(raw)
+        request_id, conversation_id = _ids_of(parsed)
+        ended = False
         try:
-            frame = frames.parse_frame(raw)
-            request_id = frame.request_id
-            conversation_id = getattr(frame, "conversation_id", None)
             connection = self._admit(connection_id, arrived_ms)
-            reply = self.dispatch(connection, frame)
+            if isinstance(parsed, Exception):
+                raise parsed
+            reply = self.dispatch(connection, parsed)
         except Exception as failure:  # every frame gets exactly one reply
-            if isinstance(failure, FrameRefused):
-                request_id = failure.request_id
-                conversation_id = failure.conversation_id
-            elif not isinstance(failure, Refused):
+            ended = isinstance(failure, AuthorityEnded)
+            if not isinstance(failure, Refused):
                 log.exception("frame failed")
             reply = replies.error_frame(refusal_of(failure), request_id, conversation_id)
         self.uow.fanout.reply(connection_id, reply)
+        if ended:
+            # After the reply, so the client reads why before the socket goes.
+            self.ports.sockets.close(connection_id)
 
     def _admit(self, connection_id: str, arrived_ms: int | None) -> Connection:
         # Frames of one connection are processed concurrently (one Lambda invocation each), so
@@ -67,7 +81,10 @@ class Frames:
             raise too_many_frames()  # a flood costs no read and no write per frame
         connection = self.ports.store.get_connection(connection_id)
         if connection is None:
-            raise Refused("unauthorized", "this connection is not authenticated")
+            raise AuthorityEnded("this connection is not authenticated")
+        # The item outlives its expiry until DynamoDB's TTL sweep: the expiry itself decides.
+        if connection.expires_at <= now_s:
+            raise AuthorityEnded("this connection's token has expired; reconnect with a new one")
         if not self.ports.store.consume(f"frames#{connection_id}", now_s, limit, now_s + 60):
             raise too_many_frames()
         return connection
@@ -131,3 +148,27 @@ class Frames:
 
 def too_many_frames() -> Refused:
     return Refused("rate_limited", "too many frames; slow down")
+
+
+class AuthorityEnded(Refused):
+    """The connection holds no authority (its token expired, or it was never recorded): the
+    `unauthorized` reply is its last frame; the socket is closed after it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("unauthorized", message)
+
+
+def _parse(raw: str | bytes) -> Frame | Exception:
+    # Parsed before the connection is admitted, so even a refusal echoes the frame's ids.
+    try:
+        return frames.parse_frame(raw)
+    except Exception as failure:  # noqa: BLE001 - answered after admission, by `handle`
+        return failure
+
+
+def _ids_of(parsed: Frame | Exception) -> tuple[str | None, str | None]:
+    if isinstance(parsed, FrameRefused):
+        return parsed.request_id, parsed.conversation_id
+    if isinstance(parsed, Exception):
+        return None, None
+    return parsed.request_id, getattr(parsed, "conversation_id", None)

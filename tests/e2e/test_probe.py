@@ -1,8 +1,10 @@
 """The probe against the whole local stack: every product promise it checks must hold.
 
-It runs ``python -m devstack.probe`` as a user would (about two minutes: three 20-second warm
-intervals, one interval with no socket, three streamed turns), then checks what the stack itself
-printed: one JSON line per warm tick on stdout.
+It runs the probe as ``make smoke STAGE=local`` does (``python -m devstack.smoke local``: the cost
+announced first, then the probe on the cheapest catalog model; about two minutes: three 20-second
+warm intervals, one interval with no socket, three streamed turns), then checks what the stack
+itself printed: one JSON line per warm tick on stdout. One run serves both: the smoke driver runs
+the probe's own checks, so ``make test`` pays for the probe once.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ def get(url: str) -> tuple[int, str, bytes]:
         return error.code, error.headers.get("Content-Type", ""), error.read()
 
 
+def _get_json(url: str, token: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
 def test_the_page_its_assets_and_its_config_are_served(devstack: dict[str, Any]) -> None:
     base = devstack["httpUrl"]
     status, content_type, body = get(base + "/")
@@ -75,31 +83,32 @@ def test_the_page_its_assets_and_its_config_are_served(devstack: dict[str, Any])
     assert status == 200 and json.loads(body) == {"status": "ok"}
 
 
-def test_the_probe_passes(devstack: dict[str, Any]) -> None:
+def test_the_probe_passes(devstack: dict[str, Any], tmp_path: Path) -> None:
+    endpoints = tmp_path / "endpoints.json"
+    endpoints.write_text(json.dumps(devstack))
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "devstack.probe",
-            "--http-url",
-            devstack["httpUrl"],
-            "--ws-url",
-            devstack["wsUrl"],
-            "--token",
-            devstack["token"],
-        ],
+        [sys.executable, "-m", "devstack.smoke", "local", "--endpoints", str(endpoints)],
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
         timeout=PROBE_TIMEOUT_S,
         check=False,
     )
-    lines = result.stdout.splitlines()
+    announced = [line for line in result.stdout.splitlines() if line.startswith("smoke: ")]
+    # The smoke driver's lines come first: the model and the expected cost before anything is sent.
+    assert result.stdout.startswith("smoke: stage local; model "), result.stdout
+    assert "expected cost $" in announced[1], announced
+    model = announced[0].split("model ", 1)[1].split()[0]
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("smoke: ")]
     report = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, report
     assert lines and all(line.startswith("PASS ") for line in lines), report
     checks = {line.split()[1].rstrip(":") for line in lines}
     assert checks == EXPECTED_CHECKS, report
+    # The probe's conversation ran on the model the driver announced.
+    status, listed = _get_json(devstack["httpUrl"] + "/conversations", devstack["token"])
+    probed = [c for c in listed["conversations"] if c["title"].startswith("probe ")]
+    assert status == 200 and probed and {c["model"] for c in probed} == {model}, listed
 
     ticks = [
         json.loads(line)

@@ -141,6 +141,7 @@ class FakeSockets:
         self.frames: dict[str, list[dict[str, Any]]] = {}
         self.gone: set[str] = set()
         self.refused: list[dict[str, Any]] = []
+        self.closed: list[str] = []
         self._lock = threading.Lock()
 
     def post(self, connection_id: str, frame: dict[str, Any]) -> Delivery:
@@ -152,6 +153,11 @@ class FakeSockets:
                 return "failed"
             self.frames.setdefault(connection_id, []).append(frame)
             return "delivered"
+
+    def close(self, connection_id: str) -> None:
+        with self._lock:
+            self.closed.append(connection_id)
+            self.gone.add(connection_id)
 
     def of(self, connection_id: str, frame_type: str | None = None) -> list[dict[str, Any]]:
         frames = self.frames.get(connection_id, [])

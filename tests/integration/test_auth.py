@@ -34,6 +34,15 @@ def test_dev_tokens_round_trip() -> None:
     assert SharedSecretVerifier(SECRET).verify(mint("alice", SECRET)) == "alice"
 
 
+def test_dev_tokens_are_access_tokens_and_their_expiry_is_known() -> None:
+    token = mint("alice", SECRET, lifetime_s=600)
+    assert jwt.decode(token, SECRET, algorithms=["HS256"])["token_use"] == "access"
+    identity = SharedSecretVerifier(SECRET).identify(token)
+    assert identity.subject == "alice"
+    assert abs(identity.expires_at - (time.time() + 600)) < 5
+    assert identity.authorized_until == identity.expires_at + 30
+
+
 @pytest.mark.parametrize(
     "token",
     [
@@ -46,7 +55,14 @@ def test_dev_tokens_round_trip() -> None:
         jwt.encode({"exp": int(time.time()) + 60}, SECRET, "HS256"),  # no sub
         jwt.encode({"sub": "", "exp": int(time.time()) + 60}, SECRET, "HS256"),
         # alg "none" takes no key; PyJWT's stubs want one
-        jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, None, "none"),  # type: ignore[arg-type]
+        jwt.encode(
+            {"sub": "alice", "exp": int(time.time()) + 60, "token_use": "access"},
+            None,  # type: ignore[arg-type]
+            "none",
+        ),
+        # Signed with the right secret, but not access tokens.
+        jwt.encode({"sub": "alice", "exp": int(time.time()) + 60}, SECRET, "HS256"),
+        jwt.encode({"sub": "alice", "exp": int(time.time()) + 60, "token_use": "id"}, SECRET),
     ],
     # Stable ids: the tokens embed the current time, and xdist workers must collect the same ids.
     ids=[
@@ -59,6 +75,8 @@ def test_dev_tokens_round_trip() -> None:
         "no-sub",
         "empty-sub",
         "alg-none",
+        "no-token-use",
+        "id-token",
     ],
 )
 def test_bad_dev_tokens_are_refused(token: str | None) -> None:
@@ -108,7 +126,15 @@ def jwks_url(keys: dict[str, Any]) -> Iterator[str]:
 
 def rs256(key: Any, kid: str = "k1", **claims: Any) -> str:
     now = int(time.time())
-    payload = {"sub": "user-1", "iss": ISSUER, "aud": AUDIENCE, "exp": now + 300, "iat": now}
+    # A Cognito access token's shape: the app client in `client_id`, no `aud`.
+    payload = {
+        "sub": "user-1",
+        "iss": ISSUER,
+        "client_id": AUDIENCE,
+        "token_use": "access",
+        "exp": now + 300,
+        "iat": now,
+    }
     payload.update(claims)
     return jwt.encode(
         {k: v for k, v in payload.items() if v is not None}, key, "RS256", headers={"kid": kid}
@@ -125,7 +151,7 @@ def test_a_provider_token_is_accepted(keys: dict[str, Any], jwks_url: str) -> No
         "forged",
         "expired",
         "wrong_issuer",
-        "wrong_audience",
+        "wrong_client",
         "no_sub",
         "unknown_kid",
         "hs256_confusion",
@@ -137,11 +163,17 @@ def test_bad_provider_tokens_are_refused(keys: dict[str, Any], jwks_url: str, ca
         "forged": lambda: rs256(keys["forger"]),
         "expired": lambda: rs256(keys["good"], exp=int(time.time()) - 120),
         "wrong_issuer": lambda: rs256(keys["good"], iss="https://evil.example"),
-        "wrong_audience": lambda: rs256(keys["good"], aud="someone-else"),
+        "wrong_client": lambda: rs256(keys["good"], client_id="someone-else"),
         "no_sub": lambda: rs256(keys["good"], sub=None),
         "unknown_kid": lambda: rs256(keys["good"], kid="k2"),
         "hs256_confusion": lambda: jwt.encode(
-            {"sub": "user-1", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60},
+            {
+                "sub": "user-1",
+                "iss": ISSUER,
+                "client_id": AUDIENCE,
+                "token_use": "access",
+                "exp": int(time.time()) + 60,
+            },
             SECRET,
             "HS256",
             headers={"kid": "k1"},
@@ -231,25 +263,45 @@ def test_jwks_mode_refuses_to_start_without_an_audience_allow_list(jwks_url: str
         JwksVerifier(jwks_url, "", (AUDIENCE,))
 
 
-def test_a_cognito_access_token_is_matched_by_its_client_id(
+def test_a_cognito_access_token_is_accepted_by_its_client_id(
     keys: dict[str, Any], jwks_url: str
 ) -> None:
     verifier = JwksVerifier(jwks_url, ISSUER, ("other-client", AUDIENCE))
-    access = rs256(keys["good"], aud=None, client_id=AUDIENCE, token_use="access")
-    assert verifier.verify(access) == "user-1"
-    id_token = rs256(keys["good"], aud="other-client", token_use="id")
-    assert verifier.verify(id_token) == "user-1"
+    identity = verifier.identify(rs256(keys["good"]))
+    assert identity.subject == "user-1"
+    assert abs(identity.expires_at - (time.time() + 300)) < 5
+    # An access token's `aud` names a resource server, not the app client: it decides nothing.
+    assert verifier.verify(rs256(keys["good"], aud="https://api.example.com")) == "user-1"
 
 
 @pytest.mark.parametrize(
     "claims",
     [
-        {"aud": None, "client_id": "someone-else"},
-        {"aud": None, "client_id": None},
-        {"aud": "someone-else", "client_id": AUDIENCE},  # an aud that does not match decides
-        {"aud": None, "client_id": ["client-123"]},
+        # A Cognito ID token of the same app client: `aud` names it, `token_use` is `id`.
+        {"token_use": "id", "client_id": None, "aud": AUDIENCE},
+        {"token_use": "id"},
+        {"token_use": None},
+        {"token_use": "ACCESS"},
+        {"token_use": ["access"]},
     ],
-    ids=["foreign-client", "neither", "foreign-aud", "client-id-not-a-string"],
+    ids=["id-token", "id-token-with-client-id", "no-token-use", "token-use-case", "token-use-list"],
+)
+def test_only_access_tokens_are_accepted(
+    keys: dict[str, Any], jwks_url: str, claims: dict[str, Any]
+) -> None:
+    verifier = JwksVerifier(jwks_url, ISSUER, (AUDIENCE,))
+    assert refused(verifier, rs256(keys["good"], **claims))
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"client_id": "someone-else"},
+        {"client_id": None},
+        {"client_id": None, "aud": AUDIENCE},  # an ID token's place for the app client
+        {"client_id": [AUDIENCE]},
+    ],
+    ids=["foreign-client", "no-client", "client-in-aud-only", "client-id-not-a-string"],
 )
 def test_tokens_for_another_client_are_refused(
     keys: dict[str, Any], jwks_url: str, claims: dict[str, Any]

@@ -58,6 +58,8 @@ MOTO_UNMODELLED = frozenset(
         "AWS::ApiGatewayV2::Route",
         "AWS::ApiGatewayV2::Stage",
         "AWS::CloudWatch::Alarm",
+        "AWS::Cognito::UserPool",
+        "AWS::Cognito::UserPoolClient",
         "AWS::Lambda::EventInvokeConfig",
         "AWS::Scheduler::ScheduleGroup",
         "AWS::SecretsManager::Secret",

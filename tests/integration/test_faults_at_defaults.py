@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSResponse
 from chalicelib.domain.timing import TIMINGS
 from chalicelib.ports import ModelError
 from tests.integration.test_faults_moto import LambdaKilled, client_error, stored
-from tests.moto_stack import ENV, MotoStack, create, invoke, join, sealed_turn
+from tests.moto_stack import ENV, OWNER, MotoStack, create, invoke, join, sealed_turn
 
 CACHES = ["5m", "1h"]
 GUARD_MS = TIMINGS.late_guard_s * 1000
@@ -230,8 +230,10 @@ def test_a_tick_that_beats_its_booking_write_waits_for_it_instead_of_being_dropp
             stack.clock.advance(7)
         return real_save(*args, **kwargs)
 
+    # Two hours on, API Gateway has closed ws-1 (its connection limit): the user reconnects.
+    assert stack.connect("ws-2", stack.token(OWNER))["statusCode"] == 200
     monkeypatch.setattr(store, "save_conversation", tick_delivered_before_the_write)
-    invoke(stack, "ws-1", conversation_id, "toggle", True)
+    invoke(stack, "ws-2", conversation_id, "toggle", True)
     monkeypatch.undo()
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)

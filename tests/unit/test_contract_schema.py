@@ -17,7 +17,7 @@ from typing import Any, get_args
 import pytest
 from jsonschema import Draft202012Validator
 
-from chalicelib import ports
+from chalicelib import auth, ports
 from chalicelib.domain import conversation as conversation_domain
 from chalicelib.domain import errors as domain_errors
 from chalicelib.domain import history, warming
@@ -26,6 +26,7 @@ from chalicelib.domain.pricing import TTL_SECONDS, Usage
 from chalicelib.domain.timing import TIMINGS
 from chalicelib.domain.turns import TurnEndedNotice
 from chalicelib.domain.warming import WarmingState, WarmStats
+from chalicelib.services.frames import CONNECTION_LIFETIME_S, AuthorityEnded
 from chalicelib.services.ports import Limits
 from chalicelib.wire import commands, frames, replies, surface, views
 from chalicelib.wire import errors as wire_errors
@@ -118,6 +119,13 @@ def test_limits_are_the_backends() -> None:
     }
     assert limits["historyEntriesPerConversation"] == history.MAX_ENTRIES
     assert limits["historyRetentionDays"] == history.RETENTION_DAYS
+    assert limits["tokenClockSkewSeconds"] == auth.LEEWAY_S
+    assert limits["maxConnectionSeconds"] == CONNECTION_LIFETIME_S
+
+
+def test_the_error_that_closes_a_connection_is_the_backends() -> None:
+    code = AuthorityEnded("x").code
+    assert f"An `{code}` error frame is the connection's last" in DEFS["ErrorFrame"]["description"]
 
 
 # --- surface fields ----------------------------------------------------------------------------

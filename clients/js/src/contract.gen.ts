@@ -309,7 +309,7 @@ export interface PongFrame {
   readonly requestId?: RequestId;
 }
 
-/** The reply to a frame that failed. `conversationId` when the frame named a valid one; `requestId` when it carried a valid one. */
+/** The reply to a frame that failed. `conversationId` when the frame named a valid one; `requestId` when it carried a valid one. An `unauthorized` error frame is the connection's last (its token expired, or the connection is unknown): the server closes the socket after it. */
 export interface ErrorFrame {
   readonly type: "error";
   readonly code: ErrorCode;
@@ -656,7 +656,9 @@ export const LIMITS = {
     "max": 100
   },
   "historyEntriesPerConversation": 1000,
-  "historyRetentionDays": 30
+  "historyRetentionDays": 30,
+  "tokenClockSkewSeconds": 30,
+  "maxConnectionSeconds": 7200
 } as const;
 
 /** The HTTP routes (`{conversationId}` is a path parameter). */
