@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.common import Report
+from bench.item_units import ItemUnits
 from bench.wire_units import Counting, Tally
 
 NAME = "calls"
@@ -81,6 +82,7 @@ class Rig:
 
     stack: Any
     counting: Counting
+    items: ItemUnits
     owner: str = "alice"
     rows: list[tuple[str, Tally, str]] = field(default_factory=list)
 
@@ -160,12 +162,15 @@ class Rig:
         assert result.payload == {"action": expected}, result.payload
 
     def measure(self, operation: str, action: Callable[[], object], note: str = "") -> Tally:
-        with self.counting.measure() as tally:
+        with self.counting.measure() as tally, self.items.measure() as units:
             action()
-        self.rows.append((operation, tally, note))
+        # The write units from the items written (table and indexes), not from the wire.
+        tally.write_units = units.total
+        split = f"{units.table} table + {units.indexes} index"
+        self.rows.append((operation, tally, f"{split}; {note}" if note else split))
         print(
             f"  {operation}: {tally.aws()} AWS calls ({tally.summary()}) + {tally.posts()} posts"
-            f"; ≈{tally.write_units} WRU, {tally.read_units:g} RRU",
+            f"; {tally.write_units} WRU ({split}), ≈{tally.read_units:g} RRU",
             flush=True,
         )
         return tally
@@ -324,7 +329,14 @@ def _run(stack: Any, report: Report) -> None:
     from chalicelib.adapters.timer import QUEUE_MAX_DELAY_MS
 
     stack.services.timer.queue_max_delay_ms = QUEUE_MAX_DELAY_MS  # production split
-    rig = Rig(stack, Counting(stack.services, stack.invoker))
+    from tests.conftest import SESSION
+
+    store = stack.services.store
+    rig = Rig(
+        stack,
+        Counting(stack.services, stack.invoker),
+        ItemUnits(store.client, SESSION.client("dynamodb")),
+    )
     cid = _turns(rig)
     measured: dict[str, Any] = _warms(rig, cid)
     measured.update(_scheduler_path(rig))

@@ -44,7 +44,6 @@ from chalicelib.domain.conversation import (
     ConversationSummary,
     PageKey,
     Turn,
-    summary_of,
 )
 
 if TYPE_CHECKING:
@@ -58,18 +57,53 @@ GSI_NAME = "by-owner"
 SUMMARY_GSI = "owner-summaries"
 TTL_ATTRIBUTE = "expiresAt"
 META = "META"
+LIST = "LIST"
 SYSTEM = "SYSTEM"
 # Every sort key at or after this one in a CONV# partition is fixed once written (or a turn still
 # generating, which its status says); every one before it is state or a subscription.
 FIXED_FROM = SYSTEM
 
 
+def _defaults(cls: type) -> dict[str, Any]:
+    """The builtins of each field's default, for the fields that have one."""
+    defaults: dict[str, Any] = {}
+    for spec in dataclasses.fields(cls):
+        if spec.default is not dataclasses.MISSING:
+            defaults[spec.name] = msgspec.to_builtins(spec.default)
+        elif spec.default_factory is not dataclasses.MISSING:
+            defaults[spec.name] = msgspec.to_builtins(spec.default_factory())
+    return defaults
+
+
+_CONVERSATION_DEFAULTS = _defaults(Conversation)
+
+
+def _compact(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """`data` without the values equal to their default, nested objects too: decoding fills them
+    back in (msgspec.convert takes a missing field's default). A write is billed per started KB
+    of the item, and a conversation that is not mid-turn leaves most fields at their default."""
+    kept: dict[str, Any] = {}
+    for name, value in data.items():
+        default = defaults.get(name, _NO_DEFAULT)
+        if isinstance(value, dict) and isinstance(default, dict):
+            value = _compact(value, default)
+            if not value:
+                continue
+        elif value == default:
+            continue
+        kept[name] = value
+    return kept
+
+
+_NO_DEFAULT = object()
+
+
 def encode_conversation(conversation: Conversation) -> str:
-    """The state's body: the conversation without its version (an attribute of its own) and
-    without its system prompt (the SYSTEM item)."""
+    """The state's body: the conversation without its version (an attribute of its own), without
+    its system prompt (the SYSTEM item), and without the fields still at their default."""
     data = msgspec.to_builtins(conversation)
     del data["version"], data["system"]
-    return msgspec.json.encode(data).decode()
+    return msgspec.json.encode(_compact(data, _CONVERSATION_DEFAULTS)).decode()
 
 
 def state_of(item: Item) -> dict[str, Any]:
@@ -125,7 +159,7 @@ def summary_start_key(owner: str, after: PageKey) -> Item:
     the client), so a cursor cannot reach into another owner's list."""
     created_at, conversation_id = after
     return {
-        **conversation_key(conversation_id),
+        **list_key(conversation_id),
         "gsi1pk": s_value(f"OWNER#{owner}"),
         "gsi1sk": s_value(f"{created_at:013d}#{conversation_id}"),
     }
@@ -186,16 +220,48 @@ def owner_index_keys(conversation: Conversation) -> tuple[str, str]:
 
 
 def conversation_item(conversation: Conversation, version: int) -> Item:
-    gsi1pk, gsi1sk = owner_index_keys(conversation)
+    """The state item as created; later writes update it (`store_writes.py`), never replace it,
+    because it also holds the conversation's savings counters (`COUNTERS`)."""
     return {
         **conversation_key(conversation.id),
         "version": n_value(version),
         "owner": s_value(conversation.owner),
+        "body": s_value(encode_conversation(conversation)),
+    }
+
+
+def id_of(item: Item) -> str:
+    """The conversation id of any item of its `CONV#` partition."""
+    return str_attr(item, "pk").removeprefix("CONV#")
+
+
+def list_key(conversation_id: str) -> Item:
+    return {"pk": s_value(f"CONV#{conversation_id}"), "sk": s_value(LIST)}
+
+
+def list_item(conversation: Conversation) -> Item:
+    """The conversation's entry in the owner indexes: keys only, written once, so no later write
+    of the conversation touches an index."""
+    gsi1pk, gsi1sk = owner_index_keys(conversation)
+    return {
+        **list_key(conversation.id),
+        "owner": s_value(conversation.owner),
         "gsi1pk": s_value(gsi1pk),
         "gsi1sk": s_value(gsi1sk),
-        "body": s_value(encode_conversation(conversation)),
-        "summary": s_value(encode_summary(summary_of(conversation))),
     }
+
+
+# The savings counters each state item adds to (`ADD`), and the Tally field each one counts.
+COUNTERS = {
+    "spentUsd": "spent_usd",
+    "savedUsd": "saved_usd",
+    "warms": "warms",
+    "rescues": "rescues",
+}
+
+
+def warm_spend_key(owner: str, day: str, conversation_id: str) -> Item:
+    return user_key(owner, f"SPEND#{day}#{conversation_id}")
 
 
 PARTIAL_TEXT = "partialText"

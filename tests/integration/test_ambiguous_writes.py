@@ -47,8 +47,9 @@ def test_a_retried_put_whose_first_attempt_landed_is_our_own_write(stack: MotoSt
     sealed_turn(stack, conversation_id)
     join(stack, "ws-1", conversation_id)
     ws_invoke(stack, "ws-1", conversation_id, "toggle", True)
-    retried = retry_after_landing(stack.services.store.client, "PutItem")  # type: ignore[attr-defined]
-    ws_invoke(stack, "ws-1", conversation_id, "set-interval", 200)  # re-books: one put
+    # The state item is updated in place (it holds the savings counters): one UpdateItem.
+    retried = retry_after_landing(stack.services.store.client, "UpdateItem")  # type: ignore[attr-defined]
+    ws_invoke(stack, "ws-1", conversation_id, "set-interval", 200)  # re-books: one update
     assert retried == [1]  # the scenario happened: a retry after a landed put
     state = stack.services.store.get_conversation(conversation_id).warming  # type: ignore[union-attr]
     assert state.enabled and state.status == "scheduled"
