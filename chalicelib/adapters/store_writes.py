@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.store_fixed import FixedReads
-from chalicelib.adapters.store_history import history_writes
+from chalicelib.adapters.store_history import history_put
 from chalicelib.adapters.store_items import (
     COUNTERS,
     TTL_ATTRIBUTE,
@@ -172,11 +172,7 @@ class ConversationWrites(FixedReads):
         entry can then never describe a change that was refused. Best effort: the state is
         saved, and one failure past botocore's retries loses this entry only (logged)."""
         try:
-            for write in history_writes(self._table, entry):
-                if "Put" in write:
-                    self.client.put_item(**write["Put"])
-                else:
-                    self.client.delete_item(**write["Delete"])
+            self.client.put_item(**history_put(self._table, entry))
         except (ClientError, BotoCoreError):
             log.exception("history entry %s of %s not written", entry.seq, entry.conversation_id)
 
@@ -194,7 +190,7 @@ class ConversationWrites(FixedReads):
             # The update drops the prompt from the body: the SYSTEM item takes it.
             items.append({"Put": {"TableName": self._table, "Item": system_item(saved)}})
         if history is not None:
-            items += history_writes(self._table, history)
+            items.append({"Put": history_put(self._table, history)})
         if turn is not None:
             items.append({"Put": {"TableName": self._table, "Item": turn_item(turn)}})
         if spend is not None:
