@@ -7,13 +7,11 @@ invocation a Scheduler delivery costs (the tick put back on the queue with its r
 The event source mapping's own ReceiveMessage/DeleteMessage calls are Lambda's, not the app's,
 and are not counted here (docs/performance.md prices them).
 
-Besides the count, each DynamoDB call's size is read off the wire to estimate the capacity units
-AWS would bill (writes per started 1 KB of request body, twice that inside a transaction; reads
-per started 4 KB of response, half that when not strongly consistent): the item sizes, not the
-call count, drive a warm's DynamoDB cost once the conversation is long. A warm is measured at
-three sizes side by side (a ~1 KB conversation, a ~20k-token one, one with the largest system
-prompt the contract allows). The estimate is from the JSON on the wire (a few % above DynamoDB's item
-size), good enough to see which way it goes.
+Besides the count, the capacity units AWS would bill: a write's from the items it touches and the
+index writes it causes (`item_units.py`), a read's from the response's size (per started 4 KB,
+half when eventually consistent; `wire_units.py`). The item sizes, not the call count, drive a
+warm's DynamoDB cost, so a warm is measured at three sizes side by side (a ~1 KB conversation, a
+~20k-token one, one with the largest system prompt the contract allows).
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ class DynamoStore(ConversationWrites, UserItems, HistoryItems):
             conversation_key(conversation_id) for conversation_id in dict.fromkeys(conversation_ids)
         ]
         states: dict[str, Conversation] = {}
-        for item in self._batch_get(keys, consistent, "pk, version, body"):
+        for item in self._batch_get(keys, consistent):
             states[id_of(item)] = decode_conversation(state_of(item), int_attr(item, "version"), "")
         return states
 

@@ -1,8 +1,10 @@
 """The single table's layout: keys, item shapes, the body codec, and the table itself.
 
 Key layout (pk / sk):
-    CONV#<id>    META                       the conversation's state: version, owner, gsi1pk, gsi1sk,
-                                            summary, writeId, body (everything but the system prompt)
+    CONV#<id>    LIST                       owner, gsi1pk, gsi1sk: the owner index entry, put once
+    CONV#<id>    META                       the conversation's state: version, owner, writeId, body
+                                            (everything but the system prompt, id and owner, its
+                                            defaults left out), spentUsd, savedUsd, warms, rescues
     CONV#<id>    SYSTEM                     system: the system prompt, put once with the conversation
     CONV#<id>    TURN#<index:06d>           turn: body, partialText (the reply so far, while generating)
     CONV#<id>    SUB#<channel>#<connId>     subscription: connectionId, expiresAt
@@ -10,12 +12,15 @@ Key layout (pk / sk):
     CONN#<id>    SUB#<convId>#<channel>     mirror of a subscription, so a disconnect finds them all
     USER#<owner> WARMING                    conversations: string set of those holding a warming slot
     USER#<owner> COUNTS                     conversations: how many of the owner's are open (the cap)
-    USER#<owner> SPEND#<yyyy-mm-dd>         microUsd: the owner's spend that UTC day; expiresAt
-    USER#<owner> SAVINGS                    spentUsd, savedUsd, warms, rescues: counters (ADD)
+    USER#<owner> SPEND#<yyyy-mm-dd>         microUsd, committedMicroUsd: turns' spend that UTC day
+    USER#<owner> SPEND#<yyyy-mm-dd>#<convId>  microUsd, lastSeq: that conversation's warms that day
+    USER#<owner> SAVINGS                    spentUsd, savedUsd, warms, rescues: the totals from
+                                            before each conversation kept its own (read only)
     HISTORY#<id> <seq:010d>                 a warm or turn of the conversation's history; expiresAt
                                             (store_history.py)
-GSI `by-owner`: gsi1pk = OWNER#<owner>, gsi1sk = <created_at:013d>#<id>, every attribute.
-GSI `owner-summaries`: the same keys, projecting only `summary` (the list view). TTL: expiresAt.
+GSI `by-owner` (every attribute) and `owner-summaries` (`summary`): gsi1pk = OWNER#<owner>,
+gsi1sk = <created_at:013d>#<id>, on LIST items (and on a META written before issue 24 until the
+migration moves them). TTL: expiresAt.
 
 `body` is the msgspec JSON of the dataclass. A conversation's version lives only in the `version`
 attribute, which the conditional writes compare against; `writeId` names the write that stored
@@ -24,11 +29,12 @@ the item, so a retried write can recognise its own first attempt.
 What a warm, a toggle or a turn changes is in the small META item; what never changes once
 written (the system prompt, up to 200 KB, and the turns once ended) in items of their own, because
 DynamoDB bills a write by the whole item's size (on-demand pricing page, "Key terms", read
-2026-12-07): a save of META costs the same whatever the prompt. A META written before that split
-still carries `system` in its body (`is_legacy`): it is read as it is, and the next save or the
-one-time migration (`store_migration.py`) moves the prompt to its SYSTEM item. Sort keys order
-META < SUB#... < SYSTEM < TURN#..., so one range reads the state and the subscribers, another the
-prompt's fixed part (`FIXED_FROM`).
+2026-12-07): a save of META costs the same whatever the prompt. META carries no index key either:
+a write that changes an indexed item writes the index too (docs/architecture.md, "A warm's
+writes"). A META written before the split still carries `system` in its body (`is_legacy`): it is
+read as it is, and the next save or the one-time migration (`store_migration.py`) moves the prompt
+to its SYSTEM item. Sort keys order LIST < META < SUB#... < SYSTEM < TURN#..., so one range reads
+the state and the subscribers, another the prompt's fixed part (`FIXED_FROM`).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from chalicelib.adapters.store_compact import compact, defaults_of
 from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import (
     Conversation,
@@ -64,50 +71,26 @@ SYSTEM = "SYSTEM"
 FIXED_FROM = SYSTEM
 
 
-def _defaults(cls: type) -> dict[str, Any]:
-    """The builtins of each field's default, for the fields that have one."""
-    defaults: dict[str, Any] = {}
-    for spec in dataclasses.fields(cls):
-        if spec.default is not dataclasses.MISSING:
-            defaults[spec.name] = msgspec.to_builtins(spec.default)
-        elif spec.default_factory is not dataclasses.MISSING:
-            defaults[spec.name] = msgspec.to_builtins(spec.default_factory())
-    return defaults
-
-
-_CONVERSATION_DEFAULTS = _defaults(Conversation)
-
-
-def _compact(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """`data` without the values equal to their default, nested objects too: decoding fills them
-    back in (msgspec.convert takes a missing field's default). A write is billed per started KB
-    of the item, and a conversation that is not mid-turn leaves most fields at their default."""
-    kept: dict[str, Any] = {}
-    for name, value in data.items():
-        default = defaults.get(name, _NO_DEFAULT)
-        if isinstance(value, dict) and isinstance(default, dict):
-            value = _compact(value, default)
-            if not value:
-                continue
-        elif value == default:
-            continue
-        kept[name] = value
-    return kept
-
-
-_NO_DEFAULT = object()
+_CONVERSATION_DEFAULTS = defaults_of(Conversation)
 
 
 def encode_conversation(conversation: Conversation) -> str:
-    """The state's body: the conversation without its version (an attribute of its own), without
-    its system prompt (the SYSTEM item), and without the fields still at their default."""
+    """The state's body: the conversation without its version, id and owner (attributes of
+    their own), without its system prompt (the SYSTEM item), and without the fields still at
+    their default."""
     data = msgspec.to_builtins(conversation)
-    del data["version"], data["system"]
-    return msgspec.json.encode(_compact(data, _CONVERSATION_DEFAULTS)).decode()
+    # The id is the item's key and the owner an attribute of its own (`state_of`).
+    del data["version"], data["system"], data["id"], data["owner"]
+    return msgspec.json.encode(compact(data, _CONVERSATION_DEFAULTS)).decode()
 
 
 def state_of(item: Item) -> dict[str, Any]:
-    return msgspec.json.decode(str_attr(item, "body"))  # type: ignore[no-any-return]
+    """The state's body, with the id and the owner the item holds outside it (a body written
+    before issue 24 holds them too)."""
+    state: dict[str, Any] = msgspec.json.decode(str_attr(item, "body"))
+    state.setdefault("id", id_of(item))
+    state.setdefault("owner", str_attr(item, "owner"))
+    return state
 
 
 def is_legacy(state: dict[str, Any]) -> bool:

@@ -303,3 +303,50 @@ def test_the_reverse_migration_gives_the_owner_its_savings_back(store: DynamoSto
     # Forward again: the keys move back to LIST, the owner's total stays where it is.
     assert migrate(store.client, TABLE_NAME).moved == 1
     assert store.savings("alice") == Tally(spent_usd=0.25, warms=2)
+
+
+def _item_size(found: dict[str, Any]) -> int:
+    """Attribute names plus values, as DynamoDB sizes an item ("Item sizes and formats"):
+    strings in UTF-8, numbers about one byte per two digits plus one."""
+    size = 0
+    for name, value in found.items():
+        ((kind, raw),) = value.items()
+        size += len(name.encode()) + (len(raw.encode()) if kind == "S" else len(raw) // 2 + 1)
+    return size
+
+
+def test_a_warming_state_item_stays_under_one_kb_and_reads_back_whole(
+    store: DynamoStore,
+) -> None:
+    # Issue 24: every warm writes META twice, 1 unit each while it stays under 1 KB. The body
+    # leaves out what is still at its default; the read fills it back in.
+    from chalicelib.domain.warming import Tally, WarmingState, WarmStats
+
+    owner = "0f4c3a5e-1b2d-4e6f-8a9b-0c1d2e3f4a5b"  # a Cognito sub: 36 characters
+    created = replace(conversation(system=BIG_SYSTEM), id="a" * 32, owner=owner)
+    store.create_conversation(created)
+    stats = WarmStats(
+        warms=41, input_tokens=123, cache_read_tokens=205_000, total_cost_usd=0.02051234
+    )
+    warming = WarmingState(
+        enabled=True,
+        status="scheduled",
+        seq=1234,
+        next_warm_at=1_799_151_278_500,
+        last_warm_at=1_799_150_988_500,
+        last_refresh_at=1_799_150_988_500,
+        turn_expires_at=1_799_150_708_500,
+        has_prefix=True,
+        idle_warms=7,
+        prefix_tokens=51_200,
+        stats=replace(
+            stats, last_warm_cost_usd=0.0005, last_warm_tokens=5000, last_cache_pct=100.0
+        ),
+    )
+    warm = replace(created, warming=warming, turn_count=12, history_count=1300)
+    saved = store.save_conversation(warm, tally=Tally(spent_usd=0.00051234, warms=1))
+    meta = item(created.id, "META")
+    assert meta is not None and _item_size(meta) < 1024
+    assert "gsi1pk" not in meta and "summary" not in meta  # no index writes either
+    fresh = DynamoStore(TABLE_NAME, client_factory=lambda: SESSION.client("dynamodb"))
+    assert fresh.get_conversation(created.id) == saved
