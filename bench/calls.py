@@ -7,13 +7,11 @@ invocation a Scheduler delivery costs (the tick put back on the queue with its r
 The event source mapping's own ReceiveMessage/DeleteMessage calls are Lambda's, not the app's,
 and are not counted here (docs/performance.md prices them).
 
-Besides the count, each DynamoDB call's size is read off the wire to estimate the capacity units
-AWS would bill (writes per started 1 KB of request body, twice that inside a transaction; reads
-per started 4 KB of response, half that when not strongly consistent): the item sizes, not the
-call count, drive a warm's DynamoDB cost once the conversation is long. A warm is measured at
-three sizes side by side (a ~1 KB conversation, a ~20k-token one, one with the largest system
-prompt the contract allows). The estimate is from the JSON on the wire (a few % above DynamoDB's item
-size), good enough to see which way it goes.
+Besides the count, the capacity units AWS would bill: a write's from the items it touches and the
+index writes it causes (`item_units.py`), a read's from the response's size (per started 4 KB,
+half when eventually consistent; `wire_units.py`). The item sizes, not the call count, drive a
+warm's DynamoDB cost, so a warm is measured at three sizes side by side (a ~1 KB conversation, a
+~20k-token one, one with the largest system prompt the contract allows).
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.common import Report
+from bench.item_units import ItemUnits
 from bench.wire_units import Counting, Tally
 
 NAME = "calls"
@@ -81,6 +80,7 @@ class Rig:
 
     stack: Any
     counting: Counting
+    items: ItemUnits
     owner: str = "alice"
     rows: list[tuple[str, Tally, str]] = field(default_factory=list)
 
@@ -160,12 +160,15 @@ class Rig:
         assert result.payload == {"action": expected}, result.payload
 
     def measure(self, operation: str, action: Callable[[], object], note: str = "") -> Tally:
-        with self.counting.measure() as tally:
+        with self.counting.measure() as tally, self.items.measure() as units:
             action()
-        self.rows.append((operation, tally, note))
+        # The write units from the items written (table and indexes), not from the wire.
+        tally.write_units = units.total
+        split = f"{units.table} table + {units.indexes} index"
+        self.rows.append((operation, tally, f"{split}; {note}" if note else split))
         print(
             f"  {operation}: {tally.aws()} AWS calls ({tally.summary()}) + {tally.posts()} posts"
-            f"; ≈{tally.write_units} WRU, {tally.read_units:g} RRU",
+            f"; {tally.write_units} WRU ({split}), ≈{tally.read_units:g} RRU",
             flush=True,
         )
         return tally
@@ -324,7 +327,14 @@ def _run(stack: Any, report: Report) -> None:
     from chalicelib.adapters.timer import QUEUE_MAX_DELAY_MS
 
     stack.services.timer.queue_max_delay_ms = QUEUE_MAX_DELAY_MS  # production split
-    rig = Rig(stack, Counting(stack.services, stack.invoker))
+    from tests.conftest import SESSION
+
+    store = stack.services.store
+    rig = Rig(
+        stack,
+        Counting(stack.services, stack.invoker),
+        ItemUnits(store.client, SESSION.client("dynamodb")),
+    )
     cid = _turns(rig)
     measured: dict[str, Any] = _warms(rig, cid)
     measured.update(_scheduler_path(rig))

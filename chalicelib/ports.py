@@ -129,10 +129,12 @@ class ConversationStore(Protocol):
         transaction; with `slot`, the owner's warming slots change in it too (taking one past
         the cap raises CapReached); with `tally`, the owner's savings counter is added to in it
         (so it counts each warm and rescue exactly when the conversation records it); with
-        `spend`, the owner's counter for that day is added to in it as well; with `place`, the
+        `spend`, the owner's counter for that day is added to in it as well (a warm's spend, which
+        names its warm, is counted before the state and once per warm, even when the version
+        check then fails: the warm was billed); with `place`, the
         owner's count of open conversations (taking one past the cap raises
-        ConversationCapReached); with `history`, the entry is put (with its TTL) and the one
-        `MAX_ENTRIES` older deleted, so a conversation keeps at most that many. Raises
+        ConversationCapReached); with `history`, the entry is put (with its TTL; readers show only the
+        newest `MAX_ENTRIES`). Raises
         VersionConflict when the version moved on, writing nothing. A write that landed although its response was lost (a retried request that then
         failed its own condition) is recognised as this write and returned as saved.
         """
@@ -207,7 +209,8 @@ class BudgetExhausted(Exception):
 
 class SavingsLedger(Protocol):
     """Per-user totals of warming's spend and savings, added to atomically by the conversation
-    writes that record them (`save_conversation(tally=...)`), never summed from conversations."""
+    writes that record them (`save_conversation(tally=...)`): each conversation keeps its own
+    counters, so a warm writes no per-user item, and the totals are their sum."""
 
     def savings(self, owner: str) -> Tally:
         """The owner's totals so far (all zero before the first warm)."""

@@ -18,9 +18,10 @@ from chalicelib.adapters.store_items import (
     conversation_key,
     create_table,
     decode_conversation,
-    decode_summary,
+    id_of,
     int_attr,
     is_legacy,
+    list_item,
     page_key_of,
     s_value,
     state_of,
@@ -35,7 +36,6 @@ from chalicelib.adapters.store_users import UserItems
 from chalicelib.adapters.store_writes import ConversationWrites
 from chalicelib.domain.conversation import (
     Conversation,
-    ConversationSummary,
     PageKey,
     Turn,
     summary_of,
@@ -82,6 +82,7 @@ class DynamoStore(ConversationWrites, UserItems, HistoryItems):
                     {"Update": count},  # type: ignore[typeddict-item]
                     # Last: a cancellation names the two above by position.
                     {"Put": {"TableName": self._table, "Item": system_item(conversation)}},
+                    {"Put": {"TableName": self._table, "Item": list_item(conversation)}},
                 ]
             )
         except ClientError as error:
@@ -95,6 +96,9 @@ class DynamoStore(ConversationWrites, UserItems, HistoryItems):
             raise
 
     def list_summaries(self, owner: str, limit: int, after: PageKey | None) -> SummaryPage:
+        """A page of the owner index (keys only), then the page's state items read eventually
+        consistent, as the index itself is: the summary shows the state as the last warm left
+        it, which no warm writes to an index (docs/architecture.md, "Data layout")."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": SUMMARY_GSI,
@@ -106,23 +110,27 @@ class DynamoStore(ConversationWrites, UserItems, HistoryItems):
         }
         if after is not None:
             request["ExclusiveStartKey"] = summary_start_key(owner, after)
-        items: list[Item] = []
+        entries: list[Item] = []
         for item in self._query(request):  # type: ignore[arg-type]
-            items.append(item)
-            if len(items) > limit:
+            entries.append(item)
+            if len(entries) > limit:
                 break
-        page = items[:limit]
-        more = len(items) > limit
+        page = entries[:limit]
+        more = len(entries) > limit
         next_after = page_key_of(str_attr(page[-1], "gsi1sk")) if more and page else None
-        return SummaryPage([self._summary(item) for item in page], next_after)
+        states = self._states([id_of(item) for item in page], consistent=False)
+        summaries = [summary_of(states[id_of(item)]) for item in page if id_of(item) in states]
+        return SummaryPage(summaries, next_after)
 
-    def _summary(self, item: Item) -> ConversationSummary:
-        if "summary" in item:
-            return decode_summary(str_attr(item, "summary"))
-        # Written before summaries existed: read it once (its next write adds the summary).
-        conversation = self.get_conversation(str_attr(item, "pk").removeprefix("CONV#"))
-        assert conversation is not None
-        return summary_of(conversation)
+    def _states(self, conversation_ids: list[str], consistent: bool) -> dict[str, Conversation]:
+        """Conversations by id from their state items alone (the prompt left empty)."""
+        keys = [
+            conversation_key(conversation_id) for conversation_id in dict.fromkeys(conversation_ids)
+        ]
+        states: dict[str, Conversation] = {}
+        for item in self._batch_get(keys, consistent):
+            states[id_of(item)] = decode_conversation(state_of(item), int_attr(item, "version"), "")
+        return states
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         response = self.client.get_item(
@@ -142,16 +150,8 @@ class DynamoStore(ConversationWrites, UserItems, HistoryItems):
         return decode_conversation(state, int_attr(item, "version"), system)
 
     def list_conversations(self, owner: str) -> list[Conversation]:
-        items = self._query(
-            {
-                "TableName": self._table,
-                "IndexName": GSI_NAME,
-                "KeyConditionExpression": "gsi1pk = :pk",
-                "ExpressionAttributeValues": {":pk": s_value(f"OWNER#{owner}")},
-                "ScanIndexForward": False,
-            }
-        )
-        return [self._conversation(item) for item in items]
+        found = [self.get_conversation(conversation_id) for conversation_id in self._owned(owner)]
+        return [conversation for conversation in found if conversation is not None]
 
     def get_turns(self, conversation_id: str) -> list[Turn]:
         items = self._query(

@@ -1,8 +1,10 @@
 """The single table's layout: keys, item shapes, the body codec, and the table itself.
 
 Key layout (pk / sk):
-    CONV#<id>    META                       the conversation's state: version, owner, gsi1pk, gsi1sk,
-                                            summary, writeId, body (everything but the system prompt)
+    CONV#<id>    LIST                       owner, gsi1pk, gsi1sk: the owner index entry, put once
+    CONV#<id>    META                       the conversation's state: version, owner, writeId, body
+                                            (everything but the system prompt, id and owner, its
+                                            defaults left out), spentUsd, savedUsd, warms, rescues
     CONV#<id>    SYSTEM                     system: the system prompt, put once with the conversation
     CONV#<id>    TURN#<index:06d>           turn: body, partialText (the reply so far, while generating)
     CONV#<id>    SUB#<channel>#<connId>     subscription: connectionId, expiresAt
@@ -10,12 +12,15 @@ Key layout (pk / sk):
     CONN#<id>    SUB#<convId>#<channel>     mirror of a subscription, so a disconnect finds them all
     USER#<owner> WARMING                    conversations: string set of those holding a warming slot
     USER#<owner> COUNTS                     conversations: how many of the owner's are open (the cap)
-    USER#<owner> SPEND#<yyyy-mm-dd>         microUsd: the owner's spend that UTC day; expiresAt
-    USER#<owner> SAVINGS                    spentUsd, savedUsd, warms, rescues: counters (ADD)
+    USER#<owner> SPEND#<yyyy-mm-dd>         microUsd, committedMicroUsd: turns' spend that UTC day
+    USER#<owner> SPEND#<yyyy-mm-dd>#<convId>  microUsd, lastSeq: that conversation's warms that day
+    USER#<owner> SAVINGS                    spentUsd, savedUsd, warms, rescues: the totals from
+                                            before each conversation kept its own (read only)
     HISTORY#<id> <seq:010d>                 a warm or turn of the conversation's history; expiresAt
                                             (store_history.py)
-GSI `by-owner`: gsi1pk = OWNER#<owner>, gsi1sk = <created_at:013d>#<id>, every attribute.
-GSI `owner-summaries`: the same keys, projecting only `summary` (the list view). TTL: expiresAt.
+GSI `by-owner` (every attribute) and `owner-summaries` (`summary`): gsi1pk = OWNER#<owner>,
+gsi1sk = <created_at:013d>#<id>, on LIST items (and on a META written before issue 24 until the
+migration moves them). TTL: expiresAt.
 
 `body` is the msgspec JSON of the dataclass. A conversation's version lives only in the `version`
 attribute, which the conditional writes compare against; `writeId` names the write that stored
@@ -24,11 +29,12 @@ the item, so a retried write can recognise its own first attempt.
 What a warm, a toggle or a turn changes is in the small META item; what never changes once
 written (the system prompt, up to 200 KB, and the turns once ended) in items of their own, because
 DynamoDB bills a write by the whole item's size (on-demand pricing page, "Key terms", read
-2026-12-07): a save of META costs the same whatever the prompt. A META written before that split
-still carries `system` in its body (`is_legacy`): it is read as it is, and the next save or the
-one-time migration (`store_migration.py`) moves the prompt to its SYSTEM item. Sort keys order
-META < SUB#... < SYSTEM < TURN#..., so one range reads the state and the subscribers, another the
-prompt's fixed part (`FIXED_FROM`).
+2026-12-07): a save of META costs the same whatever the prompt. META carries no index key either:
+a write that changes an indexed item writes the index too (docs/architecture.md, "A warm's
+writes"). A META written before the split still carries `system` in its body (`is_legacy`): it is
+read as it is, and the next save or the one-time migration (`store_migration.py`) moves the prompt
+to its SYSTEM item. Sort keys order LIST < META < SUB#... < SYSTEM < TURN#..., so one range reads
+the state and the subscribers, another the prompt's fixed part (`FIXED_FROM`).
 """
 
 from __future__ import annotations
@@ -38,13 +44,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from chalicelib.adapters.store_compact import compact, defaults_of
 from chalicelib.domain.budget import DaySpend
 from chalicelib.domain.conversation import (
     Conversation,
     ConversationSummary,
     PageKey,
     Turn,
-    summary_of,
 )
 
 if TYPE_CHECKING:
@@ -58,22 +64,33 @@ GSI_NAME = "by-owner"
 SUMMARY_GSI = "owner-summaries"
 TTL_ATTRIBUTE = "expiresAt"
 META = "META"
+LIST = "LIST"
 SYSTEM = "SYSTEM"
 # Every sort key at or after this one in a CONV# partition is fixed once written (or a turn still
 # generating, which its status says); every one before it is state or a subscription.
 FIXED_FROM = SYSTEM
 
 
+_CONVERSATION_DEFAULTS = defaults_of(Conversation)
+
+
 def encode_conversation(conversation: Conversation) -> str:
-    """The state's body: the conversation without its version (an attribute of its own) and
-    without its system prompt (the SYSTEM item)."""
+    """The state's body: the conversation without its version, id and owner (attributes of
+    their own), without its system prompt (the SYSTEM item), and without the fields still at
+    their default."""
     data = msgspec.to_builtins(conversation)
-    del data["version"], data["system"]
-    return msgspec.json.encode(data).decode()
+    # The id is the item's key and the owner an attribute of its own (`state_of`).
+    del data["version"], data["system"], data["id"], data["owner"]
+    return msgspec.json.encode(compact(data, _CONVERSATION_DEFAULTS)).decode()
 
 
 def state_of(item: Item) -> dict[str, Any]:
-    return msgspec.json.decode(str_attr(item, "body"))  # type: ignore[no-any-return]
+    """The state's body, with the id and the owner the item holds outside it (a body written
+    before issue 24 holds them too)."""
+    state: dict[str, Any] = msgspec.json.decode(str_attr(item, "body"))
+    state.setdefault("id", id_of(item))
+    state.setdefault("owner", str_attr(item, "owner"))
+    return state
 
 
 def is_legacy(state: dict[str, Any]) -> bool:
@@ -125,7 +142,7 @@ def summary_start_key(owner: str, after: PageKey) -> Item:
     the client), so a cursor cannot reach into another owner's list."""
     created_at, conversation_id = after
     return {
-        **conversation_key(conversation_id),
+        **list_key(conversation_id),
         "gsi1pk": s_value(f"OWNER#{owner}"),
         "gsi1sk": s_value(f"{created_at:013d}#{conversation_id}"),
     }
@@ -186,16 +203,48 @@ def owner_index_keys(conversation: Conversation) -> tuple[str, str]:
 
 
 def conversation_item(conversation: Conversation, version: int) -> Item:
-    gsi1pk, gsi1sk = owner_index_keys(conversation)
+    """The state item as created; later writes update it (`store_writes.py`), never replace it,
+    because it also holds the conversation's savings counters (`COUNTERS`)."""
     return {
         **conversation_key(conversation.id),
         "version": n_value(version),
         "owner": s_value(conversation.owner),
+        "body": s_value(encode_conversation(conversation)),
+    }
+
+
+def id_of(item: Item) -> str:
+    """The conversation id of any item of its `CONV#` partition."""
+    return str_attr(item, "pk").removeprefix("CONV#")
+
+
+def list_key(conversation_id: str) -> Item:
+    return {"pk": s_value(f"CONV#{conversation_id}"), "sk": s_value(LIST)}
+
+
+def list_item(conversation: Conversation) -> Item:
+    """The conversation's entry in the owner indexes: keys only, written once, so no later write
+    of the conversation touches an index."""
+    gsi1pk, gsi1sk = owner_index_keys(conversation)
+    return {
+        **list_key(conversation.id),
+        "owner": s_value(conversation.owner),
         "gsi1pk": s_value(gsi1pk),
         "gsi1sk": s_value(gsi1sk),
-        "body": s_value(encode_conversation(conversation)),
-        "summary": s_value(encode_summary(summary_of(conversation))),
     }
+
+
+# The savings counters each state item adds to (`ADD`), and the Tally field each one counts.
+COUNTERS = {
+    "spentUsd": "spent_usd",
+    "savedUsd": "saved_usd",
+    "warms": "warms",
+    "rescues": "rescues",
+}
+
+
+def warm_spend_key(owner: str, day: str, conversation_id: str) -> Item:
+    return user_key(owner, f"SPEND#{day}#{conversation_id}")
 
 
 PARTIAL_TEXT = "partialText"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -13,12 +13,17 @@ from chalicelib.lazy import Lazy
 if TYPE_CHECKING:
     from botocore.config import Config
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef, WriteRequestTypeDef
+    from mypy_boto3_dynamodb.type_defs import (
+        KeysAndAttributesTypeDef,
+        QueryInputTypeDef,
+        WriteRequestTypeDef,
+    )
 
     from chalicelib.adapters.store_items import Item
 
-# BatchWriteItem accepts at most 25 requests per call.
+# BatchWriteItem accepts at most 25 requests per call, BatchGetItem 100 keys.
 _BATCH = 25
+_BATCH_GET = 100
 _MAX_UNPROCESSED_ROUNDS = 8
 
 
@@ -71,6 +76,32 @@ class Table:
             if not last:
                 return
             request = {**request, "ExclusiveStartKey": last}
+
+    def _batch_get(
+        self, keys: Sequence[Item], consistent: bool, projection: str | None = None
+    ) -> list[Item]:
+        """The items of `keys` that exist, in no particular order (BatchGetItem: at most 100
+        keys a call; unprocessed keys are asked for again after a back-off, as for writes)."""
+        found: list[Item] = []
+        for start in range(0, len(keys), _BATCH_GET):
+            request: dict[str, Any] = {"Keys": list(keys[start : start + _BATCH_GET])}
+            request["ConsistentRead"] = consistent
+            if projection is not None:
+                request["ProjectionExpression"] = projection
+            for attempt in range(_MAX_UNPROCESSED_ROUNDS):
+                if attempt:
+                    time.sleep(0.05 * 2**attempt)
+                response = self.client.batch_get_item(
+                    RequestItems={self._table: cast("KeysAndAttributesTypeDef", request)}
+                )
+                found += response.get("Responses", {}).get(self._table, [])
+                pending = response.get("UnprocessedKeys", {}).get(self._table)
+                if not pending:
+                    break
+                request = cast("dict[str, Any]", pending)
+            else:
+                raise RuntimeError("batch get left keys unprocessed")
+        return found
 
     def _batch_write(self, requests: Sequence[WriteRequestTypeDef]) -> None:
         for start in range(0, len(requests), _BATCH):

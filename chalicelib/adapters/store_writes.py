@@ -13,6 +13,7 @@ idempotency"), which makes such a retry succeed on AWS; the same check covers bo
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -20,19 +21,21 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.store_fixed import FixedReads
-from chalicelib.adapters.store_history import history_writes
+from chalicelib.adapters.store_history import history_put
 from chalicelib.adapters.store_items import (
-    conversation_item,
+    COUNTERS,
+    TTL_ATTRIBUTE,
     conversation_key,
+    encode_conversation,
     n_value,
     s_value,
-    savings_key,
     spend_update,
     str_attr,
     system_item,
     turn_item,
     usd_value,
     user_key,
+    warm_spend_key,
     warming_slots_key,
 )
 from chalicelib.adapters.store_table import error_code
@@ -54,6 +57,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
     from chalicelib.adapters.store_items import Item
+
+log = logging.getLogger("cache_warming")
 
 WRITE_ID = "writeId"
 # Errors after which an attempt may have landed; anything else in 4xx is a definite refusal.
@@ -80,53 +85,114 @@ class ConversationWrites(FixedReads):
     ) -> Conversation:
         saved = dataclasses.replace(conversation, version=conversation.version + 1)
         write_id = secrets.token_hex(8)
-        put = self._put(saved, conversation.version, write_id)
+        update = self._state_update(saved, conversation.version, write_id, tally)
         limited = _Limited(slot, place)
         legacy = saved.id in self._legacy
+        if spend is not None and spend.warm_seq is not None:
+            self._count_warm(saved, spend)
+            spend = None
+        alone = turn is None and spend is None and limited.none and not legacy
         try:
-            alone = turn is None and tally is None and spend is None and history is None
-            if alone and limited.none and not legacy:
-                self.client.put_item(**put)
+            if alone:
+                self.client.update_item(**update)
             else:
-                items = self._items(put, saved, turn, tally, spend, limited)
-                # Before the capped updates: a cancellation names those by position.
-                if history is not None:
-                    items[1:1] = cast("list[Any]", history_writes(self._table, history))
-                if legacy:
-                    # The META put drops the prompt from its body: the SYSTEM item takes it.
-                    items.insert(1, {"Put": {"TableName": self._table, "Item": system_item(saved)}})
-                self.client.transact_write_items(TransactItems=items)
+                self.client.transact_write_items(
+                    TransactItems=self._items(update, saved, turn, spend, limited, history)
+                )
         except ClientError as error:
             self._refused(error, saved, write_id, limited)
         except BotoCoreError as error:
             self._unsure(error, saved, write_id)
         self._legacy.discard(saved.id)
+        if alone and history is not None:
+            self._record_after(history)
         return saved
 
-    def _put(self, saved: Conversation, expected: int, write_id: str) -> dict[str, Any]:
+    def _state_update(
+        self, saved: Conversation, expected: int, write_id: str, tally: Tally | None
+    ) -> dict[str, Any]:
+        """The state item's conditional update. An update, not a put: the item also holds the
+        conversation's savings counters, added to here (exactly once with the state)."""
+        names = {"#version": "version", "#body": "body", "#owner": "owner", "#writeId": WRITE_ID}
+        values: dict[str, Any] = {
+            ":expected": n_value(expected),
+            ":version": n_value(saved.version),
+            ":body": s_value(encode_conversation(saved)),
+            ":owner": s_value(saved.owner),
+            ":writeId": s_value(write_id),
+        }
+        expression = "SET #body = :body, #version = :version, #owner = :owner, #writeId = :writeId"
+        if tally is not None:
+            adds = []
+            for attribute, field_name in COUNTERS.items():
+                number = getattr(tally, field_name)
+                names[f"#{attribute}"] = attribute
+                values[f":{attribute}"] = (
+                    n_value(number) if isinstance(number, int) else usd_value(number)
+                )
+                adds.append(f"#{attribute} :{attribute}")
+            expression += " ADD " + ", ".join(adds)
         return {
             "TableName": self._table,
-            "Item": {**conversation_item(saved, saved.version), WRITE_ID: s_value(write_id)},
+            "Key": conversation_key(saved.id),
+            "UpdateExpression": expression,
             "ConditionExpression": "#version = :expected",
-            "ExpressionAttributeNames": {"#version": "version"},
-            "ExpressionAttributeValues": {":expected": n_value(expected)},
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
 
+    def _count_warm(self, saved: Conversation, spend: DaySpend) -> None:
+        """A warm's cost against its day, before the state: in an item per (owner, day,
+        conversation) that remembers the last warm it counted, so a second write for the same
+        warm (botocore's retry of a landed attempt, the record retried after a conflict, the
+        abandoned warm recorded later) adds nothing. Counted even if the state write then
+        fails: the warm was billed. An error here leaves the state unwritten, as a failed
+        transaction did."""
+        assert spend.warm_seq is not None
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key=warm_spend_key(saved.owner, spend.day, saved.id),
+                UpdateExpression="ADD microUsd :cost SET lastSeq = :seq, #ttl = :expires",
+                ConditionExpression="attribute_not_exists(lastSeq) OR lastSeq < :seq",
+                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":cost": n_value(spend.micro_usd),
+                    ":seq": n_value(spend.warm_seq),
+                    ":expires": n_value(spend.expires_at_s),
+                },
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise  # counted already otherwise
+
+    def _record_after(self, entry: HistoryEntry) -> None:
+        """The history entry of a save that wrote its state alone, once the state holds: an
+        entry can then never describe a change that was refused. Best effort: the state is
+        saved, and one failure past botocore's retries loses this entry only (logged)."""
+        try:
+            self.client.put_item(**history_put(self._table, entry))
+        except (ClientError, BotoCoreError):
+            log.exception("history entry %s of %s not written", entry.seq, entry.conversation_id)
+
     def _items(
         self,
-        put: dict[str, Any],
+        update: dict[str, Any],
         saved: Conversation,
         turn: Turn | None,
-        tally: Tally | None,
         spend: DaySpend | None,
         limited: _Limited,
+        history: HistoryEntry | None,
     ) -> list[TransactWriteItemTypeDef]:
-        items: list[Any] = [{"Put": put}]
+        items: list[Any] = [{"Update": update}]
+        if saved.id in self._legacy:
+            # The update drops the prompt from the body: the SYSTEM item takes it.
+            items.append({"Put": {"TableName": self._table, "Item": system_item(saved)}})
+        if history is not None:
+            items.append({"Put": history_put(self._table, history)})
         if turn is not None:
             items.append({"Put": {"TableName": self._table, "Item": turn_item(turn)}})
-        if tally is not None:
-            items.append({"Update": self._tally_update(saved.owner, tally)})
         if spend is not None:
             items.append({"Update": spend_update(self._table, saved.owner, spend)})
         # The capped updates stay last, place then slot: a cancellation names them by position
@@ -150,28 +216,6 @@ class ConversationWrites(FixedReads):
             )
             update["ExpressionAttributeValues"][":cap"] = n_value(place.cap)
         return update
-
-    def _tally_update(self, owner: str, tally: Tally) -> dict[str, Any]:
-        """ADD to the owner's counters: atomic, and exactly once with the conversation's write
-        (the transaction's idempotency token covers botocore's retries)."""
-        return {
-            "TableName": self._table,
-            "Key": savings_key(owner),
-            "UpdateExpression": "ADD #spent :spent, #saved :saved, #warms :warms, "
-            "#rescues :rescues",
-            "ExpressionAttributeNames": {
-                "#spent": "spentUsd",
-                "#saved": "savedUsd",
-                "#warms": "warms",
-                "#rescues": "rescues",
-            },
-            "ExpressionAttributeValues": {
-                ":spent": usd_value(tally.spent_usd),
-                ":saved": usd_value(tally.saved_usd),
-                ":warms": n_value(tally.warms),
-                ":rescues": n_value(tally.rescues),
-            },
-        }
 
     def _slot_update(self, saved: Conversation, slot: SlotChange) -> dict[str, Any]:
         update: dict[str, Any] = {

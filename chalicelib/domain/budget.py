@@ -33,15 +33,18 @@ def micro_usd(usd: float) -> int:
 
 @dataclass(frozen=True)
 class DaySpend:
-    """A cost to add to the owner's counter for `day` (the counter expires at `expires_at_s`)."""
+    """A cost to add to the owner's counter for `day` (the counter expires at `expires_at_s`).
+    A warm's cost names its warm (`warm_seq`, the tick's seq): whoever records that warm, and
+    however often, it counts once."""
 
     day: str
     micro_usd: int
     expires_at_s: int
+    warm_seq: int | None = None
 
 
-def day_spend(now_ms: int, usd: float) -> DaySpend:
-    return DaySpend(spend_day(now_ms), micro_usd(usd), day_expires_at_s(now_ms))
+def day_spend(now_ms: int, usd: float, warm_seq: int | None = None) -> DaySpend:
+    return DaySpend(spend_day(now_ms), micro_usd(usd), day_expires_at_s(now_ms), warm_seq)
 
 
 # Tokens a message adds beyond its text (role and turn markers): generous on purpose.

@@ -2,8 +2,8 @@
 derived from the change the unit of work is about to write, and written in the same transaction.
 
 Entries are numbered per conversation (`seq`, from 1, the conversation's `history_count`); only the
-newest MAX_ENTRIES are kept (the write of entry n deletes entry n - MAX_ENTRIES), and each expires
-RETENTION_DAYS after it happened (DynamoDB TTL; readers skip an expired one before TTL removes it).
+newest MAX_ENTRIES are shown, and each expires RETENTION_DAYS after it happened (DynamoDB TTL
+removes it; readers skip an expired one, and any older than the newest MAX_ENTRIES, before then).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import reduce
 
 from chalicelib.domain import budget, history, turns
 from chalicelib.domain.conversation import Conversation, Turn
@@ -106,12 +107,15 @@ class Outcome:
 def _tally(effects: list[Effect]) -> Tally | None:
     """What this decision adds to the owner's savings counter (written with the state)."""
     tallies = [effect for effect in effects if isinstance(effect, Tally)]
-    if not tallies:
-        return None
-    total = Tally()
-    for tally in tallies:
-        total = total.plus(tally)
-    return total
+    return reduce(Tally.plus, tallies, Tally()) if tallies else None
+
+
+def _warm_spend(event: Event | None, now: int, usd: float) -> budget.DaySpend:
+    """A warm's cost names the warm and counts on the day it was sent: however often its record
+    is written (a retry, the abandoned warm recorded later), it counts once."""
+    if isinstance(event, WarmFinished | WarmAbandoned):
+        return budget.day_spend(event.started_at or now, usd, event.seq)
+    return budget.day_spend(now, usd)
 
 
 class UnitOfWork:
@@ -237,17 +241,13 @@ class UnitOfWork:
     ) -> Conversation:
         """A warm's cost counts against the owner's day in the write that records the warm:
         exactly once, and no call of its own; its history entry is written in it too."""
-        taking = turns.warming_slot(current, updated)
-        slot = None
-        if taking is not None:
-            slot = SlotChange(taking, self.ports.limits.warming_conversations)
-        opening = turns.open_place(current, updated)
-        place = None
-        if opening is not None:
-            place = PlaceChange(opening, self.ports.limits.conversations)
+        limits = self.ports.limits
+        taking, opening = turns.warming_slot(current, updated), turns.open_place(current, updated)
+        slot = None if taking is None else SlotChange(taking, limits.warming_conversations)
+        place = None if opening is None else PlaceChange(opening, limits.conversations)
         spend = None
         if tally is not None and tally.spent_usd > 0:
-            spend = budget.day_spend(now, tally.spent_usd)
+            spend = _warm_spend(change.event, now, tally.spent_usd)
         entry = history.entry_of(current, updated, change.event, change.turn, tally, now)
         if entry is not None:
             updated = replace(updated, history_count=entry.seq)
@@ -337,12 +337,8 @@ class UnitOfWork:
         for attempt in range(FINISH_ATTEMPTS):
             try:
                 return self.transition(conversation.id, done, current=current, scope=scope)
-            except WriteOutcomeUnknown as failure:
-                raise WarmUnfinished(done.seq, done.started_at, done.usage, done.cost_usd) from (
-                    failure
-                )
             except Exception as failure:
-                if attempt + 1 == FINISH_ATTEMPTS:
+                if isinstance(failure, WriteOutcomeUnknown) or attempt + 1 == FINISH_ATTEMPTS:
                     raise WarmUnfinished(
                         done.seq, done.started_at, done.usage, done.cost_usd
                     ) from failure

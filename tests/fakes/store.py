@@ -45,6 +45,8 @@ class InMemoryStore:
         self._committed: dict[tuple[str, str], int] = {}
         # owner -> the savings counter
         self._savings: dict[str, Tally] = {}
+        # (owner, day, conversation id) -> the last warm counted against that day
+        self._warm_seq: dict[tuple[str, str, str], int] = {}
         # conversation id -> seq -> history entry
         self._history: dict[str, dict[int, HistoryEntry]] = {}
 
@@ -79,6 +81,16 @@ class InMemoryStore:
         key = (owner, spend.day)
         self._committed[key] = self._committed.get(key, 0) + spend.micro_usd
         return total
+
+    def _count_warm(self, conversation: Conversation, spend: DaySpend | None) -> DaySpend | None:
+        """Counts a warm's spend (then None: nothing left to add with the state)."""
+        if spend is None or spend.warm_seq is None:
+            return spend
+        key = (conversation.owner, spend.day, conversation.id)
+        if self._warm_seq.get(key, 0) < spend.warm_seq:
+            self._warm_seq[key] = spend.warm_seq
+            self._add_spend(conversation.owner, spend)
+        return None
 
     def committed(self, owner: str, day: str) -> int:
         with self._lock:
@@ -126,6 +138,8 @@ class InMemoryStore:
         history: HistoryEntry | None = None,
     ) -> Conversation:
         with self._lock:
+            # Before the state, as the adapter counts a warm's cost: once, whatever follows.
+            spend = self._count_warm(conversation, spend)
             stored = self._conversations.get(conversation.id)
             if stored is None or stored.version != conversation.version:
                 raise VersionConflict(conversation.id)
@@ -151,15 +165,17 @@ class InMemoryStore:
             if turn is not None:
                 self._turns.setdefault(turn.conversation_id, {})[turn.index] = turn
             if tally is not None:
-                owner = conversation.owner
                 self._savings[owner] = self._savings.get(owner, Tally()).plus(tally)
             if spend is not None:
                 self._add_spend(conversation.owner, spend)
             if history is not None:
-                entries = self._history.setdefault(conversation.id, {})
-                entries[history.seq] = history
-                entries.pop(history.seq - MAX_ENTRIES, None)
+                self._record(conversation.id, history)
             return saved
+
+    def _record(self, conversation_id: str, history: HistoryEntry) -> None:
+        entries = self._history.setdefault(conversation_id, {})
+        entries[history.seq] = history
+        entries.pop(history.seq - MAX_ENTRIES, None)
 
     def history(
         self, conversation_id: str, limit: int, before: int | None, now_s: int

@@ -26,12 +26,17 @@ from tests.moto_stack import MotoStack, sealed_turn
 from tests.moto_stack import invoke as ws_invoke
 
 
-def retry_after_landing(client: Any, operation: str) -> list[int]:
-    """Make botocore retry the next `operation` once after its first attempt succeeded, as it
-    does when the response to a landed write is a 500 or is lost to a timeout."""
+def retry_after_landing(client: Any, operation: str, sort_key: str | None = None) -> list[int]:
+    """Make botocore retry the next `operation` (on an item with `sort_key`, if given) once after
+    its first attempt succeeded, as it does when the response to a landed write is a 500 or is
+    lost to a timeout."""
     attempts: list[int] = []
 
-    def needs_retry(attempts_so_far: int = 0, **_: Any) -> int | None:
+    def needs_retry(attempts_so_far: int = 0, **kwargs: Any) -> int | None:
+        if sort_key is not None:
+            body = json.loads((kwargs.get("request_dict") or {}).get("body") or b"{}")
+            if body.get("Key", {}).get("sk", {}).get("S") != sort_key:
+                return None
         if not attempts and attempts_so_far == 1:
             attempts.append(attempts_so_far)
             return 0  # retry at once
@@ -46,8 +51,10 @@ def test_a_retried_put_whose_first_attempt_landed_is_our_own_write(
     stack: MotoStack, conversation_id: str
 ) -> None:
     ws_invoke(stack, "ws-1", conversation_id, "toggle", True)
-    retried = retry_after_landing(stack.services.store.client, "PutItem")  # type: ignore[attr-defined]
-    ws_invoke(stack, "ws-1", conversation_id, "set-interval", 200)  # re-books: one put
+    # The state item is updated in place (it holds the savings counters): one UpdateItem.
+    client = stack.services.store.client  # type: ignore[attr-defined]
+    retried = retry_after_landing(client, "UpdateItem", sort_key="META")
+    ws_invoke(stack, "ws-1", conversation_id, "set-interval", 200)  # re-books: one update
     assert retried == [1]  # the scenario happened: a retry after a landed put
     state = stack.services.store.get_conversation(conversation_id).warming  # type: ignore[union-attr]
     assert state.enabled and state.status == "scheduled"

@@ -415,7 +415,7 @@ def test_toggles_closes_and_refused_turns_never_need_prices(stack: MotoStack) ->
     assert closed.json_body["warming"]["status"] == "closed"
 
 
-def test_a_warm_costs_six_aws_calls_plus_one_post_per_subscriber(stack: MotoStack) -> None:
+def test_a_warm_costs_seven_aws_calls_plus_one_post_per_subscriber(stack: MotoStack) -> None:
     conversation_id = create(stack)
     sealed_turn(stack, conversation_id)
     for connection_id in ("ws-1", "ws-2", "ws-3"):
@@ -438,16 +438,19 @@ def test_a_warm_costs_six_aws_calls_plus_one_post_per_subscriber(stack: MotoStac
     posts = [c for c in calls if c == "PostToConnection"]
     assert len(posts) == 3
     # Load (the state and subscribers strongly consistent, the prompt's fixed part eventually
-    # consistent: two queries), read the owner's spend today (the budget), claim, book the next
-    # tick, write the result: one transaction with the owner's savings counter and day's spend,
-    # so neither counter costs a call of its own.
+    # consistent: two queries), read the owner's spend today (the budget: a query of the day's
+    # items), claim (an update of the state item), book the next tick, count the warm against the
+    # day (its own small item), write the result (the state, with the conversation's savings
+    # counters), put its history entry: no transaction, each write a single item under 1 KB.
     assert sorted(c for c in calls if c != "PostToConnection") == [
         "CreateSchedule",
-        "GetItem",
         "PutItem",
         "Query",
         "Query",
-        "TransactWriteItems",
+        "Query",
+        "UpdateItem",
+        "UpdateItem",
+        "UpdateItem",
     ]
 
 

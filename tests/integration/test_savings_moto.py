@@ -62,9 +62,10 @@ def test_every_warm_adds_its_cost_to_the_owners_counter(stack: MotoStack) -> Non
         "rescues": 0,
         "warms": 3,
     }
-    # The counter is one item, written with the warms: no conversation is read to answer.
+    # The counters are the conversation's own, on its state item, added to by the very writes
+    # that record the warms (no item of their own to write per warm).
     table = SESSION.resource("dynamodb").Table(ENV["TABLE_NAME"])
-    item = table.get_item(Key={"pk": f"USER#{OWNER}", "sk": "SAVINGS"})["Item"]
+    item = table.get_item(Key={"pk": f"CONV#{conversation_id}", "sk": "META"})["Item"]
     assert (item["warms"], float(str(item["spentUsd"]))) == (3, spent)
 
 

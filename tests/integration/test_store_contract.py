@@ -362,6 +362,30 @@ def test_a_save_with_a_day_spend_that_fails_its_version_check_counts_nothing(sto
     assert store.spent("alice", "2026-12-01") == 0
 
 
+def test_a_warms_spend_counts_once_however_often_its_record_is_written(store: Store) -> None:
+    # Issue 24: a warm's cost is counted in an item of its own, before the state, keyed by the
+    # warm: a retried record adds nothing, and a billed warm whose record lost a race still
+    # counts (once: recording it again after a fresh read adds nothing either).
+    day, expires = "2026-12-01", NOW_S + 86_400
+    store.create_conversation(conversation())
+    store.create_conversation(conversation("c2"))
+    first = DaySpend(day, 123, expires, warm_seq=7)
+    saved = store.save_conversation(conversation(), spend=first)
+    saved = store.save_conversation(saved, spend=first)
+    raced = DaySpend(day, 50, expires, warm_seq=8)
+    with pytest.raises(VersionConflict):
+        store.save_conversation(conversation(), spend=raced)
+    store.save_conversation(saved, spend=raced)
+    store.save_conversation(conversation("c2"), spend=DaySpend(day, 7, expires, warm_seq=1))
+    assert store.spent("alice", day) == store.committed("alice", day) == 180
+    assert store.spent("alice", "2026-12-02") == 0
+    # The warms count against the budget a turn reserves from.
+    with pytest.raises(BudgetExhausted):
+        store.reserve_spend("alice", day, 1, 180, expires)
+    store.reserve_spend("alice", day, 20, 181, expires)
+    assert store.committed("alice", day) == 200
+
+
 def test_tallies_from_concurrent_conversations_of_one_owner_all_count(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,9 +11,14 @@ import msgspec
 import pytest
 
 from chalicelib.adapters.store import DynamoStore
-from chalicelib.adapters.store_items import conversation_item, turn_item
+from chalicelib.adapters.store_items import (
+    conversation_item,
+    encode_summary,
+    owner_index_keys,
+    turn_item,
+)
 from chalicelib.adapters.store_migration import main, migrate
-from chalicelib.domain.conversation import Conversation, Turn
+from chalicelib.domain.conversation import Conversation, Turn, summary_of
 from chalicelib.ports import VersionConflict
 from tests.conftest import SESSION, TABLE_NAME
 
@@ -48,11 +53,18 @@ def item(conversation_id: str, sort_key: str) -> dict[str, Any] | None:
 
 
 def put_legacy(conversation: Conversation, turns: list[Turn] = ()) -> None:  # type: ignore[assignment]
-    """The META (and turns) as the code before the split wrote them: the prompt in the body."""
+    """The META (and turns) as the code before the split wrote them: the prompt in the body, the
+    owner index keys and the summary on META."""
     legacy = conversation_item(conversation, conversation.version)
     body = msgspec.to_builtins(conversation)
     del body["version"]
-    legacy["body"] = {"S": msgspec.json.encode(body).decode()}
+    gsi1pk, gsi1sk = owner_index_keys(conversation)
+    legacy.update(
+        body={"S": msgspec.json.encode(body).decode()},
+        gsi1pk={"S": gsi1pk},
+        gsi1sk={"S": gsi1sk},
+        summary={"S": encode_summary(summary_of(conversation))},
+    )
     client = SESSION.client("dynamodb")
     client.put_item(TableName=TABLE_NAME, Item=legacy)
     for turn in turns:
@@ -248,3 +260,92 @@ def test_the_migration_command_names_its_table(
 ) -> None:
     assert main([]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_the_migration_moves_the_index_keys_off_the_state_item(store: DynamoStore) -> None:
+    # Issue 24: a warm writes META; while META carries the index keys, every warm writes both
+    # indexes too. After the migration only the LIST item is in them, and the list is the same.
+    old = [replace(conversation(f"old-{n}"), created_at=1_700_000_000_000 + n) for n in range(2)]
+    for legacy in old:
+        put_legacy(legacy)
+    before = store.list_summaries("alice", 10, None)
+    assert migrate(store.client, TABLE_NAME).moved == 2
+    for legacy in old:
+        meta = item(legacy.id, "META")
+        assert meta is not None and not {"gsi1pk", "gsi1sk", "summary"} & set(meta)
+        gsi1pk, gsi1sk = owner_index_keys(legacy)
+        assert item(legacy.id, "LIST") == {
+            "pk": {"S": f"CONV#{legacy.id}"},
+            "sk": {"S": "LIST"},
+            "owner": {"S": "alice"},
+            "gsi1pk": {"S": gsi1pk},
+            "gsi1sk": {"S": gsi1sk},
+        }
+    assert store.list_summaries("alice", 10, None) == before
+    assert [s.id for s in before.summaries] == ["old-1", "old-0"]
+
+
+def test_the_reverse_migration_gives_the_owner_its_savings_back(store: DynamoStore) -> None:
+    from chalicelib.domain.warming import Tally
+
+    created = conversation("c1")
+    store.create_conversation(created)
+    store.save_conversation(created, tally=Tally(spent_usd=0.25, warms=2))
+    assert migrate(store.client, TABLE_NAME, reverse=True).moved == 1
+    meta = item("c1", "META")
+    assert meta is not None and not {"spentUsd", "warms"} & set(meta)
+    assert item("c1", "LIST") is None
+    assert store.savings("alice") == Tally(spent_usd=0.25, warms=2)  # now from SAVINGS alone
+    key = {"pk": {"S": "USER#alice"}, "sk": {"S": "SAVINGS"}}
+    owner = SESSION.client("dynamodb").get_item(TableName=TABLE_NAME, Key=key)["Item"]
+    assert (owner["warms"]["N"], owner["spentUsd"]["N"]) == ("2", "0.25")
+    # Forward again: the keys move back to LIST, the owner's total stays where it is.
+    assert migrate(store.client, TABLE_NAME).moved == 1
+    assert store.savings("alice") == Tally(spent_usd=0.25, warms=2)
+
+
+def _item_size(found: dict[str, Any]) -> int:
+    """Attribute names plus values, as DynamoDB sizes an item ("Item sizes and formats"):
+    strings in UTF-8, numbers about one byte per two digits plus one."""
+    size = 0
+    for name, value in found.items():
+        ((kind, raw),) = value.items()
+        size += len(name.encode()) + (len(raw.encode()) if kind == "S" else len(raw) // 2 + 1)
+    return size
+
+
+def test_a_warming_state_item_stays_under_one_kb_and_reads_back_whole(
+    store: DynamoStore,
+) -> None:
+    # Issue 24: every warm writes META twice, 1 unit each while it stays under 1 KB. The body
+    # leaves out what is still at its default; the read fills it back in.
+    from chalicelib.domain.warming import Tally, WarmingState, WarmStats
+
+    owner = "0f4c3a5e-1b2d-4e6f-8a9b-0c1d2e3f4a5b"  # a Cognito sub: 36 characters
+    created = replace(conversation(system=BIG_SYSTEM), id="a" * 32, owner=owner)
+    store.create_conversation(created)
+    stats = WarmStats(
+        warms=41, input_tokens=123, cache_read_tokens=205_000, total_cost_usd=0.02051234
+    )
+    warming = WarmingState(
+        enabled=True,
+        status="scheduled",
+        seq=1234,
+        next_warm_at=1_799_151_278_500,
+        last_warm_at=1_799_150_988_500,
+        last_refresh_at=1_799_150_988_500,
+        turn_expires_at=1_799_150_708_500,
+        has_prefix=True,
+        idle_warms=7,
+        prefix_tokens=51_200,
+        stats=replace(
+            stats, last_warm_cost_usd=0.0005, last_warm_tokens=5000, last_cache_pct=100.0
+        ),
+    )
+    warm = replace(created, warming=warming, turn_count=12, history_count=1300)
+    saved = store.save_conversation(warm, tally=Tally(spent_usd=0.00051234, warms=1))
+    meta = item(created.id, "META")
+    assert meta is not None and _item_size(meta) < 1024
+    assert "gsi1pk" not in meta and "summary" not in meta  # no index writes either
+    fresh = DynamoStore(TABLE_NAME, client_factory=lambda: SESSION.client("dynamodb"))
+    assert fresh.get_conversation(created.id) == saved

@@ -403,3 +403,36 @@ def test_turns_in_flight_cannot_overshoot_the_budget_by_more_than_one_worst_case
     assert spent <= 5.0 + one_worst_case
     # Every reservation was settled: nothing is held once no turn is streaming.
     assert w.store.committed(OWNER, day) == w.store.spent(OWNER, day)
+
+
+def test_warms_overshoot_the_budget_by_at_most_one_warm_per_warming_conversation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Warms reserve nothing (issue 24 keeps it so): a tick reads the day's committed total before
+    # it claims, and counts its cost after the warm. The worst case is every warming
+    # conversation's tick reading the total from before any of them counted: each sends one warm,
+    # and the next tick of each sees the budget spent.
+    w = world()
+    ids = []
+    for n in range(3):
+        conversation = conversation_with_turn(w)
+        subscribe(w, f"ws{n}", conversation.id)
+        invoke(w, f"ws{n}", conversation.id, "toggle", True)
+        ids.append(conversation.id)
+    day = spend_day(w.clock.now_ms())
+    budget_micro = w.store.spent(OWNER, day) + 1  # one micro-dollar left
+    w.services.ports.limits = replace(Limits(), daily_budget_usd=budget_micro / 1_000_000)
+    stale = w.store.committed(OWNER, day)
+    with monkeypatch.context() as patched:
+        patched.setattr(w.store, "committed", lambda owner, day: stale)
+        assert [fire(w, conversation_id).action for conversation_id in ids] == ["warmed"] * 3
+    overshoot = w.store.spent(OWNER, day) - budget_micro
+    costs = []
+    for conversation_id in ids:
+        stored = w.store.get_conversation(conversation_id)
+        assert stored is not None and stored.warming.stats.last_warm_cost_usd is not None
+        costs.append(round(stored.warming.stats.last_warm_cost_usd * 1_000_000))
+    assert 0 < overshoot <= sum(costs) and len(costs) == 3
+    spent = w.store.spent(OWNER, day)
+    assert [fire(w, conversation_id).action for conversation_id in ids] == ["budget-exhausted"] * 3
+    assert w.store.spent(OWNER, day) == spent and len(w.model.warms) == 3
