@@ -415,7 +415,7 @@ def test_toggles_closes_and_refused_turns_never_need_prices(stack: MotoStack) ->
     assert closed.json_body["warming"]["status"] == "closed"
 
 
-def test_a_warm_costs_seven_aws_calls_plus_one_post_per_subscriber(stack: MotoStack) -> None:
+def test_a_warm_costs_eight_aws_calls_plus_one_post_per_subscriber(stack: MotoStack) -> None:
     conversation_id = create(stack)
     sealed_turn(stack, conversation_id)
     for connection_id in ("ws-1", "ws-2", "ws-3"):
