@@ -20,6 +20,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from chalicelib import log_context
 from chalicelib.services.ports import Ports
 from chalicelib.services.ticks import TickReport, Ticks
 from chalicelib.wire.ticks import BadTick, TickRecord, tick_of_body
@@ -70,7 +71,8 @@ class TickBatch:
             self._retry(record, BAD_TICK_RETRY_S)
             return None
         try:
-            return self.ticks.handle(tick.conversation_id, tick.seq, tick.target, deadline_ms)
+            with log_context.bound(conversationId=tick.conversation_id, seq=tick.seq):
+                return self.ticks.handle(tick.conversation_id, tick.seq, tick.target, deadline_ms)
         except Exception:  # one tick's failure never fails the others of its batch
             log.exception(
                 "tick %s/%s failed (receive %d)",
