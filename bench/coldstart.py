@@ -161,13 +161,15 @@ def _package_rows(report: Report, ws_only: bool = False) -> None:
 def _interleaved(
     variants: dict[str, tuple[Path, str]], shipped: Path, rounds: int
 ) -> dict[str, list[float]]:
-    """Each variant's import time per round, round-robin, after one discarded warm-up round."""
+    """Each variant's import time per round, round-robin, after one discarded warm-up round;
+    every other round in reverse order, so that no variant always runs right after another."""
     startup_rows = _importtime("", coldstart_package.command(shipped, "pass"))
     startup = {name.strip() for name, _, _ in startup_rows}
     print(f"  package: {rounds} rounds of {len(variants)}; load {loadavg()}", flush=True)
     times: dict[str, list[float]] = {key: [] for key in variants}
     for round_index in range(rounds + 1):
-        for key, (root, code) in variants.items():
+        order = list(variants.items())
+        for key, (root, code) in order[::-1] if round_index % 2 else order:
             runner = coldstart_package.command(root, code)
             value = _top_level_ms(_importtime(code, runner), startup)
             if round_index > 0:
