@@ -226,7 +226,7 @@ def _conversation_of(body: object) -> str | None:
         return None
     try:
         return msgspec.json.decode(body, type=_Addressed).conversation_id
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, UnicodeError):  # a str frame may hold lone surrogates
         return None
 
 

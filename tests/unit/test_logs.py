@@ -129,6 +129,15 @@ def test_a_frame_that_is_not_json_still_logs_its_connection(
     assert "requestId" not in line  # no Lambda context, no request id: left out, not null
 
 
+def test_a_frame_with_a_lone_surrogate_still_reaches_its_handler(
+    lambda_logs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+    monkeypatch.setattr(lambda_logs.services, "handle_frame", lambda c, b, a: seen.append(b))
+    application.app.handler_map["message"](ws_event("$default", "ws-1", body="\udcff"), None)
+    assert seen == ["\udcff"]  # the frame is refused by its parser, not by the log context
+
+
 def test_a_failed_rest_request_logs_its_exception_with_the_request_context(
     lambda_logs: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
