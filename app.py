@@ -8,7 +8,7 @@ from typing import Any
 
 from chalice.app import Chalice, Response, WebsocketEvent
 
-from chalicelib import auth, bootstrap
+from chalicelib import auth, bootstrap, logs
 from chalicelib.domain.errors import Refused
 from chalicelib.logs import emit_turn_metrics, log_tick
 from chalicelib.wire import commands, ticks, views
@@ -18,6 +18,7 @@ from chalicelib.wire.frames import conversation_id_of
 app = Chalice(app_name="cache-warming")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.log.setLevel("INFO")
+logs.wire(app)  # JSON log lines with each invocation's request, connection and conversation
 
 
 # --- HTTP -----------------------------------------------------------------------------------
@@ -155,6 +156,7 @@ def disconnect(event: WebsocketEvent) -> None:
 
 
 @app.lambda_function(name="warm")
+@logs.lambda_handler("warm")
 def warm(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Ticks: an SQS batch from the tick queue's event source mapping (answered with the partial
     batch response), or one raw `{"conversationId", "seq", "target"}` from an async invoke."""
@@ -173,6 +175,7 @@ def warm(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @app.lambda_function(name="generate")
+@logs.lambda_handler("generate")
 def generate(event: dict[str, Any], context: Any) -> dict[str, Any]:
     services = bootstrap.services()
     # The turn is claimed until Lambda would kill this invocation, no longer.

@@ -10,6 +10,12 @@ filling the page cache) is discarded.
 - warm: `import app` plus what the warm handler imports on its first call: the model adapter,
   which imports the `anthropic` SDK, and Powertools' metrics (`chalicelib.logs`).
 - generate: the same set, measured separately.
+
+`COLDSTART_BASELINE=REV` (a git revision) also packages REV and measures its WS handlers in the
+same rounds as this tree's, printing both medians and their ratio (target: at most 5 % slower);
+`COLDSTART_PACKAGE_ROUNDS=N` sets the package rounds (default 10); with a baseline,
+`COLDSTART_WS_ONLY=1` measures only the package's bare app and WS handlers, both trees (more
+rounds in the same minutes on a busy machine).
 """
 
 from __future__ import annotations
@@ -26,6 +32,11 @@ NAME = "coldstart"
 ROUNDS = 20
 PACKAGE_ROUNDS = 10
 TARGET_WS_RATIO = 1.3
+# Logging and tracing may cost the WS handlers' cold start at most 5 % (issue 19).
+TARGET_BASELINE_RATIO = 1.05
+BASELINE_ENV = "COLDSTART_BASELINE"
+ROUNDS_ENV = "COLDSTART_PACKAGE_ROUNDS"
+WS_ONLY_ENV = "COLDSTART_WS_ONLY"
 FIRST_CALL = (
     "import chalicelib.adapters.model; import anthropic; "
     "from aws_lambda_powertools import Metrics; "
@@ -82,6 +93,9 @@ def top_modules(code: str, startup: set[str], count: int = 6) -> list[tuple[str,
 
 def run() -> Report:
     report = Report(NAME)
+    if os.environ.get(WS_ONLY_ENV) and os.environ.get(BASELINE_ENV):
+        _package_rows(report, ws_only=True)  # more rounds in the same minutes, for the ratio
+        return report
     startup = {name.strip() for name, _, _ in _importtime("pass")}
     times: dict[str, list[float]] = {key: [] for key in VARIANTS}
     print(f"  {ROUNDS} rounds of {len(VARIANTS)} fresh interpreters; load {loadavg()}", flush=True)
@@ -119,28 +133,62 @@ def run() -> Report:
     return report
 
 
-def _package_rows(report: Report) -> None:
-    """The same imports from the deployment package, as Lambda runs them (bench/coldstart_package.py)."""
-    with coldstart_package.unpacked() as (shipped, sources):
+def _package_rows(report: Report, ws_only: bool = False) -> None:
+    """The same imports from the deployment package, as Lambda runs them (bench/coldstart_package.py);
+    with `COLDSTART_BASELINE=REV`, also the WS handlers of REV's package, interleaved with ours."""
+    revision = os.environ.get(BASELINE_ENV, "").strip() or None
+    rounds = int(os.environ.get(ROUNDS_ENV) or PACKAGE_ROUNDS)
+    with (
+        coldstart_package.unpacked() as (shipped, sources),
+        coldstart_package.baseline(revision) as old,
+    ):
         variants: dict[str, tuple[Path, str]] = {
             "bare": (shipped, coldstart_package.BARE),
             "ws": (shipped, "import app"),
-            "warm": (shipped, f"import app; {FIRST_CALL}"),
-            "ws-sources": (sources, "import app"),
-            "warm-sources": (sources, f"import app; {FIRST_CALL}"),
         }
-        startup_rows = _importtime("", coldstart_package.command(shipped, "pass"))
-        startup = {name.strip() for name, _, _ in startup_rows}
-        print(f"  package: {PACKAGE_ROUNDS} rounds of {len(variants)}; load {loadavg()}")
-        times: dict[str, list[float]] = {key: [] for key in variants}
-        for round_index in range(PACKAGE_ROUNDS + 1):
-            for key, (root, code) in variants.items():
-                runner = coldstart_package.command(root, code)
-                value = _top_level_ms(_importtime(code, runner), startup)
-                if round_index > 0:
-                    times[key].append(value)
+        if not ws_only:
+            variants["warm"] = (shipped, f"import app; {FIRST_CALL}")
+            variants["ws-sources"] = (sources, "import app")
+            variants["warm-sources"] = (sources, f"import app; {FIRST_CALL}")
+        if old is not None:
+            variants["ws-baseline"] = (old, "import app")
+        times = _interleaved(variants, shipped, rounds)
+    _report_package(report, times)
+    if revision is not None:
+        _report_baseline(report, times, revision)
+
+
+def _interleaved(
+    variants: dict[str, tuple[Path, str]], shipped: Path, rounds: int
+) -> dict[str, list[float]]:
+    """Each variant's import time per round, round-robin, after one discarded warm-up round;
+    every other round in reverse order, so that no variant always runs right after another."""
+    startup_rows = _importtime("", coldstart_package.command(shipped, "pass"))
+    startup = {name.strip() for name, _, _ in startup_rows}
+    print(f"  package: {rounds} rounds of {len(variants)}; load {loadavg()}", flush=True)
+    times: dict[str, list[float]] = {key: [] for key in variants}
+    for round_index in range(rounds + 1):
+        order = list(variants.items())
+        for key, (root, code) in order[::-1] if round_index % 2 else order:
+            runner = coldstart_package.command(root, code)
+            value = _top_level_ms(_importtime(code, runner), startup)
+            if round_index > 0:
+                times[key].append(value)
+    return times
+
+
+def _spread(values: list[float]) -> str:
+    return f"min {min(values):.0f} ms, max {max(values):.0f} ms"
+
+
+def _report_package(report: Report, times: dict[str, list[float]]) -> None:
     bare = median(times["bare"])
-    report.add("package: bare Chalice app + boto3 (reference), median", bare, "ms")
+    report.add(
+        "package: bare Chalice app + boto3 (reference), median",
+        bare,
+        "ms",
+        note=_spread(times["bare"]),
+    )
     ws = median(times["ws"])
     report.add(
         "package: WS handlers + REST (import app), median",
@@ -150,7 +198,10 @@ def _package_rows(report: Report) -> None:
         reference_label="bare app, package",
         target=f"≤ {TARGET_WS_RATIO}x bare",
         met=ws / bare <= TARGET_WS_RATIO,
+        note=_spread(times["ws"]),
     )
+    if "warm" not in times:
+        return
     warm = median(times["warm"])
     report.add(
         f"package: {LABELS['warm']}, median",
@@ -158,6 +209,7 @@ def _package_rows(report: Report) -> None:
         "ms",
         reference=bare,
         reference_label="bare app, package",
+        note=_spread(times["warm"]),
     )
     for key, shipped_ms in (("ws", ws), ("warm", warm)):
         report.add(
@@ -167,3 +219,34 @@ def _package_rows(report: Report) -> None:
             reference=shipped_ms,
             reference_label="with bytecode",
         )
+
+
+def _report_baseline(report: Report, times: dict[str, list[float]], revision: str) -> None:
+    before, after = times["ws-baseline"], times["ws"]
+    # The two ran back to back in each round: the ratio per round cancels most of a load swing
+    # that hits both, and the minimum is the run least disturbed.
+    paired = median([new / old for old, new in zip(before, after, strict=True)])
+    print(
+        f"  baseline {revision}: WS handlers median {median(before):.0f} ms ({_spread(before)}); "
+        f"this tree {median(after):.0f} ms ({_spread(after)}); ratio of medians "
+        f"{median(after) / median(before):.3f}, median of per-round ratios {paired:.3f}, "
+        f"ratio of minimums {min(after) / min(before):.3f}",
+        flush=True,
+    )
+    report.add(
+        f"package: WS handlers + REST (import app), baseline {revision}, median",
+        median(before),
+        "ms",
+        note=_spread(before),
+    )
+    report.add(
+        f"package: WS handlers + REST (import app), this tree vs {revision}, median",
+        median(after),
+        "ms",
+        reference=median(before),
+        reference_label=f"baseline {revision}",
+        target=f"≤ {TARGET_BASELINE_RATIO}x baseline",
+        met=median(after) / median(before) <= TARGET_BASELINE_RATIO,
+        note=f"{_spread(after)}; per-round ratio median {paired:.3f}, "
+        f"minimums {min(after) / min(before):.3f}",
+    )

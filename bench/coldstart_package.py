@@ -2,6 +2,9 @@
 
 `infra/package.sh` builds the package (dependencies and bytecode included); it is unpacked twice:
 as shipped, and with every `__pycache__` removed, which is what `chalice package` alone ships.
+`baseline(REV)` builds the same package from a git revision (`git archive` into a scratch
+directory, then that revision's own `infra/package.sh` with this virtualenv's tools), so a run can
+compare the tree against a baseline measured in the same minutes under the same load.
 Each run is `python -S -X importtime` with only the package on `sys.path` (Lambda's
 `/var/task`) and `PYTHONDONTWRITEBYTECODE=1`, because `/var/task` is read-only and Python there
 cannot cache what it compiles. The package targets arm64; its compiled extension modules are
@@ -31,23 +34,50 @@ BARE = "import boto3; from chalice.app import Chalice; app = Chalice(app_name='b
 def unpacked() -> Iterator[tuple[Path, Path]]:
     """(as shipped, without bytecode): two unpacked copies of a freshly built package."""
     with tempfile.TemporaryDirectory(prefix="coldstart-package-") as scratch:
-        out_dir = Path(scratch) / "out"
-        env = {**os.environ, "OUT_DIR": str(out_dir), "SKIP_LINT": "1"}
-        subprocess.run(
-            ["bash", "infra/package.sh", "dev"],
-            cwd=PROJECT_DIR,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        shipped = Path(scratch) / "shipped"
-        with zipfile.ZipFile(out_dir / "deployment.zip") as package:
-            package.extractall(shipped)
-        _use_host_extensions(shipped)
+        shipped = _build(Path(PROJECT_DIR), Path(scratch))
         sources = Path(scratch) / "sources"
         shutil.copytree(shipped, sources, ignore=shutil.ignore_patterns("__pycache__"))
         yield shipped, sources
+
+
+@contextmanager
+def baseline(revision: str | None) -> Iterator[Path | None]:
+    """The package of `revision` as shipped, unpacked; None (nothing built) without a revision."""
+    if not revision:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="coldstart-baseline-") as scratch:
+        tree = Path(scratch) / "tree"
+        tree.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", revision],
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            check=True,
+        )
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+        yield _build(tree, Path(scratch))
+
+
+def _build(project: Path, scratch: Path) -> Path:
+    """Package `project` with its own `infra/package.sh`; the unpacked package, host extensions in."""
+    out_dir = scratch / "out"
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "OUT_DIR": str(out_dir), "SKIP_LINT": "1", "BIN": str(bin_dir)}
+    env.pop("PROJECT_DIR", None)
+    subprocess.run(
+        ["bash", "infra/package.sh", "dev"],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    shipped = scratch / "shipped"
+    with zipfile.ZipFile(out_dir / "deployment.zip") as package:
+        package.extractall(shipped)
+    _use_host_extensions(shipped)
+    return shipped
 
 
 def _use_host_extensions(root: Path) -> None:

@@ -165,6 +165,8 @@ def _is_loopback(host: str) -> bool:
 
 def configure_logging(verbose: bool) -> None:
     """Warm ticks (JSON) to stdout, one line each; devstack and app diagnostics to stderr."""
+    from chalicelib.logs import TickLineFormatter
+
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)
     logging.basicConfig(
@@ -174,7 +176,7 @@ def configure_logging(verbose: bool) -> None:
     )
     ticks = logging.getLogger("cache_warming.ticks")
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(TickLineFormatter())
     ticks.addHandler(handler)
     ticks.setLevel(logging.INFO)
     ticks.propagate = False

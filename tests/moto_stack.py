@@ -42,6 +42,7 @@ from chalicelib.adapters.store_table import client_config
 from chalicelib.adapters.tick_queue import SqsTickQueue
 from chalicelib.adapters.timer import PreciseTimer
 from chalicelib.domain.timing import TIMINGS
+from chalicelib.logs import record_fields
 from chalicelib.services import Ports, Services
 from tests.conftest import SCHEDULE_GROUP, SESSION, TABLE_NAME
 from tests.fakes.ports import FakeClock, FakeModel
@@ -143,7 +144,7 @@ class TickCapture(logging.Handler):
         self.ticks: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.ticks.append(json.loads(record.getMessage()))
+        self.ticks.append(record_fields(record))
 
 
 class TimedLambdaClient(TestLambdaClient):

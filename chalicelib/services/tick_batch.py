@@ -20,6 +20,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from chalicelib import log_context
 from chalicelib.services.ports import Ports
 from chalicelib.services.ticks import TickReport, Ticks
 from chalicelib.wire.ticks import BadTick, TickRecord, tick_of_body
@@ -69,17 +70,18 @@ class TickBatch:
             log.error("message %s is not a tick (%s): left for the DLQ", record.message_id, error)
             self._retry(record, BAD_TICK_RETRY_S)
             return None
-        try:
-            return self.ticks.handle(tick.conversation_id, tick.seq, tick.target, deadline_ms)
-        except Exception:  # one tick's failure never fails the others of its batch
-            log.exception(
-                "tick %s/%s failed (receive %d)",
-                tick.conversation_id,
-                tick.seq,
-                record.receive_count,
-            )
-            self._retry(record, retry_delay_s(record.receive_count))
-            return None
+        with log_context.bound(conversationId=tick.conversation_id, seq=tick.seq):
+            try:
+                return self.ticks.handle(tick.conversation_id, tick.seq, tick.target, deadline_ms)
+            except Exception:  # one tick's failure never fails the others of its batch
+                log.exception(
+                    "tick %s/%s failed (receive %d)",
+                    tick.conversation_id,
+                    tick.seq,
+                    record.receive_count,
+                )
+                self._retry(record, retry_delay_s(record.receive_count))
+                return None
 
     def _retry(self, record: TickRecord, delay_s: int) -> None:
         queue = self.ports.tick_queue

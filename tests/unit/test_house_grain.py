@@ -21,14 +21,6 @@ DATA_TABLES = (
     "chalicelib/domain/catalog/claude_5.py",
 )
 
-# TEMPORARY: files other branches own and are splitting now; the lead empties this list when
-# they merge (an entry that no longer offends fails `test_temporary_entries_are_still_needed`).
-TEMPORARY = {
-    # issue-19 logs (wt19l) owns bench/coldstart*.py.
-    ("bench/coldstart.py", "_package_rows"),
-}
-
-
 def sources() -> list[Path]:
     found: list[Path] = []
     for root in ROOTS:
@@ -54,16 +46,11 @@ def offences(paths: list[Path] | None = None, root: Path = ROOT) -> set[tuple[st
 
 
 def test_no_function_over_45_lines_and_no_module_over_350() -> None:
-    over = sorted(offences() - TEMPORARY)
+    over = sorted(offences())
     assert over == [], (
         "split these into named steps (a data table goes in DATA_TABLES and "
         f"docs/architecture.md): {over}"
     )
-
-
-def test_temporary_entries_are_still_needed() -> None:
-    stale = sorted(TEMPORARY - offences())
-    assert stale == [], f"fixed: remove them from TEMPORARY: {stale}"
 
 
 def test_the_data_tables_are_data_and_documented() -> None:

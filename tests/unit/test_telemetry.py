@@ -7,7 +7,7 @@ import json
 import pytest
 
 from chalicelib.domain.pricing import Usage
-from chalicelib.logs import emit_turn_metrics, log_tick, tick_record
+from chalicelib.logs import emit_turn_metrics, log_tick, record_fields, tick_record
 from chalicelib.services import TickReport
 
 
@@ -23,8 +23,9 @@ def test_a_warm_logs_one_line_and_emits_its_metrics(
     report = TickReport("c1", 4, 1000, "warmed", lateness_ms=120, usage=usage, cost_usd=0.0027)
     caplog.set_level("INFO", logger="cache_warming.ticks")
     log_tick(report)
-    (line,) = [json.loads(r.message) for r in caplog.records]
-    assert line == tick_record(report)
+    (record,) = caplog.records
+    line = record_fields(record)
+    assert (record.getMessage(), line) == ("tick", tick_record(report))
     assert (line["conversationId"], line["seq"], line["latenessMs"]) == ("c1", 4, 120)
     (emf,) = emf_lines(capsys.readouterr().out)
     names = {m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}  # type: ignore[index]
