@@ -149,14 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         out=lambda line: print(line, flush=True),
     )
     ok = probe.run()
-    failed = sum(1 for _, passed, _ in probe.results if not passed)
     # The summary goes to stderr: stdout is exactly one line per check.
-    print(
-        f"{'ok' if ok else 'FAILED'}: {len(probe.results) - failed} passed, {failed} failed "
-        f"in {time.monotonic() - started:.0f} s",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(probe.summary(time.monotonic() - started), file=sys.stderr, flush=True)
     return 0 if ok else 1
 
 

@@ -54,6 +54,13 @@ class ProbeSession:
     def passed(self) -> bool:
         return bool(self.results) and all(ok for _, ok, _ in self.results)
 
+    def summary(self, elapsed_s: float) -> str:
+        failed = sum(1 for _, ok, _ in self.results if not ok)
+        return (
+            f"{'ok' if self.passed else 'FAILED'}: {len(self.results) - failed} passed, "
+            f"{failed} failed in {elapsed_s:.0f} s"
+        )
+
     # --- helpers ---------------------------------------------------------------------
 
     def open_socket(self, *, chat: bool = True) -> tuple[Socket, Received]:

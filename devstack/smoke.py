@@ -207,13 +207,7 @@ def run_probe(target: Target, model: str, out: Out) -> bool:
     probe.http = PinnedHttp(target.http_url, target.token, model)
     started = time.monotonic()
     ok = probe.run()
-    failed = sum(1 for _, passed, _ in probe.results if not passed)
-    print(
-        f"smoke: {'ok' if ok else 'FAILED'}: {len(probe.results) - failed} passed, "
-        f"{failed} failed in {time.monotonic() - started:.0f} s",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(f"smoke: {probe.summary(time.monotonic() - started)}", file=sys.stderr, flush=True)
     return ok
 
 

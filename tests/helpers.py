@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from chalicelib.domain.conversation import Conversation
@@ -194,3 +198,25 @@ def adapter_prompts(system_repeats: int, model: str = "claude-sonnet-4-6") -> Ad
     placeholder = {"role": "user", "content": [{"type": "text", "text": "(warm-up)"}]}
     warm = Prompt(model, 0, system, [*messages, placeholder])
     return AdapterPrompts(system, messages, warm, Prompt(model, 100, system, [messages[0]]))
+
+
+@contextmanager
+def serving_jwks(body: bytes) -> Iterator[str]:
+    """A key set served the way an identity provider serves `/.well-known/jwks.json`: its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    finally:
+        server.shutdown()

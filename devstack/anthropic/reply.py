@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 WORDS: tuple[str, ...] = (
     "the", "cache", "warm", "prompt", "token", "stream", "model", "reply", "quick", "brown",
@@ -44,3 +45,19 @@ def generate_reply(seed_text: str, words: int) -> list[str]:
         digest = hashlib.blake2b(seed + i.to_bytes(4, "big"), digest_size=4).digest()
         out.append(WORDS[int.from_bytes(digest, "big") % len(WORDS)])
     return out
+
+
+def message_body(
+    message_id: str, model: str, words: list[str], stop_reason: str, usage: dict[str, Any]
+) -> dict[str, Any]:
+    """The non-streamed Message object, as the Messages API (and Bedrock's InvokeModel) answers."""
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "".join(words)}] if words else [],
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": usage,
+    }

@@ -16,7 +16,7 @@ from devstack.anthropic.config import ERROR_FAULTS, FAULT_KINDS, Fault
 from devstack.anthropic.errors import RequestError, invalid
 from devstack.anthropic.ports import EmulatorState
 from devstack.anthropic.prompt import MessagesRequest
-from devstack.anthropic.reply import reply_pieces
+from devstack.anthropic.reply import message_body, reply_pieces
 from devstack.anthropic.rules import parse_messages_request
 from devstack.anthropic.streaming import ClientGone, StreamingHandler
 
@@ -260,16 +260,9 @@ class _Handler(StreamingHandler):
     ) -> None:
         self._send_json(
             200,
-            {
-                "id": record["message_id"],
-                "type": "message",
-                "role": "assistant",
-                "model": request.model,
-                "content": [{"type": "text", "text": "".join(words)}] if words else [],
-                "stop_reason": stop_reason,
-                "stop_sequence": None,
-                "usage": plan.usage(len(words)),
-            },
+            message_body(
+                record["message_id"], request.model, words, stop_reason, plan.usage(len(words))
+            ),
             record["request_id"],
         )
 

@@ -11,6 +11,7 @@ from devstack.anthropic.cache import CachePlan
 from devstack.anthropic.config import EmulatorConfig
 from devstack.anthropic.emulator import AnthropicEmulator
 from devstack.anthropic.prompt import MessagesRequest
+from devstack.anthropic.reply import message_body
 from devstack.bedrock.rules import BedrockError
 from devstack.bedrock.server import BedrockServer
 
@@ -80,16 +81,8 @@ class BedrockStandIn(AnthropicEmulator):
         words: list[str],
         stop_reason: str,
     ) -> dict[str, Any]:
-        return {
-            "id": record["message_id"],
-            "type": "message",
-            "role": "assistant",
-            "model": request.model,
-            "content": [{"type": "text", "text": "".join(words)}] if words else [],
-            "stop_reason": stop_reason,
-            "stop_sequence": None,
-            "usage": self.usage(plan, len(words)),
-        }
+        usage = self.usage(plan, len(words))
+        return message_body(record["message_id"], request.model, words, stop_reason, usage)
 
     def opening_events(
         self, request: MessagesRequest, record: dict[str, Any], plan: CachePlan

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chalicelib.auth import JwksVerifier, SharedSecretVerifier, bearer, mint
 from chalicelib.domain.errors import Refused
+from tests.helpers import serving_jwks
 
 SECRET = "a-dev-secret-that-is-long-enough-for-hs256"
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_TEST"
@@ -107,21 +108,8 @@ def keys() -> dict[str, Any]:
 def jwks_url(keys: dict[str, Any]) -> Iterator[str]:
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(keys["good"].public_key()))
     body = json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "RS256", "use": "sig"}]}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    server.shutdown()
+    with serving_jwks(body) as url:
+        yield url
 
 
 def rs256(key: Any, kid: str = "k1", **claims: Any) -> str:

@@ -1572,6 +1572,8 @@ def test_the_dashboard_shows_every_function_and_every_alarmed_metric(
             assert ("AWS/Lambda", metric, dimensions) in shown, (function, metric)
     for logical, alarm in _alarms(template).items():
         assert _watched(resolver, alarm) in shown, logical
+
+
 # --- sign-in: the optional Cognito user pool (issue 19) -----------------------------------------
 
 POOL_RESOURCES = ("UserPool", "UserPoolClient")

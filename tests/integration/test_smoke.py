@@ -10,10 +10,8 @@ import gzip
 import json
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from chalicelib.adapters.prices import GenaiPriceBook
 from chalicelib.auth import JwksVerifier, SharedSecretVerifier
 from chalicelib.domain.catalog import CATALOG
 from devstack import smoke
+from tests.helpers import serving_jwks
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "cache-warming-smoke"
@@ -137,21 +136,8 @@ def moto_jwks() -> Iterator[str]:
 
     resources = Path(moto.cognitoidp.__file__).parent / "resources" / "jwks-public.json.gz"
     body = gzip.decompress(resources.read_bytes())
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    server.shutdown()
+    with serving_jwks(body) as url:
+        yield url
 
 
 def _pool(aws: Any) -> tuple[str, str]:

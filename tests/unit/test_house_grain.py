@@ -21,6 +21,7 @@ DATA_TABLES = (
     "chalicelib/domain/catalog/claude_5.py",
 )
 
+
 def sources() -> list[Path]:
     found: list[Path] = []
     for root in ROOTS:
